@@ -13,8 +13,8 @@ import math
 import numpy as np
 import pandas as pd
 
-from .profiles import Profile
-from .results import ckpt_step, standard_cells
+from .profiles import PAPER, Profile, ckpt_step
+from .results import model_cells
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +27,7 @@ GROUP_PT, GROUP_FT = "Learned in PT", "Learned in FT"
 # Fig. 7 bar names per task family
 OOD_GROUP_NAMES = {"nli": "NLI", "summarization": "Summary Generation", "question_generation": "Question Generation",
                    "paraphrase": "Paraphrase Detection"}
-PAPER_MAIN_STEP = 750_000  # the release's Table 5 slope treats "main" as step 750,000
+PAPER_MAIN_STEP = PAPER.table5_main_step  # the release's Table 5 slope treats "main" as step 750,000
 OOD_CONFIDENCE = 0.90
 
 
@@ -35,21 +35,33 @@ OOD_CONFIDENCE = 0.90
 # change tables
 
 
-def _select(df: pd.DataFrame, format: str, shots: int) -> pd.DataFrame:
-    """Rows of one format and shot count, standard variant only; duplicated cells are an error."""
-    return standard_cells(df[(df["format"] == format) & (df["shots"] == shots)], ["eval_set", "fine_tune", "ckpt"])
+def _select(df: pd.DataFrame, format: str, shots: int, method: str) -> pd.DataFrame:
+    """Rows of one format, shot count and fine-tuning method (base rows kept), standard variant only, one row per
+    cell (training seeds averaged)."""
+    return model_cells(df[(df["format"] == format) & (df["shots"] == shots)], ["eval_set", "fine_tune", "ckpt"],
+                       method)
+
+
+def _profile_select(profile: Profile, select: dict) -> dict:
+    """The cell selection an analysis of `profile` uses: its shots, ladder and method unless overridden."""
+    return {"shots": profile.shots, "ckpts": list(profile.ckpts), "method": profile.method, **select}
 
 
 def _ckpt_order(sel: pd.DataFrame) -> list[str]:
     """Checkpoints of `sel` in training order (unknown steps, e.g. an unrecorded 'main', last)."""
     steps = sel.groupby("ckpt")["step"].first() if "step" in sel else pd.Series(dtype=float)
     ckpts = sel["ckpt"].unique()
-    key = {c: steps.get(c, ckpt_step(c)) for c in ckpts}
+    key = {c: steps.get(c, _label_step(c)) for c in ckpts}
     return sorted(ckpts, key=lambda c: (math.isnan(key[c]), 0.0 if math.isnan(key[c]) else key[c], c))
 
 
+def _label_step(ckpt: str) -> float:
+    step = ckpt_step(ckpt)
+    return math.nan if step is None else float(step)
+
+
 def change_table(df: pd.DataFrame, pairs, value: str = "performance", *, format: str = "default", shots: int = 4,
-                 ckpts=None) -> pd.DataFrame:
+                 ckpts=None, method: str = "full") -> pd.DataFrame:
     """Rows eval_set, fine_tune, ckpt, step, base, fine_tuned, raw, ratio for every (pair, ckpt) with both rows.
 
     `ckpts` (default: every checkpoint in the selected rows) are the cells expected; a cell lacking its base or
@@ -61,7 +73,7 @@ def change_table(df: pd.DataFrame, pairs, value: str = "performance", *, format:
         raise ValueError("pairs must be (eval_set, fine_tune) tuples, e.g. [('xsum', 'mnli')]")
     if value not in df.columns:
         raise ValueError(f"no column {value!r}; numeric columns: {list(df.select_dtypes('number').columns)}")
-    sel = _select(df, format, shots)
+    sel = _select(df, format, shots, method)
     order = list(ckpts) if ckpts is not None else _ckpt_order(sel)
     cell = {(e, f, c): v for e, f, c, v in zip(sel["eval_set"], sel["fine_tune"], sel["ckpt"], sel[value])}
     steps = dict(zip(sel["ckpt"], sel["step"])) if "step" in sel else {}
@@ -76,7 +88,7 @@ def change_table(df: pd.DataFrame, pairs, value: str = "performance", *, format:
                 continue
             raw = fine_tuned - base
             rows.append({"eval_set": eval_set, "fine_tune": fine_tune, "ckpt": ckpt,
-                         "step": steps.get(ckpt, ckpt_step(ckpt)), "base": base, "fine_tuned": fine_tuned,
+                         "step": steps.get(ckpt, _label_step(ckpt)), "base": base, "fine_tuned": fine_tuned,
                          "raw": raw, "ratio": raw / base if base != 0 else math.nan})
     table = pd.DataFrame(rows, columns=["eval_set", "fine_tune", "ckpt", "step", "base", "fine_tuned", "raw", "ratio"])
     if missing:
@@ -133,21 +145,21 @@ def ood_groups(profile: Profile) -> dict[str, list[tuple[str, str]]]:
 def learned_groups(profile: Profile) -> dict[str, list[tuple[str, str]]]:
     """Table 5 / Fig. 3 groups: {"Learned in PT": pairs, "Learned in FT": pairs} from the manual split.
 
-    The lists are LEARNED_IN_PT / LEARNED_IN_FT unless the profile supplies `extra["learned_in_pt"]` /
-    `extra["learned_in_ft"]`. A benchmark is paired with the instruction-tuned model, an SFT set with the task that
+    The lists are LEARNED_IN_PT / LEARNED_IN_FT unless the profile sets `learned_in_pt` / `learned_in_ft`.
+    A benchmark is paired with the instruction-tuned model, an SFT set with the task that
     has it in domain. Default-list sets this profile does not evaluate are dropped (logged); a profile's own list
     must name only sets it evaluates.
     """
     groups = {}
     for group, key, default in ((GROUP_PT, "learned_in_pt", LEARNED_IN_PT), (GROUP_FT, "learned_in_ft", LEARNED_IN_FT)):
-        names = profile.extra.get(key, default)
-        own = key in profile.extra
+        own = getattr(profile, key) is not None
+        names = getattr(profile, key) if own else default
         pairs, dropped = [], []
         for eval_set in names:
             fine_tune = _trained_for(profile, eval_set)
             if fine_tune is None:
                 if own:
-                    raise ValueError(f"profile {profile.name!r} extra[{key!r}] names {eval_set!r}, which none of its "
+                    raise ValueError(f"profile {profile.name!r} {key} names {eval_set!r}, which none of its "
                                      f"tasks has in domain and which is not one of its instruction benchmarks")
                 dropped.append(eval_set)
             else:
@@ -198,7 +210,11 @@ def learning_table(df: pd.DataFrame, pairs, *, main_step: float | None = None, *
 
 
 def table5(df: pd.DataFrame, profile: Profile, *, main_step: float | None = None, **select) -> pd.DataFrame:
-    """Table 5: `learning_table` of the "Learned in PT" and "Learned in FT" groups, stacked with a `group` column."""
+    """Table 5: `learning_table` of the "Learned in PT" and "Learned in FT" groups, stacked with a `group` column.
+
+    `main` counts as `main_step`, by default the profile's `table5_main_step` (the paper: 750,000)."""
+    main_step = main_step if main_step is not None else profile.table5_main_step
+    select = _profile_select(profile, select)
     parts = []
     for group, pairs in learned_groups(profile).items():
         part = learning_table(df, pairs, main_step=main_step, **select)
@@ -224,6 +240,7 @@ def mean_ci(values, confidence: float = OOD_CONFIDENCE, n_boot: int = 1000,
 def ood_summary(df: pd.DataFrame, profile: Profile, *, confidence: float = OOD_CONFIDENCE, n_boot: int = 1000,
                 seed: int = 0, **select) -> pd.DataFrame:
     """Per OOD group: mean raw change over its (pair, ckpt) rows with a bootstrap CI (Fig. 7 bars)."""
+    select = _profile_select(profile, select)
     rows, missing = [], []
     for group, pairs in ood_groups(profile).items():
         table = change_table(df, pairs, **select)
@@ -238,6 +255,7 @@ def ood_summary(df: pd.DataFrame, profile: Profile, *, confidence: float = OOD_C
 
 def mrc_table(df: pd.DataFrame, profile: Profile, **select) -> pd.DataFrame:
     """The two headline mean relative changes (Fig. 6): Class→Gen and Gen→Class, in %, with the rows they average."""
+    select = _profile_select(profile, select)
     rows = []
     for direction, pairs in (("Class→Gen", class_to_gen_pairs(profile)), ("Gen→Class", gen_to_class_pairs(profile))):
         table = change_table(df, pairs, **select)
@@ -248,9 +266,10 @@ def mrc_table(df: pd.DataFrame, profile: Profile, **select) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["direction", "pairs", "n_rows", "n_missing", "mrc_pct"])
 
 
-def format_gap_table(df: pd.DataFrame, profile: Profile, *, shots: int = 4) -> pd.DataFrame:
+def format_gap_table(df: pd.DataFrame, profile: Profile, *, method: str = "full") -> pd.DataFrame:
     """Fig. 5 in numbers: per task's primary set, mean performance over the ladder per format, base vs fine-tuned."""
-    sel = standard_cells(df[df["shots"] == shots], ["eval_set", "fine_tune", "ckpt", "format"])
+    rows = df[(df["shots"] == profile.shots) & df["ckpt"].isin(profile.ckpts)]
+    sel = model_cells(rows, ["eval_set", "fine_tune", "ckpt", "format"], method)
     rows = []
     for task in profile.tasks:
         for kind, fine_tune in (("base", "base"), ("fine_tuned", task.name)):

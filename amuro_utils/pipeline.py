@@ -1,7 +1,10 @@
-"""The steps the notebooks call: evaluate a checkpoint, fine-tune and evaluate, probe sensitivity, load results.
+"""The steps the notebooks call: evaluate base checkpoints, fine-tune and evaluate, probe sensitivity, load records,
+draw a notebook's figures.
 
-Every step is resumable: an evaluation already in the results store is never recomputed, and a fine-tuned model
-is trained only while some record of its evaluation plan is missing.
+Every step is resumable and settings-aware: a record is reused only when it was made under the settings identity the
+profile gives now (amuro_utils.identity); a stale one is recomputed and the old one kept aside; a fine-tuned model is
+trained only while some record of its evaluation plan is missing or stale. Every step is a no-op on a profile whose
+results are the authors' released numbers, so a notebook reads top to bottom with no branches.
 """
 
 from __future__ import annotations
@@ -9,30 +12,41 @@ from __future__ import annotations
 import dataclasses
 import gc
 import json
+import logging
 import os
 import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from . import evaluate, ladder, results, tasks
+from . import evaluate, identity, ladder, plan, results, sensitivity as probe, tasks, tiny_ladder
 from .paths import results_dir
-from .profiles import Profile, TaskPlan, get_profile
+from .profiles import FineTune, Profile, TaskPlan, ckpt_step, get_profile
+
+log = logging.getLogger(__name__)
+SOURCES = ("run", "paper")
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # set-up and results
 
 
-def setup(profile_name: str, *, force_cpu: bool | None = None) -> Profile:
-    """Resolve a profile and check, before any download or hour is spent, that this machine can run it."""
+def setup(profile_name: str, results_source: str = "", *, force_cpu: bool | None = None) -> Profile:
+    """Resolve a profile (with `results_source` 'run' or 'paper' if given) and check, before any download or hour is
+    spent, that this machine can run it."""
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # per-file loading/saving bars would flood executed notebooks
     profile = get_profile(profile_name)
+    if results_source:
+        if results_source not in SOURCES:
+            raise ValueError(f"unknown results source {results_source!r}; use 'run' or 'paper' (or '' for the "
+                             f"profile's own, {profile.results_source!r})")
+        profile = dataclasses.replace(profile, results_source=results_source)
     if profile.results_source == "paper":
         return profile
     if profile.data_source == "offline":
@@ -54,19 +68,38 @@ def setup(profile_name: str, *, force_cpu: bool | None = None) -> Profile:
     return profile
 
 
+def runs_models(profile: Profile) -> bool:
+    """False when the profile's results are the authors' released numbers (nothing to run)."""
+    return profile.results_source == "run"
+
+
 def store(profile: Profile) -> results.Store:
-    """The results store of a profile: results/<profile>/records."""
-    return results.Store(results_dir(profile.name) / "records")
+    """The results store of a profile: results/<profile>/records (schema-1 records are migrated on first use)."""
+    st = results.Store(results_dir(profile.name) / "records")
+    st.migrate()
+    return st
 
 
-def load_frame(profile: Profile, source: str | None = None) -> pd.DataFrame:
-    """All records of a profile as one DataFrame: its own runs ('run') or the authors' released numbers ('paper')."""
+def load_frame(profile: Profile, source: str | None = None, *, items: bool = False, mixed: bool = False) -> pd.DataFrame:
+    """All records of a profile as one DataFrame: its own runs ('run') or the authors' released numbers ('paper').
+
+    Run records made under different settings where they must agree (e.g. two item limits, or two learning rates
+    for one task across the ladder) are refused, naming the fields, unless `mixed=True`. `items` adds per-item
+    scores, predictions, references and each record's identity.
+    """
     source = source or profile.results_source
     if source == "paper":
         return results.load_paper_results()
-    if source == "run":
-        return store(profile).frame()
-    raise ValueError(f"unknown results source {source!r}; use 'run' or 'paper'")
+    if source != "run":
+        raise ValueError(f"unknown results source {source!r}; use 'run' or 'paper'")
+    frame = store(profile).frame(items=True)
+    conflicts = results.mixed_settings(frame)
+    if conflicts and not mixed:
+        raise ValueError(f"the records of profile {profile.name!r} were made under different settings: "
+                         + "; ".join(conflicts) + ". Rerun `./run_all.sh --profile " + profile.name
+                         + "` (it recomputes stale records; `--status` lists them), or pass mixed=True to load them "
+                         "anyway")
+    return frame if items else frame.drop(columns=list(results.ITEM_COLUMNS))
 
 
 def model_id(profile: Profile) -> str:
@@ -74,20 +107,47 @@ def model_id(profile: Profile) -> str:
     return ladder.get_ladder(profile.ladder).repo
 
 
-def select_ckpts(profile: Profile, ckpt: str) -> list[str]:
-    """'all' → the profile's whole ladder; otherwise the one checkpoint named ('step424000', '424000', 'main' or a
-    hub branch), as its ladder label."""
+def prepare_ladder(profile: Profile) -> dict | None:
+    """Build the profile's self-pre-trained ladder if it has one (reused when its settings are unchanged)."""
+    if not runs_models(profile) or not ladder.get_ladder(profile.ladder).local:
+        return None
+    return tiny_ladder.build_tiny_ladder(profile)
+
+
+def ladder_report(profile: Profile) -> str:
+    """Markdown: what this profile's ladder is (building a local one first) and, for a local one, whether it learned."""
+    if not runs_models(profile):
+        return "The figures come from the authors' released numbers: no checkpoint is loaded."
+    built = prepare_ladder(profile)
+    if built is not None:
+        return tiny_ladder.describe(built)
+    spec = ladder.get_ladder(profile.ladder)
+    return (f"Ladder: `{spec.repo}`, checkpoints {', '.join(profile.ckpts)} (each resolved to its hub branch by "
+            f"listing the repo's refs). {spec.note}")
+
+
+def checkpoints(profile: Profile, ckpt="all") -> list[ladder.Checkpoint]:
+    """The checkpoints named by `ckpt`, each resolved once (branch, commit, step): 'all' → the profile's whole ladder;
+    otherwise one label ('step424000'), a bare step ('424000'), 'main' or a hub branch name. A local ladder is built
+    first if it is not there yet."""
+    if isinstance(ckpt, ladder.Checkpoint):
+        return [ckpt]
+    if isinstance(ckpt, (list, tuple)):
+        return [c for one in ckpt for c in checkpoints(profile, one)]
+    prepare_ladder(profile)
     ckpt = str(ckpt)
     if ckpt == "all":
-        return list(profile.ckpts)
-    for label in (ckpt, f"step{ckpt}"):
-        if label in profile.ckpts:
-            return [label]
-    branch = ladder.resolve(profile.ladder, ckpt, cache_dir=hub_cache(profile))
+        return [plan.resolve(profile, label) for label in profile.ckpts]
+    step = ckpt_step(ckpt, bare_number=True)
     for label in profile.ckpts:
-        if ladder.resolve(profile.ladder, label, cache_dir=hub_cache(profile)) == branch:
-            return [label]
-    raise ValueError(f"checkpoint {ckpt!r} (branch {branch}) is not on the {profile.name!r} ladder "
+        if label == ckpt or (step is not None and ckpt_step(label) == step):
+            return [plan.resolve(profile, label)]
+    wanted = ladder.checkpoint(profile.ladder, ckpt, cache_dir=plan.hub_cache(profile))  # a branch name (or error)
+    for label in profile.ckpts:
+        point = plan.resolve(profile, label)
+        if point.branch == wanted.branch:
+            return [point]
+    raise ValueError(f"checkpoint {ckpt!r} (branch {wanted.branch}) is not on the {profile.name!r} ladder "
                      f"{list(profile.ckpts)}; pass one of those or 'all'")
 
 
@@ -96,70 +156,25 @@ def select_tasks(profile: Profile, task: str) -> list[TaskPlan]:
     return list(profile.tasks) if task == "all" else [profile.task(task)]
 
 
-def hub_cache(profile: Profile) -> Path | None:
-    """HF cache folder of the profile's ladder: a local ladder's own cache, else None (the user's HF cache)."""
-    return ladder.tiny_cache_dir(profile.name) if ladder.get_ladder(profile.ladder).local else None
+def model_identity(ckpt: ladder.Checkpoint) -> dict:
+    """The settings identity of a base checkpoint (its repo and commit)."""
+    return identity.model_identity(ckpt.repo, ckpt.commit)
 
 
-def prepare_ladder(profile: Profile) -> dict | None:
-    """Build the profile's self-pre-trained ladder if it has one (reused when its configuration is unchanged)."""
-    if not ladder.get_ladder(profile.ladder).local:
-        return None
-    return ladder.build_tiny_ladder(profile)
-
-
-def describe_ladder(summary: dict) -> str:
-    """Markdown: what the tiny ladder is and whether it learned (held-out loss vs the corpus's unigram entropy)."""
-    st = summary["settings"]
-    heldout = dict(zip(summary["heldout"]["step"], summary["heldout"]["loss"]))
-    rows = "\n".join(f"| step{k} | {v:.3f} |" for k, v in heldout.items() if k in st["save_steps"])
-    verdict = "below" if summary["final_heldout_loss"] < summary["unigram_entropy"] else "NOT below"
-    return (f"Tiny OLMo ({summary['params'] / 1e6:.2f}M parameters, hidden {st['hidden_size']}, {st['num_layers']} "
-            f"layers) pre-trained for {st['total_steps']} steps of {st['batch_size']}×{st['seq_len']} tokens on "
-            f"{summary['train_tokens']:,} tokens of {', '.join(st['corpus'])} passages "
-            f"({'built now' if summary['built'] else 'reused'}; {summary['wall_s']} s to build).\n\n"
-            f"Held-out loss **{summary['final_heldout_loss']:.3f}** nats/token, {verdict} the corpus's unigram entropy "
-            f"**{summary['unigram_entropy']:.3f}**: the model learned more than word frequencies.\n\n"
-            f"| checkpoint | held-out loss (nats/token) |\n|---|---|\n{rows}\n\nLoss curve: `{summary['figure'][0]}`")
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# evaluation plans: which (eval_set, format) pairs each kind of model is scored on
-
-
-def _formats(profile: Profile, eval_set: str) -> list[str]:
-    available = tasks.get(eval_set, profile.paraphrase_splits).templates
-    return [f for f in profile.formats if f in available]
-
-
-def base_plan(profile: Profile) -> list[tuple[str, str]]:
-    """A base checkpoint is scored on every set of the study in every format it has (pretrain_probe, Fig. 2)."""
-    plan = []
-    for t in profile.tasks:
-        for eval_set in (*t.in_domain, *t.ood):
-            plan += [(eval_set, f) for f in _formats(profile, eval_set)]
-    return list(dict.fromkeys(plan + instruction_plan(profile)))
-
-
-def sft_plan(profile: Profile, task: TaskPlan) -> list[tuple[str, str]]:
-    """A model fine-tuned on `task`: its ID and OOD sets in every format, the other tasks' ID sets (cross-task)."""
-    plan = [(s, f) for s in (*task.in_domain, *task.ood) for f in _formats(profile, s)]
-    for other in profile.tasks:
-        if other.name != task.name:
-            plan += [(s, "default") for s in other.in_domain]
-    return list(dict.fromkeys(plan))
-
-
-def instruction_plan(profile: Profile) -> list[tuple[str, str]]:
-    """An instruction-tuned model: the rank-classification benchmarks and LLMBar (Fig. 4)."""
-    return [(b, "default") for b in (*profile.instruction.benchmarks, *profile.instruction.llmbar)]
-
-
-def missing(profile: Profile, ckpt: str, fine_tune: str, plan: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    """The (eval_set, format) pairs of a plan that have no record yet."""
-    st, model = store(profile), model_id(profile)
-    return [(s, f) for s, f in plan
-            if not st.has(model=model, ckpt=ckpt, fine_tune=fine_tune, eval_set=s, format=f, shots=profile.shots)]
+def pending(profile: Profile, job: plan.Job, ckpt: ladder.Checkpoint) -> list[tuple[dict, dict]]:
+    """(key, identity) of the records of a job that are missing, stale or corrupt (each reported), in plan order."""
+    st, todo = store(profile), []
+    for key, wanted in plan.record_requests(job, model_identity(ckpt)):
+        status = st.status(key, wanted)
+        if status.state == "done":
+            continue
+        if status.state == "stale":
+            log.warning("record %s was made under other settings (changed: %s): recomputing; the old one is kept in "
+                        "%s/", status.path, ", ".join(status.changed), results.STALE_DIR)
+        elif status.state == "corrupt":
+            log.warning("record %s is not valid (%s): recomputing", status.path, status.changed[0])
+        todo.append((key, wanted))
+    return todo
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -168,41 +183,36 @@ def missing(profile: Profile, ckpt: str, fine_tune: str, plan: list[tuple[str, s
 
 @dataclasses.dataclass
 class Loaded:
-    """A loaded checkpoint: model, tokenizer and provenance (repo, revision = hub branch, commit)."""
+    """A loaded checkpoint: model, tokenizer and provenance (repo, revision = hub branch, commit, step)."""
 
     model: object
     tokenizer: object
     provenance: dict
 
 
-def load_base(profile: Profile, ckpt: str, dtype: str | None = None) -> Loaded:
+def load_base(profile: Profile, ckpt: ladder.Checkpoint, dtype: str | None = None) -> Loaded:
     """Load one base checkpoint of the profile's ladder (safe loading: no missing or unexpected keys)."""
     model, tokenizer, provenance = ladder.load(profile.ladder, ckpt, device=profile.device,
-                                               dtype=dtype or profile.eval_dtype, cache_dir=hub_cache(profile))
+                                               dtype=dtype or profile.eval_dtype, cache_dir=plan.hub_cache(profile))
     return Loaded(model, tokenizer, provenance)
 
 
-def _preflight(profile: Profile, notebook: str, ckpt: str, task: str) -> None:
-    """Refuse a GPU job this machine cannot finish before anything is downloaded (see plan.preflight)."""
+def _preflight(profile: Profile, job: plan.Job) -> None:
+    """Refuse a GPU job this machine cannot finish before anything is downloaded (see cost.preflight)."""
     if profile.requires_gpu:
-        from . import plan
+        from . import cost
 
-        job = next(j for j in plan.jobs(profile) if (j.notebook, j.ckpt, j.task) == (notebook, ckpt, task))
-        plan.preflight(profile, job)
+        cost.preflight(profile, job)
 
 
-def _prune(profile: Profile, ckpt: str) -> None:
+def _prune(profile: Profile, ckpt: ladder.Checkpoint) -> None:
     """Delete a used hub revision from the HF cache (paper profile: one ~4.7 GB checkpoint on disk at a time)."""
     if profile.prune_revisions:
-        from . import plan
-
-        plan.prune_revision(model_id(profile), ladder.resolve(profile.ladder, ckpt, cache_dir=hub_cache(profile)),
-                            hub_cache(profile))
+        ladder.prune_revision(ckpt.repo, ckpt.branch, plan.hub_cache(profile))
 
 
 def _examples(profile: Profile, eval_set: str) -> list[dict]:
-    return tasks.load_examples(eval_set, source=profile.data_source, limit=profile.eval_limit,
-                               paraphrase_splits=profile.paraphrase_splits)
+    return tasks.load_examples(eval_set, source=profile.data_source, limit=profile.eval_limit)
 
 
 def _generator(profile: Profile, loaded: Loaded, weights: Path | None):
@@ -218,16 +228,18 @@ def _generator(profile: Profile, loaded: Loaded, weights: Path | None):
                                                                             max_new_tokens, max_length)
 
 
-def evaluate_plan(profile: Profile, model, tokenizer, *, ckpt: str, fine_tune: str, plan, provenance: dict,
-                  progress: bool = True, generate_fn=None) -> int:
-    """Score `model` on every missing (eval_set, format) of `plan` and record each result; returns how many ran."""
+def evaluate_requests(profile: Profile, model, tokenizer, requests: list[tuple[dict, dict]], provenance: dict, *,
+                      progress: bool = True, generate_fn=None) -> int:
+    """Score `model` on every requested (key, identity) record and write each one; returns how many ran."""
     from tqdm.auto import tqdm
 
-    st, todo = store(profile), missing(profile, ckpt, fine_tune, plan)
+    st = store(profile)
     cache: dict[str, list[dict]] = {}
-    for eval_set, fmt in tqdm(todo, desc=f"eval {ckpt}/{fine_tune}", disable=not progress or not todo,
-                              mininterval=10):
-        dataset = tasks.get(eval_set, profile.paraphrase_splits)
+    first = requests[0][0] if requests else {}
+    for key, wanted in tqdm(requests, desc=f"eval {first.get('ckpt')}/{first.get('fine_tune')}",
+                            disable=not progress or not requests, mininterval=10):
+        eval_set, fmt = key["eval_set"], key["format"]
+        dataset = tasks.get(eval_set)
         if eval_set not in cache:
             cache[eval_set] = _examples(profile, eval_set)
         start = time.perf_counter()
@@ -238,36 +250,18 @@ def evaluate_plan(profile: Profile, model, tokenizer, *, ckpt: str, fine_tune: s
         summary = evaluate.bootstrap_ci(out.scores, seed=profile.bootstrap_seed)
         metrics = {"metric": dataset.metric, **summary, "n_truncated": int(out.n_truncated),
                    "seconds": round(time.perf_counter() - start, 3)}
-        key = dict(model=model_id(profile), ckpt=ckpt, fine_tune=fine_tune, eval_set=eval_set, format=fmt,
-                   shots=profile.shots)
-        st.write(key, metrics, provenance, scores=np.asarray(out.scores).tolist(), predictions=list(out.predictions))
-    return len(todo)
+        st.write(key, metrics, {**provenance, "config_hash": identity.digest(wanted)},
+                 scores=np.asarray(out.scores).tolist(), predictions=list(out.predictions),
+                 references=list(out.references), identity=wanted)
+    return len(requests)
 
 
-def _provenance(profile: Profile, loaded: Loaded, fine_tune: str, train_settings=None) -> dict:
-    config = {"profile": dataclasses.asdict(profile), "fine_tune": fine_tune,
-              "train": dataclasses.asdict(train_settings) if train_settings else None}
-    return {"revision": loaded.provenance["revision"], "commit": loaded.provenance["commit"],
-            "step": loaded.provenance["step"], "config_hash": results.config_hash(config),
-            "seed": (train_settings.seed if train_settings else None), "versions": results.package_versions(),
-            "profile": profile.name}
-
-
-def run_base(profile: Profile, ckpts: list[str], *, progress: bool = True) -> int:
-    """Evaluate every base checkpoint on the base plan; returns the number of new records."""
-    done = 0
-    for ckpt in ckpts:
-        plan = base_plan(profile)
-        if not missing(profile, ckpt, "base", plan):
-            continue
-        _preflight(profile, "pretrain_probe", ckpt, "base")
-        loaded = load_base(profile, ckpt)
-        done += evaluate_plan(profile, loaded.model, loaded.tokenizer, ckpt=ckpt, fine_tune="base", plan=plan,
-                              provenance=_provenance(profile, loaded, "base"), progress=progress,
-                              generate_fn=_generator(profile, loaded, None))
-        _release(loaded)
-        _prune(profile, ckpt)
-    return done
+def _provenance(profile: Profile, loaded: Loaded, spec: FineTune | None) -> dict:
+    prov = {"revision": loaded.provenance["revision"], "commit": loaded.provenance["commit"],
+            "step": loaded.provenance["step"], "versions": results.package_versions(), "profile": profile.name}
+    if spec is not None:
+        prov.update(lr=spec.train.lr, epochs=spec.train.epochs)
+    return prov
 
 
 def _release(loaded: Loaded) -> None:
@@ -280,134 +274,215 @@ def _release(loaded: Loaded) -> None:
         torch.cuda.empty_cache()
 
 
-def _weights_dir(profile: Profile, ckpt: str, fine_tune: str) -> Path:
-    return results_dir(profile.name) / "models" / ckpt / fine_tune
+def run_base(profile: Profile, ckpt="all", *, progress: bool = True) -> int:
+    """Evaluate every base checkpoint named by `ckpt` on the base plan; returns the number of new records."""
+    if not runs_models(profile):
+        return 0
+    done = 0
+    for point in checkpoints(profile, ckpt):
+        job = plan.find_job(profile, "pretrain_probe", point.label, results.BASE)
+        todo = pending(profile, job, point)
+        if not todo:
+            continue
+        _preflight(profile, job)
+        loaded = load_base(profile, point)
+        done += evaluate_requests(profile, loaded.model, loaded.tokenizer, todo,
+                                  _provenance(profile, loaded, None), progress=progress,
+                                  generate_fn=_generator(profile, loaded, None))
+        _release(loaded)
+        _prune(profile, point)
+    return done
 
 
-def train_examples(profile: Profile, train_set: str, n: int | None, fraction: float | None = None) -> list[dict]:
+def _weights_dir(profile: Profile, ckpt: ladder.Checkpoint, spec: FineTune) -> Path:
+    return results_dir(profile.name) / "models" / ckpt.label / results.run_name(spec.name, spec.method, spec.seed)
+
+
+def train_examples(profile: Profile, spec: FineTune) -> list[dict]:
     """Training examples as the paper made them: shuffle(seed=42), first n (or a fraction); supervised sets rendered
     in the default "###" template as prompt/completion pairs, chat sets as Tulu messages."""
-    dataset = tasks.get(train_set)
-    rows = tasks.sample_train(train_set, n=n if n is not None else 6000, fraction=fraction, seed=42,
-                              source=profile.data_source)
+    dataset = tasks.get(spec.train_set)
+    rows = tasks.sample_train(spec.train_set, n=spec.n_train if spec.n_train is not None else 6000,
+                              fraction=spec.fraction, seed=identity.DATA_SEED, source=profile.data_source)
     if dataset.kind == "chat":
         return [{"messages": row["messages"]} for row in rows]
     return [{"prompt": tasks.render(dataset, row, "default"), "completion": row["target"]} for row in rows]
 
 
-def fine_tuned_model(profile: Profile, ckpt: str, fine_tune: str, train_set: str, settings, *, n: int | None,
-                     fraction: float | None = None, kind: str, progress: bool = True):
-    """The checkpoint fine-tuned on `train_set`: loaded from results/<profile>/models if a finished copy is there
-    (so an interrupted evaluation resumes without retraining), else trained now and saved there."""
+def fine_tuned_model(profile: Profile, ckpt: ladder.Checkpoint, spec: FineTune, *, progress: bool = True):
+    """The checkpoint fine-tuned as `spec` says: loaded from results/<profile>/models if a finished copy made under
+    the same settings is there (so an interrupted evaluation resumes without retraining), else trained now and
+    saved there. Returns (Loaded, training summary)."""
     from . import train
 
-    out = _weights_dir(profile, ckpt, fine_tune)
+    out = _weights_dir(profile, ckpt, spec)
+    wanted = identity.weights_identity(profile, model_identity(ckpt), spec)
     dtype = ladder.torch_dtype(profile.eval_dtype, profile.device)
-    if (out / "DONE").exists():  # the folder holds weights and tokenizer; DONE the base checkpoint's provenance
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
+    if (out / "DONE").exists():  # the folder holds weights and tokenizer; DONE their identity and provenance
         done = json.loads((out / "DONE").read_text())
-        model = AutoModelForCausalLM.from_pretrained(out, dtype=dtype).to(profile.device).eval()
-        return Loaded(model, AutoTokenizer.from_pretrained(out), done["provenance"]), done["summary"]
+        if done.get("identity_hash") == identity.digest(wanted):
+            from transformers import AutoModelForCausalLM, AutoTokenizer
+
+            model = AutoModelForCausalLM.from_pretrained(out, dtype=dtype).to(profile.device).eval()
+            return Loaded(model, AutoTokenizer.from_pretrained(out), done["provenance"]), done["summary"]
+        log.warning("fine-tuned model %s was trained under other settings (changed: %s): retraining", out,
+                    ", ".join(identity.changed_fields(done.get("identity"), wanted)))
     loaded = load_base(profile, ckpt, dtype="float32")  # fp32 master weights; bf16 autocast on GPU
-    examples = train_examples(profile, train_set, n, fraction)
+    examples = train_examples(profile, spec)
     # the per-step bar only where someone watches a terminal; the notebooks show the returned summary
-    train_log = train.fine_tune(loaded.model, loaded.tokenizer, examples, settings, kind=kind,
+    train_log = train.fine_tune(loaded.model, loaded.tokenizer, examples, spec.train, kind=spec.kind,
                                 progress=progress and sys.stderr.isatty(), device=profile.device)
-    tmp = out.with_name(out.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
+    # A folder of this process's own (two jobs may train the same model at once), renamed into place when complete.
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.partial-"))
     train.save_fine_tuned(loaded.model, loaded.tokenizer, tmp, dtype=profile.eval_dtype)
     summary = {"n_train": len(examples), "steps": len(train_log["loss"]), "final_loss": train_log["loss"][-1],
                "first_loss": train_log["loss"][0], "seconds": train_log.get("seconds")}
     (tmp / "train_log.json").write_text(json.dumps(train_log))
-    (tmp / "DONE").write_text(json.dumps({"summary": summary, "provenance": loaded.provenance}))
+    (tmp / "DONE").write_text(json.dumps({"summary": summary, "provenance": loaded.provenance, "identity": wanted,
+                                          "identity_hash": identity.digest(wanted)}))
     shutil.rmtree(out, ignore_errors=True)
-    tmp.rename(out)
+    try:
+        tmp.rename(out)
+    except OSError:  # another job finished the same model first: its copy is as good as ours
+        shutil.rmtree(tmp, ignore_errors=True)
     loaded.model.to(dtype).eval()
     return loaded, summary
 
 
-def _fine_tune_and_evaluate(profile: Profile, ckpt: str, *, notebook: str, name: str, train_set: str, settings,
-                            n: int | None, fraction: float | None, kind: str, plan, progress: bool) -> dict:
-    """Fine-tune one checkpoint (if any record of `plan` is missing), run `plan`, then drop what is not kept."""
-    if not missing(profile, ckpt, name, plan):
-        return {"ckpt": ckpt, "task": name, "status": "recorded"}
-    _preflight(profile, notebook, ckpt, name)
-    loaded, summary = fine_tuned_model(profile, ckpt, name, train_set, settings, n=n, fraction=fraction, kind=kind,
-                                       progress=progress)
-    weights = _weights_dir(profile, ckpt, name)
-    records = evaluate_plan(profile, loaded.model, loaded.tokenizer, ckpt=ckpt, fine_tune=name, plan=plan,
-                            provenance=_provenance(profile, loaded, name, settings), progress=progress,
-                            generate_fn=_generator(profile, loaded, weights))
-    _release(loaded)
+def _fine_tune_and_evaluate(profile: Profile, job: plan.Job, ckpt: ladder.Checkpoint, *, progress: bool) -> list[dict]:
+    """Fine-tune one checkpoint per training run of `job` (if any of its records is missing or stale), run the job's
+    evaluation plan on each, then drop the weights that are not kept."""
+    outcomes = []
+    for spec in job.fine_tunes:
+        single = dataclasses.replace(job, fine_tunes=(spec,))
+        todo = pending(profile, single, ckpt)
+        row = {"ckpt": ckpt.label, "task": spec.name, "method": spec.method, "seed": spec.seed}
+        if not todo:
+            outcomes.append({**row, "status": "recorded"})
+            continue
+        _preflight(profile, job)
+        loaded, summary = fine_tuned_model(profile, ckpt, spec, progress=progress)
+        weights = _weights_dir(profile, ckpt, spec)
+        records = evaluate_requests(profile, loaded.model, loaded.tokenizer, todo, _provenance(profile, loaded, spec),
+                                    progress=progress, generate_fn=_generator(profile, loaded, weights))
+        _release(loaded)
+        if not profile.keep_weights:
+            shutil.rmtree(weights, ignore_errors=True)
+        outcomes.append({**row, "status": "ran", "records": records, **summary})
     _prune(profile, ckpt)
-    if not profile.keep_weights:
-        shutil.rmtree(weights, ignore_errors=True)
-    return {"ckpt": ckpt, "task": name, "status": "ran", "records": records, **summary}
+    return outcomes
 
 
-def run_sft(profile: Profile, ckpt: str, task: TaskPlan, *, progress: bool = True) -> dict:
-    """Fine-tune one checkpoint on one task (if any of its records is missing) and run its whole evaluation plan."""
-    return _fine_tune_and_evaluate(profile, ckpt, notebook="sft", name=task.name, train_set=task.train_set,
-                                   settings=task.train, n=task.n_train, fraction=None, kind="prompt_completion",
-                                   plan=sft_plan(profile, task), progress=progress)
+def run_sft(profile: Profile, ckpt="all", task: str | TaskPlan = "all", *, progress: bool = True) -> pd.DataFrame:
+    """Fine-tune each checkpoint named by `ckpt` on each task named by `task` (if any of its records is missing or
+    stale) and run each fine-tuned model's whole evaluation plan; one row per fine-tuning run."""
+    if not runs_models(profile):
+        return pd.DataFrame()
+    chosen = [task] if isinstance(task, TaskPlan) else select_tasks(profile, task)
+    rows = [outcome for point in checkpoints(profile, ckpt) for t in chosen
+            for outcome in _fine_tune_and_evaluate(profile, plan.find_job(profile, "sft", point.label, t.name), point,
+                                                   progress=progress)]
+    return pd.DataFrame(rows)
 
 
-def run_instruction_tuning(profile: Profile, ckpt: str, *, progress: bool = True) -> dict:
-    """Instruction-tune one checkpoint (TULU v2 5 % in the paper) and score it on the benchmarks and LLMBar."""
-    it = profile.instruction
-    return _fine_tune_and_evaluate(profile, ckpt, notebook="instruction_tuning", name=it.name,
-                                   train_set=it.train_set, settings=it.train, n=it.n_train, fraction=it.fraction,
-                                   kind="chat", plan=instruction_plan(profile), progress=progress)
+def run_instruction_tuning(profile: Profile, ckpt="all", *, progress: bool = True) -> pd.DataFrame:
+    """Instruction-tune each checkpoint named by `ckpt` (TULU v2 5 % in the paper) and score it on the benchmarks
+    and LLMBar; one row per fine-tuning run."""
+    if not runs_models(profile):
+        return pd.DataFrame()
+    name = profile.instruction.name
+    rows = [outcome for point in checkpoints(profile, ckpt)
+            for outcome in _fine_tune_and_evaluate(profile, plan.find_job(profile, "instruction_tuning", point.label,
+                                                                          name), point, progress=progress)]
+    return pd.DataFrame(rows)
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # Springer et al. 2025: progressive sensitivity
 
 
-def sensitivity(profile: Profile, ckpts: list[str], *, seed: int = 0) -> pd.DataFrame:
-    """Δ held-out loss after adding isotropic Gaussian noise N(0, σ²) to every weight, per checkpoint and σ.
+def sensitivity(profile: Profile, ckpt="all", *, enabled: bool = True) -> pd.DataFrame:
+    """Δ held-out loss after Gaussian noise on every weight, per checkpoint and noise level (Springer et al. 2025).
 
-    Results are cached in results/<profile>/sensitivity.csv; a checkpoint already there is not recomputed.
+    Each checkpoint's rows are cached in results/<profile>/sensitivity/<ckpt>.json with their settings identity and
+    recomputed when it changes. Empty when disabled or when the profile's results are released numbers.
     """
-    import torch
-
-    path = results_dir(profile.name) / "sensitivity.csv"
-    done = pd.read_csv(path) if path.exists() else pd.DataFrame(columns=["ckpt", "sigma", "loss", "delta_loss"])
+    columns = ["ckpt", "step", "sigma", "loss", "delta_loss"]
+    if not enabled or not runs_models(profile):
+        return pd.DataFrame(columns=columns)
+    folder = results_dir(profile.name) / "sensitivity"
     rows, blocks = [], None
-    for ckpt in ckpts:
-        if ckpt in set(done["ckpt"]):
-            continue
-        loaded = load_base(profile, ckpt)
-        if blocks is None:  # one ladder, one tokenizer: the held-out text is tokenized once
-            blocks = ladder.heldout_token_blocks(loaded.tokenizer, profile.sensitivity_block,
-                                                 profile.sensitivity_tokens)
-        clean = {k: v.detach().clone() for k, v in loaded.model.state_dict().items()}
-        base_loss = None
-        for sigma in profile.sensitivity_sigmas:
-            gen = torch.Generator().manual_seed(seed)
-            with torch.no_grad():
-                for name, param in loaded.model.named_parameters():
-                    noise = torch.randn(param.shape, generator=gen, dtype=torch.float32) * sigma
-                    param.copy_(clean[name] + noise.to(param.dtype).to(param.device))
-            loss = ladder.mean_token_loss(loaded.model, blocks)
-            base_loss = loss if sigma == 0 else base_loss
-            rows.append({"ckpt": ckpt, "sigma": sigma, "loss": loss, "delta_loss": loss - base_loss})
-        _release(loaded)
-    if rows:
-        done = pd.concat([done, pd.DataFrame(rows)], ignore_index=True)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".csv.partial")
-        done.to_csv(tmp, index=False)
-        os.replace(tmp, path)
-    return done[done["ckpt"].isin(ckpts)].reset_index(drop=True)
+    for point in checkpoints(profile, ckpt):
+        wanted = plan.sensitivity_identity(profile, point)
+        path = folder / f"{point.label}.json"
+        cached = json.loads(path.read_text()) if path.is_file() else None
+        if cached is None or cached.get("identity_hash") != identity.digest(wanted):
+            if cached is not None:
+                log.warning("sensitivity rows %s were made under other settings (changed: %s): recomputing", path,
+                            ", ".join(identity.changed_fields(cached.get("identity"), wanted)))
+            loaded = load_base(profile, point)
+            if blocks is None:  # one ladder, one tokenizer: the held-out text is tokenized once
+                blocks = probe.heldout_token_blocks(loaded.tokenizer, profile.sensitivity.block,
+                                                    profile.sensitivity.tokens)
+            found = probe.probe(loaded.model, blocks, profile.sensitivity.sigmas, seed=profile.sensitivity.seed)
+            cached = {"identity": wanted, "identity_hash": identity.digest(wanted), "step": point.step,
+                      "rows": found}
+            path.parent.mkdir(parents=True, exist_ok=True)
+            results.atomic_write(path, json.dumps(cached))
+            _release(loaded)
+        rows += [{"ckpt": point.label, "step": cached["step"], **row} for row in cached["rows"]]
+    return pd.DataFrame(rows, columns=columns)
 
 
-def figure_inputs(profile: Profile, results_source: str = "", overlay_paper: bool = False, *,
+# ---------------------------------------------------------------------------------------------------------------
+# what the notebooks draw
+
+
+@dataclasses.dataclass
+class Drawn:
+    """What a notebook's figure step produced: the files written and the tables to show."""
+
+    files: list[Path]
+    tables: dict[str, pd.DataFrame]
+
+    def _repr_markdown_(self) -> str:
+        files = "\n".join(f"- `{p}`" for p in self.files) or "(nothing drawn: make_figures=False)"
+        return f"Written:\n{files}"
+
+
+def draw(profile: Profile, notebook: str, *, overlay_paper: bool = False, enabled: bool = True,
+         sensitivity_rows: pd.DataFrame | None = None) -> Drawn:
+    """Draw a notebook's figures (PDF + PNG) and tables (CSV + markdown) into figures/<profile>/ from its records,
+    with the paper's released numbers overlaid if asked. Analysis notebooks stop with the commands to run when the
+    records they need are missing. `enabled=False` (per-checkpoint cluster jobs) draws nothing."""
+    from . import plots
+
+    if not enabled:
+        return Drawn([], {})
+    df, overlay = figure_inputs(profile, overlay_paper, needs_sft=notebook in ("format", "transfer", "ood"))
+    files, tables = [], {}
+    for stem, make in plots.NOTEBOOK_FIGURES[notebook].items():
+        fig = make(df, profile, overlay=overlay)
+        files += plots.save(fig, profile, stem)  # left open: a notebook shows it inline
+    if sensitivity_rows is not None and len(sensitivity_rows):
+        fig = plots.fig_sensitivity(sensitivity_rows, profile)
+        files += plots.save(fig, profile, "figS_sensitivity")
+    for stem, make in plots.NOTEBOOK_TABLES.get(notebook, {}).items():
+        tables[stem] = make(df, profile)
+        files += plots.write_table(tables[stem], profile, stem)
+    return Drawn(files, tables)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# what the analysis notebooks read
+
+
+def figure_inputs(profile: Profile, overlay_paper: bool = False, *,
                   needs_sft: bool = False) -> tuple[pd.DataFrame, pd.DataFrame | None]:
-    """(records a notebook draws, the paper's released rows to overlay or None). results_source '' = the
-    profile's own; needs_sft: stop with the commands to run when base or fine-tuned records are missing."""
-    df = load_frame(profile, results_source or profile.results_source)
+    """(records a notebook draws, the paper's released rows to overlay or None). needs_sft: stop with the commands
+    to run when base or fine-tuned records are missing."""
+    df = load_frame(profile)
     if needs_sft:
         require(df, profile, ["base", *[t.name for t in profile.tasks]])
     return df, (load_frame(profile, "paper") if overlay_paper else None)

@@ -9,7 +9,6 @@ grey dashed, fine-tuned = crimson solid; missing cells are gaps, listed in a foo
 
 from __future__ import annotations
 
-import re
 import textwrap
 from pathlib import Path
 
@@ -22,8 +21,8 @@ from matplotlib.ticker import FuncFormatter
 
 from . import analysis
 from .paths import figures_dir
-from .profiles import Profile
-from .results import standard_cells
+from .profiles import Profile, ckpt_step
+from .results import model_cells
 
 KIND_STYLE = {
     "base": {"color": "0.45", "linestyle": "--", "marker": "o"},
@@ -49,10 +48,9 @@ _REQUIRED = ("ckpt", "fine_tune", "eval_set", "format", "shots", "metric", "perf
 
 def ckpt_label(ckpt: str) -> str:
     """Short tick label of a ladder checkpoint: step1000 → 1k, step342000 → 342k, step10 → 10, main → main."""
-    match = re.fullmatch(r"step(\d+)", ckpt)
-    if not match:
+    step = ckpt_step(ckpt)
+    if step is None:
         return ckpt
-    step = int(match.group(1))
     return f"{step // 1000}k" if step >= 1000 and step % 1000 == 0 else str(step)
 
 
@@ -91,10 +89,10 @@ def _check(df: pd.DataFrame, what: str = "df") -> pd.DataFrame:
 
 
 def _select(df: pd.DataFrame, profile: Profile, what: str = "df") -> pd.DataFrame:
-    """The rows a figure of this profile may use: its ladder and its number of shots, one row per cell."""
+    """The rows a figure of this profile may use: its ladder, shots and fine-tuning method, one row per cell."""
     df = _check(df, what)
     rows = df[df["ckpt"].isin(profile.ckpts) & (df["shots"] == profile.shots)]
-    return standard_cells(rows, ["ckpt", "fine_tune", "eval_set", "format"])
+    return model_cells(rows, ["ckpt", "fine_tune", "eval_set", "format"], profile.method)
 
 
 def _series(rows: pd.DataFrame, profile: Profile, eval_set: str, fine_tune: str, fmt: str = "default"):
@@ -325,7 +323,8 @@ def fig2_pretrain_probe(df: pd.DataFrame, profile: Profile, *, overlay: pd.DataF
 
 def _changes(df: pd.DataFrame, profile: Profile, pairs) -> pd.DataFrame:
     """analysis.change_table on the profile's ladder and shots (default format)."""
-    return analysis.change_table(_check(df), pairs, shots=profile.shots, ckpts=list(profile.ckpts))
+    return analysis.change_table(_check(df), pairs, shots=profile.shots, ckpts=list(profile.ckpts),
+                                 method=profile.method)
 
 
 def _pair_label(eval_set: str, fine_tune: str) -> str:
@@ -417,7 +416,7 @@ def fig6_transfer(df: pd.DataFrame, profile: Profile, *, overlay: pd.DataFrame |
     """Fig. 6: cross-task change (raw and relative) for Class→Gen and Gen→Class pairs, with both mean relative changes."""
     directions = {"Class→Gen": analysis.class_to_gen_pairs(profile),
                   "Gen→Class": analysis.gen_to_class_pairs(profile)}
-    mrc = analysis.mrc_table(df, profile, shots=profile.shots, ckpts=list(profile.ckpts)).set_index("direction")
+    mrc = analysis.mrc_table(df, profile).set_index("direction")
     notes = _Notes(profile)
     fig, axes = _figure(4, 2, panel_size=(6.4, 3.3))
     for col, (direction, pairs) in enumerate(directions.items()):
@@ -460,14 +459,13 @@ def fig7_ood(df: pd.DataFrame, profile: Profile, *, overlay: pd.DataFrame | None
     ax_a.set_ylabel("Δ vs base (raw score)")
     ax_a.set_xlabel("out-of-domain evaluation set ← fine-tuning task")
     ax_a.set_title("A  change on each out-of-domain set, per checkpoint", fontsize=10, loc="left")
-    summary = analysis.ood_summary(df, profile, confidence=CI_LEVEL, shots=profile.shots, ckpts=list(profile.ckpts))
+    summary = analysis.ood_summary(df, profile, confidence=CI_LEVEL)
     x = np.arange(len(summary))
     err = np.vstack([summary["raw_change"] - summary["ci_low"], summary["ci_high"] - summary["raw_change"]])
     ax_b.bar(x, summary["raw_change"], 0.6, color=KIND_STYLE["fine_tuned"]["color"], alpha=0.85)
     ax_b.errorbar(x, summary["raw_change"], yerr=err, fmt="none", ecolor="0.15", elinewidth=1, capsize=3)
     if overlay is not None:
-        ref_summary = analysis.ood_summary(overlay, profile, confidence=CI_LEVEL, shots=profile.shots,
-                                           ckpts=list(profile.ckpts)).set_index("group")
+        ref_summary = analysis.ood_summary(overlay, profile, confidence=CI_LEVEL).set_index("group")
         ax_b.bar(x, ref_summary["raw_change"].reindex(summary["group"]).to_numpy(), 0.6, **OVERLAY_BAR)
     ax_b.axhline(0, color="0.2", linewidth=0.8)
     ax_b.set_xticks(x, [f"{textwrap.fill(g, 10)}\n(n={n})" for g, n in zip(summary["group"], summary["n"])],
@@ -574,51 +572,18 @@ def write_table(table: pd.DataFrame, profile, stem: str) -> list[Path]:
     return paths
 
 
-FIGURES = {
-    "fig2_pretrain_probe": fig2_pretrain_probe,
-    "fig3_sft": fig3_sft,
-    "fig3b_gain_bars": fig3b_gain_bars,
-    "fig4_instruction_tuning": fig4_instruction_tuning,
-    "fig5_format": fig5_format,
-    "fig6_transfer": fig6_transfer,
-    "fig7_ood": fig7_ood,
+# Each notebook's figures (file stem -> drawing function) and tables (file stem -> analysis function).
+NOTEBOOK_FIGURES = {
+    "pretrain_probe": {"fig2_pretrain_probe": fig2_pretrain_probe},
+    "instruction_tuning": {"fig4_instruction_tuning": fig4_instruction_tuning},
+    "sft": {"fig3_sft": fig3_sft, "fig3b_gain_bars": fig3b_gain_bars},
+    "format": {"fig5_format": fig5_format},
+    "transfer": {"fig6_transfer": fig6_transfer},
+    "ood": {"fig7_ood": fig7_ood},
 }
-
-
-def render_all(df: pd.DataFrame, profile: Profile, *, overlay: pd.DataFrame | None = None,
-               sensitivity: pd.DataFrame | None = None, main_step: float | None = None) -> list[Path]:
-    """Every figure (PDF + PNG) and table (CSV + markdown) of a profile into figures/<profile>/; returns the paths.
-
-    `main_step`: the step Table 5's slope gives "main" (the release uses analysis.PAPER_MAIN_STEP = 750,000);
-    default `profile.extra["table5_main_step"]`, else the step recorded in df.
-    """
-    paths = []
-    for stem, make in FIGURES.items():
-        fig = make(df, profile, overlay=overlay)
-        paths += save(fig, profile, stem)
-        plt.close(fig)
-    if sensitivity is not None:
-        fig = fig_sensitivity(sensitivity, profile)
-        paths += save(fig, profile, "figS_sensitivity")
-        plt.close(fig)
-    select = {"shots": profile.shots, "ckpts": list(profile.ckpts)}
-    main_step = main_step if main_step is not None else profile.extra.get("table5_main_step")
-    paths += write_table(analysis.table5(df, profile, main_step=main_step, **select), profile,
-                         "table5_learned_groups")
-    paths += write_table(analysis.mrc_table(df, profile, **select), profile, "mrc_cross_task")
-    paths += write_table(analysis.ood_summary(df, profile, confidence=CI_LEVEL, **select), profile, "ood_groups")
-    return paths
-
-
-if __name__ == "__main__":
-    import argparse
-
-    from .pipeline import load_frame
-    from .profiles import get_profile
-
-    parser = argparse.ArgumentParser(description="Render every figure and table of a profile from its results.")
-    parser.add_argument("--profile", default="paper-reference")
-    args = parser.parse_args()
-    chosen = get_profile(args.profile)
-    for path in render_all(load_frame(chosen), chosen):
-        print(path)
+NOTEBOOK_TABLES = {
+    "sft": {"table5_learned_groups": analysis.table5},
+    "format": {"format_gap": analysis.format_gap_table},
+    "transfer": {"mrc_cross_task": analysis.mrc_table},
+    "ood": {"ood_groups": lambda df, profile: analysis.ood_summary(df, profile, confidence=CI_LEVEL)},
+}

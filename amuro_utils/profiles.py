@@ -7,9 +7,22 @@ draws every figure from the authors' released numbers instead of a run.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+import re
+from dataclasses import dataclass, replace
 
 FORMATS = ("default", "instruct", "inputoutput")
+_STEP_LABEL = re.compile(r"step(\d+)")
+_STEP_OR_NUMBER = re.compile(r"(?:step)?(\d+)")
+
+
+def ckpt_step(label: str, *, bare_number: bool = False) -> int | None:
+    """Training step named by a ladder label: 'step1000' -> 1000 (and '1000' with bare_number, as users may type);
+    anything else ('main', a branch name) -> None.
+
+    The one parser of "stepN" labels: records, figures, ladders and checkpoint selection all call it.
+    """
+    match = (_STEP_OR_NUMBER if bare_number else _STEP_LABEL).fullmatch(str(label))
+    return int(match.group(1)) if match else None
 
 
 @dataclass(frozen=True)
@@ -30,6 +43,71 @@ class TrainSettings:
     # target tokens in the accumulation window (open-instruct #1728's fix). PROTOCOL B §3.2.
     loss_normalization: str = "sequence_mean"
     dtype: str = "bfloat16"
+
+
+@dataclass(frozen=True)
+class LoraSettings:
+    """Parameter-efficient fine-tuning (peft LoRA): the adapter's rank, scaling and the modules it wraps."""
+
+    rank: int = 8
+    alpha: float = 16.0
+    dropout: float = 0.0
+    target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
+
+
+@dataclass(frozen=True)
+class FineTune:
+    """One fine-tuning run, i.e. what one fine-tuned model is: a training set, its sample, the settings (with the
+    seed) and the method. Built from a TaskPlan or the InstructionPlan by amuro_utils.plan."""
+
+    name: str  # the fine_tune label in records: "mnli", "tulu", …
+    train_set: str  # registry name of the training split
+    kind: str  # "prompt_completion" | "chat"
+    n_train: int | None  # None with `fraction`
+    fraction: float | None
+    train: "TrainSettings"
+    method: str = "full"  # "full" | "lora"
+    lora: LoraSettings | None = None
+
+    @property
+    def seed(self) -> int:
+        """The training seed (data order; LoRA adapter initialisation)."""
+        return self.train.seed
+
+
+@dataclass(frozen=True)
+class SensitivitySettings:
+    """Springer et al. (2025) probe: Gaussian noise added to every parameter, Δ loss on held-out text."""
+
+    sigmas: tuple[float, ...] = (0.0, 0.005, 0.01, 0.02)  # starts at 0: the unperturbed baseline
+    tokens: int = 65536  # held-out tokens scored per noise draw
+    block: int = 512  # tokens per held-out block
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class TinyLadderSettings:
+    """Pre-training recipe of a self-pre-trained (local) ladder (h64 l2 OLMo; MEASURED.md: ~2,700 tokens/s on 2 CPU
+    cores). The saved steps come from the profile's checkpoints (`main` = total_steps)."""
+
+    hidden_size: int = 64
+    num_layers: int = 2
+    num_heads: int = 2
+    intermediate_size: int = 256
+    max_position_embeddings: int = 512
+    seq_len: int = 128
+    batch_size: int = 16
+    total_steps: int = 160
+    save_steps: tuple[int, ...] = (10, 20, 40, 60, 80, 120, 160)  # the last one is also `main`
+    lr: float = 1e-2
+    warmup_steps: int = 10
+    min_lr_ratio: float = 0.1
+    seed: int = 0
+    corpus: tuple[str, ...] = ("coqa", "drop", "lambada")
+    max_docs_per_source: int | None = None
+    heldout_fraction: float = 0.05
+    heldout_blocks: int = 64
+    eval_every: int = 20
 
 
 @dataclass(frozen=True)
@@ -81,18 +159,23 @@ class Profile:
     device: str = "cuda"
     eval_dtype: str = "bfloat16"
     requires_gpu: bool = True
-    paraphrase_splits: str = "paper"  # "paper": SetFit/qqp, SetFit/stsb test (all gold "no"); "fixed": GLUE validation
     llmbar_gold_leak: bool = False  # True replicates the release's prompt that contains the gold answer
     bootstrap_seed: int = 0
     keep_weights: bool = False  # keep fine-tuned weights (bf16) after their evaluation plan is recorded
     prune_revisions: bool = False  # delete each hub revision from the HF cache once its job is recorded
     generation_backend: str = "transformers"  # "transformers" | "vllm" (GPU only; see README)
     jobs_per_ckpt: bool = True  # run_all: one papermill job per checkpoint (cluster) or one per notebook
-    sensitivity_sigmas: tuple[float, ...] = (0.0, 0.005, 0.01, 0.02)
-    sensitivity_tokens: int = 65536
-    sensitivity_block: int = 512  # tokens per held-out block scored by the sensitivity probe
+    sensitivity: SensitivitySettings = SensitivitySettings()
+    method: str = "full"  # fine-tuning method of every task: "full" or "lora" (peft, settings in `lora`)
+    lora: LoraSettings = LoraSettings()
+    seeds: tuple[int, ...] | None = None  # training seeds per (checkpoint, task); None = each TrainSettings.seed
     figure_note: str = ""  # stamped on every figure of this profile
-    extra: dict = field(default_factory=dict)
+    # Table 5 / Fig. 3 groups: None = the paper's manual split (analysis.LEARNED_IN_PT / _FT) minus the sets this
+    # profile does not evaluate; a profile's own tuple must name only sets it evaluates.
+    learned_in_pt: tuple[str, ...] | None = None
+    learned_in_ft: tuple[str, ...] | None = None
+    table5_main_step: float | None = None  # the step Table 5's slope gives "main" (None: the recorded step)
+    tiny_ladder: TinyLadderSettings | None = None  # recipe of a local ladder (pre-trained by amuro_utils.tiny_ladder)
 
     def task(self, name: str) -> TaskPlan:
         """The TaskPlan called `name` (error lists the profile's tasks)."""
@@ -100,11 +183,6 @@ class Profile:
             if plan.name == name:
                 return plan
         raise ValueError(f"profile {self.name!r} has no task {name!r}; tasks: {[t.name for t in self.tasks]}")
-
-    @property
-    def fine_tunes(self) -> tuple[str, ...]:
-        """Every fine_tune label this profile produces (tasks, then instruction tuning)."""
-        return tuple(t.name for t in self.tasks) + (self.instruction.name,)
 
 
 PAPER_CKPTS = ("step1000", "step18000", "step342000", "step424000", "step505000", "step592000", "step738000", "main")
@@ -130,7 +208,7 @@ PAPER = Profile(
     tasks=_PAPER_TASKS,
     instruction=InstructionPlan("tulu", "tulu_v2", 0.05, None, _BENCHMARKS, _LLMBAR),
     prune_revisions=True,
-    extra={"table5_main_step": 750_000},  # the release's Table 5 slope treats "main" as step 750,000
+    table5_main_step=750_000,  # the release's Table 5 slope treats "main" as step 750,000
 )
 
 PAPER_REFERENCE = replace(
@@ -157,7 +235,7 @@ TINY = Profile(
     tasks=(
         TaskPlan("mnli", "nli", "classification", "mnli", "mnli_matched", ("mnli_matched",), ("rte", "cb"),
                  train=_TINY_TRAIN, n_train=_TINY_N_TRAIN),
-        TaskPlan("qqp", "paraphrase", "classification", "qqp_train", "qqp", ("qqp",), ("stsb", "mrpc"),
+        TaskPlan("qqp", "paraphrase", "classification", "qqp_train", "qqp_glue", ("qqp_glue",), ("stsb_glue", "mrpc"),
                  train=_TINY_TRAIN, n_train=_TINY_N_TRAIN),
         TaskPlan("xsum", "summarization", "generation", "xsum_train", "xsum", ("xsum",), (),
                  train=_TINY_TRAIN, n_train=_TINY_N_TRAIN),
@@ -173,14 +251,13 @@ TINY = Profile(
     device="cpu",
     eval_dtype="float32",
     requires_gpu=False,
-    paraphrase_splits="fixed",
     jobs_per_ckpt=False,
     keep_weights=False,
-    sensitivity_tokens=4096,
-    sensitivity_block=128,
+    sensitivity=SensitivitySettings(tokens=4096, block=128),
     figure_note="tiny profile (offline CPU demo) — not the paper's numbers",
     # the paper's manual "learned in fine-tuning" split, with the tiny profile's stand-ins (qqp for paws)
-    extra={"learned_in_ft": ("mnli_matched", "qqp", "xsum", "socialiqa", "boolq")},
+    learned_in_ft=("mnli_matched", "qqp_glue", "xsum", "socialiqa", "boolq"),
+    tiny_ladder=TinyLadderSettings(),
 )
 
 # The tiny profile at its smallest, for the notebook smoke tests and the interruption test (about a minute).
@@ -192,14 +269,26 @@ SMOKE = replace(
     tasks=tuple(replace(t, n_train=16, train=replace(t.train, epochs=1)) for t in TINY.tasks),
     instruction=replace(TINY.instruction, n_train=16, train=replace(TINY.instruction.train, epochs=1)),
     eval_limit=6,
-    sensitivity_sigmas=(0.0, 0.01),
-    sensitivity_tokens=512,
+    sensitivity=SensitivitySettings(sigmas=(0.0, 0.01), tokens=512, block=128),
     figure_note="smoke profile (CI) — not the paper's numbers",
-    extra={**TINY.extra, "tiny_ladder": {"total_steps": 20, "seq_len": 64, "batch_size": 8, "max_docs_per_source": 150,
-                                         "warmup_steps": 2, "eval_every": 10, "heldout_blocks": 8}},
+    tiny_ladder=TinyLadderSettings(total_steps=20, seq_len=64, batch_size=8, max_docs_per_source=150, warmup_steps=2,
+                                   eval_every=10, heldout_blocks=8),
 )
 
-PROFILES = {p.name: p for p in (PAPER, TINY, PAPER_REFERENCE, SMOKE)}
+
+def fixed_paraphrase(profile: Profile, name: str | None = None) -> Profile:
+    """`profile` with the paper's unlabelled paraphrase OOD sets (SetFit QQP/STS-B test, every gold label "no")
+    swapped for their labelled GLUE validation entries (`qqp_glue`, `stsb_glue`): a named deviation."""
+    swap = {"qqp": "qqp_glue", "stsb": "stsb_glue"}
+    tasks = tuple(replace(t, in_domain=tuple(swap.get(s, s) for s in t.in_domain), ood=tuple(swap.get(s, s) for s in t.ood))
+                  for t in profile.tasks)
+    return replace(profile, name=name or f"{profile.name}-fixed", tasks=tasks,
+                   description=profile.description + " DEVIATION: labelled GLUE QQP/STS-B validation as paraphrase OOD.")
+
+
+PAPER_FIXED = fixed_paraphrase(PAPER)
+
+PROFILES = {p.name: p for p in (PAPER, PAPER_FIXED, TINY, PAPER_REFERENCE, SMOKE)}
 
 
 def get_profile(name: str) -> Profile:

@@ -1,15 +1,20 @@
 """The results store (one JSON record per evaluation) and the paper's released CSVs in the same tidy schema.
 
-A record lives at <root>/<model-slug>/<ckpt>/<fine_tune>/<eval_set>__<format>__<shots>shot.json and holds the key,
-the metrics (performance = bootstrap CI midpoint, the paper's number), the provenance and optionally per-item
-scores and predictions. Records are written atomically, so a killed job leaves either the old record, the new one
-or a stray temp file that is never read back.
+A record lives at <root>/<model-slug>/<ckpt>/<run>/<eval_set>__<format>__<shots>shot.json, where <run> is `base` or
+`<fine_tune>.<method>.seed<seed>`, and holds the key, the settings identity it was made under (amuro_utils.identity)
+and its hash, the metrics (performance = bootstrap CI midpoint, the paper's number), the provenance and the per-item
+scores, predictions and gold references. Records are written atomically, so a killed job leaves either the old
+record, the new one or a stray temp file that is never read back.
+
+A stored record answers a request only when its identity equals the requested one. Policy on a mismatch: recompute,
+and keep the old record aside under <root>/.stale/ (a corrupt file under <root>/.corrupt/), so no recorded result is
+ever lost; `status()` names the changed fields. Records of schema 1 (before identities) are migrated in place by
+`Store.migrate()`: they keep loading, and count as stale (their settings are unknown) until recomputed.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
+import errno
 import json
 import logging
 import math
@@ -19,37 +24,37 @@ import tempfile
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 
+from .identity import changed_fields, config_hash, plain
 from .paths import DATA_DIR
+from .profiles import PAPER, ckpt_step
 
 log = logging.getLogger(__name__)
 
-KEY_FIELDS = ("model", "ckpt", "fine_tune", "eval_set", "format", "shots")
+KEY_FIELDS = ("model", "ckpt", "fine_tune", "method", "seed", "eval_set", "format", "shots")
+BASE, BASE_METHOD = "base", "none"  # a base model's fine_tune and method; its seed is None
 METRIC_FIELDS = ("metric", "performance", "mean", "std", "ci_low", "ci_high", "n", "n_truncated")
-PROVENANCE_FIELDS = ("revision", "commit", "config_hash", "seed", "versions", "created")
+PROVENANCE_FIELDS = ("revision", "commit", "config_hash", "versions", "created")
 # One schema for run records and the paper's rows; `variant` is "standard" for every row the paper's figures use
 # (and for every run record), otherwise why the row is set aside ("shots0", "lr2e-05", "pre_hf_fix", ...).
-COLUMNS = ("model", "ckpt", "step", "fine_tune", "eval_set", "format", "shots", "metric", "performance", "mean",
-           "std", "ci_low", "ci_high", "n", "n_truncated", "source", "profile", *PROVENANCE_FIELDS, "variant", "lr",
-           "epochs", "model_id", "origin")
-SCHEMA_VERSION = 1
+COLUMNS = ("model", "ckpt", "step", "fine_tune", "method", "seed", "eval_set", "format", "shots", "metric",
+           "performance", "mean", "std", "ci_low", "ci_high", "n", "n_truncated", "source", "profile",
+           *PROVENANCE_FIELDS, "identity_hash", "variant", "lr", "epochs", "model_id", "origin")
+ITEM_COLUMNS = ("scores", "predictions", "references", "identity")
+SCHEMA_VERSION = 2
 STANDARD = "standard"
+STALE_DIR, CORRUPT_DIR = ".stale", ".corrupt"
 _PACKAGES = ("amuro_utils", "torch", "transformers", "tokenizers", "datasets", "accelerate", "numpy", "pandas",
-             "scipy", "rouge-score")
+             "scipy", "rouge-score", "peft")
 _SAFE_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # helpers
-
-
-def config_hash(obj) -> str:
-    """Stable 16-hex-digit SHA-256 of a dict/dataclass/list (key order, tuples vs lists and numpy types ignored)."""
-    canonical = json.dumps(_plain(obj), sort_keys=True, separators=(",", ":"), allow_nan=True)
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
 
 
 def package_versions(packages=_PACKAGES) -> dict[str, str | None]:
@@ -68,35 +73,25 @@ def model_slug(model: str) -> str:
     return model.replace("/", "--")
 
 
-def ckpt_step(ckpt: str) -> float:
-    """Training step of a ladder label: 'step1000' -> 1000.0; anything else ('main') -> NaN."""
-    match = re.fullmatch(r"step(\d+)", ckpt)
-    return float(match.group(1)) if match else math.nan
-
-
-def _plain(obj):
-    """JSON-ready copy: dataclasses -> dicts, tuples -> lists, numpy scalars/arrays -> Python values, Paths -> str."""
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return _plain(dataclasses.asdict(obj))
-    if isinstance(obj, dict):
-        return {str(k): _plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _plain(obj.tolist())
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, Path):
-        return str(obj)
-    return obj
+def run_name(fine_tune: str, method: str, seed: int | None) -> str:
+    """Folder of one model's records: 'base', or '<fine_tune>.<method>.seed<seed>' for a fine-tuned model."""
+    return BASE if fine_tune == BASE else f"{fine_tune}.{method}.seed{seed}"
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # the store
 
 
+class RecordStatus(NamedTuple):
+    """Whether a request is answered by the stored record: done, stale (changed fields), missing or corrupt."""
+
+    state: str  # "done" | "stale" | "missing" | "corrupt"
+    changed: tuple[str, ...]  # stale: the settings that differ (dotted paths); corrupt: why the file is unreadable
+    path: Path
+
+
 class Store:
-    """One folder of JSON records, one per (model, ckpt, fine_tune, eval_set, format, shots)."""
+    """One folder of JSON records, one per (model, ckpt, fine_tune, method, seed, eval_set, format, shots)."""
 
     def __init__(self, root):
         self.root = Path(root)
@@ -105,11 +100,25 @@ class Store:
         """Where the record of `key` lives (the key is validated first)."""
         key = _check_key(key)
         name = f"{key['eval_set']}__{key['format']}__{key['shots']}shot.json"
-        return self.root / model_slug(key["model"]) / key["ckpt"] / key["fine_tune"] / name
+        run = run_name(key["fine_tune"], key["method"], key["seed"])
+        return self.root / model_slug(key["model"]) / key["ckpt"] / run / name
 
     def has(self, **key) -> bool:
-        """True if a complete, valid record of `key` is stored (a corrupt or half-written one does not count)."""
+        """True if a complete, valid record of `key` is stored (whatever settings it was made under)."""
         return self._read(self.path(**key), quiet=True) is not None
+
+    def status(self, key: dict, identity: dict) -> RecordStatus:
+        """done: a valid record made under `identity`; stale: made under other settings (the changed fields);
+        corrupt: a file that is not a valid record (why); missing: nothing stored."""
+        path = self.path(**key)
+        if not path.is_file():
+            return RecordStatus("missing", (), path)
+        record, problem = self._load(path)
+        if problem:
+            return RecordStatus("corrupt", (problem,), path)
+        if record.get("identity_hash") == config_hash(identity):
+            return RecordStatus("done", (), path)
+        return RecordStatus("stale", tuple(changed_fields(record.get("identity"), identity)), path)
 
     def read(self, **key) -> dict:
         """The full record of `key` (with per-item scores/predictions if stored); KeyError if there is none."""
@@ -119,44 +128,107 @@ class Store:
             raise KeyError(f"no valid record for {_check_key(key)} at {path}")
         return record
 
-    def write(self, key: dict, metrics: dict, provenance: dict, scores=None, predictions=None) -> Path:
-        """Write one record atomically (temp file in the same folder, fsync, os.replace) and return its path."""
+    def write(self, key: dict, metrics: dict, provenance: dict, scores=None, predictions=None, references=None, *,
+              identity: dict | None = None) -> Path:
+        """Write one record atomically (temp file in the same folder, fsync, os.replace) and return its path.
+
+        A record already there that was made under another identity, or a corrupt file, is first moved aside
+        (`.stale/`, `.corrupt/`), so a recompute never destroys a recorded result.
+        """
         key = _check_key(key)
         missing = [f for f in ("metric", "performance") if f not in metrics]
         if missing:
             raise ValueError(f"metrics lack {missing}; pass evaluate.bootstrap_ci(...) plus 'metric' and 'n_truncated'")
         provenance = {"created": datetime.now(timezone.utc).isoformat(timespec="seconds"), **provenance}
-        record = {"schema": SCHEMA_VERSION, "key": key, "metrics": _plain(metrics), "provenance": _plain(provenance)}
-        if scores is not None:
-            record["scores"] = _plain(scores)
-        if predictions is not None:
-            record["predictions"] = _plain(predictions)
+        record = {"schema": SCHEMA_VERSION, "key": key, "identity": plain(identity),
+                  "identity_hash": None if identity is None else config_hash(identity),
+                  "metrics": plain(metrics), "provenance": plain(provenance)}
+        for name, values in (("scores", scores), ("predictions", predictions), ("references", references)):
+            if values is not None:
+                record[name] = plain(values)
         path = self.path(**key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        _atomic_write(path, json.dumps(record, allow_nan=True))
+        if path.is_file():
+            old, problem = self._load(path)
+            if problem:
+                self.set_aside(path, CORRUPT_DIR)
+            elif old.get("identity_hash") != record["identity_hash"]:
+                self.set_aside(path, STALE_DIR)
+        atomic_write(path, json.dumps(record, allow_nan=True))
         return path
 
-    def frame(self) -> pd.DataFrame:
-        """Every valid record as one tidy DataFrame (columns COLUMNS); corrupt files are skipped with a warning."""
+    def set_aside(self, path: Path, folder: str = STALE_DIR) -> Path:
+        """Move a record file out of the store's reach into <root>/<folder>/ (same relative path, timestamped)."""
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
+        target = self.root / folder / path.relative_to(self.root).with_suffix(f".{stamp}.json")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(path, target)
+        log.warning("moved %s aside to %s (%s)", path, target, "made under other settings" if folder == STALE_DIR
+                    else "not a valid record")
+        return target
+
+    def files(self) -> list[Path]:
+        """Every record file of the store (records set aside are not included)."""
+        return sorted(p for p in self.root.glob("*/*/*/*.json"))
+
+    def frame(self, items: bool = False) -> pd.DataFrame:
+        """Every valid record as one tidy DataFrame (columns COLUMNS; with `items`, also ITEM_COLUMNS: per-item
+        scores, predictions, references and the identity dict); corrupt files are reported with their path."""
         rows = []
-        for path in sorted(self.root.glob("*/*/*/*.json")):
+        for path in self.files():
             record = self._read(path, quiet=False)
             if record is not None:
-                rows.append(_record_row(record, path.relative_to(self.root).as_posix()))
-        return _as_frame(rows)
+                rows.append(_record_row(record, path.relative_to(self.root).as_posix(), items))
+        return _as_frame(rows, items)
+
+    def migrate(self) -> int:
+        """Move schema-1 records (6-field keys, no identity) to this schema's layout; returns how many moved.
+
+        Their settings are unknown, so they stay loadable but count as stale until recomputed.
+        """
+        moved = 0
+        for path in sorted(self.root.glob("*/*/*/*.json")):
+            try:
+                record = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+                continue
+            if not isinstance(record, dict) or record.get("schema", 1) != 1 or "key" not in record:
+                continue
+            key = dict(record["key"])
+            base = key.get("fine_tune") == BASE
+            seed = record.get("provenance", {}).get("seed")
+            key.update(method=BASE_METHOD if base else "full", seed=None if base else seed)
+            record.update(schema=SCHEMA_VERSION, key=key, identity=None, identity_hash=None, migrated_from=1)
+            target = self.path(**key)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(target, json.dumps(record, allow_nan=True))
+            if target != path:
+                path.unlink()
+            moved += 1
+        if moved:
+            log.warning("migrated %d records of schema 1 in %s to schema %d: their settings are unknown, so they count "
+                        "as stale; a rerun recomputes them and keeps the old ones in %s/", moved, self.root,
+                        SCHEMA_VERSION, STALE_DIR)
+        return moved
+
+    def _load(self, path: Path) -> tuple[dict | None, str | None]:
+        """(record, None) if the file at `path` is a complete record that belongs there, else (None, why not)."""
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            return None, f"not valid JSON ({err})"
+        problem = _record_problem(record, path, self)
+        return (None, problem) if problem else (record, None)
 
     def _read(self, path: Path, quiet: bool) -> dict | None:
         """The record at `path` if it is complete and belongs there; None (with a warning unless quiet) otherwise."""
         if not path.is_file():
             return None
-        try:
-            record = json.loads(path.read_text(encoding="utf-8"))
-            problem = _record_problem(record, path, self)
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            problem = f"not valid JSON ({err})"
+        record, problem = self._load(path)
         if problem:
             if not quiet:
-                log.warning("skipping record %s: %s; delete it and rerun the step that writes it", path, problem)
+                log.warning("skipping record %s: %s; the step that writes it recomputes it (the file is set aside)",
+                            path, problem)
             return None
         return record
 
@@ -169,8 +241,16 @@ def _check_key(key: dict) -> dict:
     shots = key["shots"]
     if isinstance(shots, bool) or not isinstance(shots, (int, np.integer)) or shots < 0:
         raise ValueError(f"shots must be a non-negative int, got {shots!r}")
-    out = {f: str(key[f]) for f in KEY_FIELDS if f != "shots"} | {"shots": int(shots)}
-    for field in ("ckpt", "fine_tune", "eval_set", "format"):
+    out = {f: str(key[f]) for f in KEY_FIELDS if f not in ("shots", "seed")} | {"shots": int(shots)}
+    base = out["fine_tune"] == BASE
+    seed = key["seed"]
+    if base != (out["method"] == BASE_METHOD) or base != (seed is None):
+        raise ValueError(f"a base model's key has method={BASE_METHOD!r} and seed=None, a fine-tuned one a method and "
+                         f"an int seed; got fine_tune={out['fine_tune']!r}, method={out['method']!r}, seed={seed!r}")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
+        raise ValueError(f"seed must be an int (or None for a base model), got {seed!r}")
+    out["seed"] = None if seed is None else int(seed)
+    for field in ("ckpt", "fine_tune", "method", "eval_set", "format"):
         if not _SAFE_PART.match(out[field]) or "__" in out[field]:
             raise ValueError(f"{field}={out[field]!r} is not usable in a record file name "
                              "(letters, digits, '.', '_', '+', '-', no '__', no leading symbol)")
@@ -183,6 +263,8 @@ def _record_problem(record, path: Path, store: Store) -> str | None:
     """Why `record` is not a valid record for `path` (None if it is)."""
     if not isinstance(record, dict) or not {"key", "metrics", "provenance"} <= set(record):
         return "not a record (needs key, metrics, provenance)"
+    if record.get("schema", 1) != SCHEMA_VERSION:
+        return f"schema {record.get('schema', 1)} (this code reads {SCHEMA_VERSION}; Store.migrate() converts it)"
     try:
         key = _check_key(record["key"])
     except (ValueError, TypeError) as err:
@@ -195,17 +277,27 @@ def _record_problem(record, path: Path, store: Store) -> str | None:
     return None
 
 
-def _atomic_write(path: Path, text: str) -> None:
+def atomic_write(path: Path, text: str) -> None:
     """Write `text` to `path` so that readers see the old file or the whole new one, never a part."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
+    except OSError as err:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        if err.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise OSError(err.errno, f"no space left on the device writing {path} ({err.strerror}); nothing "
+                                     "partial was kept and every earlier record is intact: free disk space and rerun "
+                                     "(finished work is reused)") from err
+        raise
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
         raise
     # the rename itself must survive a crash, so the folder entry is synced too (not possible on every OS)
     try:
@@ -220,31 +312,79 @@ def _atomic_write(path: Path, text: str) -> None:
         os.close(dir_fd)
 
 
-def _record_row(record: dict, origin: str) -> dict:
-    """One DataFrame row from a record."""
+def _record_row(record: dict, origin: str, items: bool = False) -> dict:
+    """One DataFrame row from a record (with its per-item lists and identity if `items`)."""
     key, metrics, prov = record["key"], record["metrics"], record["provenance"]
-    step = ckpt_step(key["ckpt"])
-    if math.isnan(step):
-        # 'main' (or another branch label): the ladder's final step if the run recorded it
-        recorded = prov.get("step")
-        match = re.match(r"step(\d+)", str(prov.get("revision") or ""))
-        step = float(recorded) if recorded is not None else float(match.group(1)) if match else math.nan
+    # The training step the checkpoint was saved at (recorded), else the one its label or branch names.
+    step = prov.get("step")
+    if step is None:
+        step = ckpt_step(key["ckpt"])
+    if step is None:
+        step = ckpt_step(str(prov.get("revision") or "").split("-")[0])
     versions = prov.get("versions")
-    return {**key, "step": step, **{f: metrics.get(f, math.nan) for f in METRIC_FIELDS},
-            "source": "run", "profile": prov.get("profile"),
-            **{f: prov.get(f) for f in PROVENANCE_FIELDS},
-            "versions": json.dumps(versions, sort_keys=True) if versions is not None else None,
-            "variant": STANDARD, "lr": prov.get("lr", math.nan), "epochs": prov.get("epochs", math.nan),
-            "model_id": None, "origin": origin}
+    row = {**key, "step": math.nan if step is None else float(step),
+           **{f: metrics.get(f, math.nan) for f in METRIC_FIELDS}, "source": "run", "profile": prov.get("profile"),
+           **{f: prov.get(f) for f in PROVENANCE_FIELDS}, "identity_hash": record.get("identity_hash"),
+           "versions": json.dumps(versions, sort_keys=True) if versions is not None else None,
+           "variant": STANDARD, "lr": prov.get("lr", math.nan), "epochs": prov.get("epochs", math.nan),
+           "model_id": None, "origin": origin}
+    if items:
+        row.update(scores=np.asarray(record.get("scores", []), dtype=float), predictions=record.get("predictions"),
+                   references=record.get("references"), identity=record.get("identity"))
+    return row
 
 
-def _as_frame(rows: list[dict]) -> pd.DataFrame:
-    """Rows -> DataFrame with exactly COLUMNS and stable dtypes (also when there are no rows)."""
-    frame = pd.DataFrame(rows, columns=list(COLUMNS))
-    for col in ("step", "performance", "mean", "std", "ci_low", "ci_high", "n", "n_truncated", "lr", "epochs"):
+def _as_frame(rows: list[dict], items: bool = False) -> pd.DataFrame:
+    """Rows -> DataFrame with exactly COLUMNS (+ ITEM_COLUMNS) and stable dtypes (also when there are no rows)."""
+    frame = pd.DataFrame(rows, columns=list(COLUMNS) + (list(ITEM_COLUMNS) if items else []))
+    for col in ("step", "seed", "performance", "mean", "std", "ci_low", "ci_high", "n", "n_truncated", "lr", "epochs"):
         frame[col] = pd.to_numeric(frame[col], errors="coerce").astype(float)
     frame["shots"] = frame["shots"].astype("int64")
     return frame
+
+
+# Which records must agree on which settings: (identity path prefix, the key columns within which it must agree).
+_AGREEMENT = (("eval.items", ()), ("eval.scoring", ()), ("eval.data", ("eval_set", "format")), ("model", ("ckpt",)),
+              ("fine_tune", ("fine_tune", "method", "seed")), ("saved_dtype", ("fine_tune", "method", "seed")))
+
+
+def _flat(tree, prefix: str = "") -> dict[str, str]:
+    if isinstance(tree, dict):
+        return {k: v for key, value in tree.items() for k, v in _flat(value, f"{prefix}.{key}" if prefix else key).items()}
+    return {prefix: json.dumps(tree, sort_keys=True)}
+
+
+def mixed_settings(frame: pd.DataFrame) -> list[str]:
+    """Settings that take more than one value among records that must share them (one line each, with counts).
+
+    Every record must agree on the item limit, shots and scoring settings; records of one eval set and format on
+    its data and template; records of one checkpoint on its commit; records of one fine-tune (method, seed) on its
+    training. Records without an identity (schema 1) cannot be checked and are named when mixed with others.
+    """
+    if "identity" not in frame.columns or frame.empty:
+        return []
+    known = frame["identity"].notna()
+    lines = []
+    if not known.all() and known.any():
+        lines.append(f"{int((~known).sum())} records carry no settings identity (schema 1) beside {int(known.sum())} "
+                     "that do")
+    rows = frame[known]
+    flat = [_flat(i) for i in rows["identity"]]
+    for prefix, by in _AGREEMENT:
+        groups: dict[tuple, dict[str, dict[str, int]]] = {}
+        for (_, row), fields in zip(rows.iterrows(), flat):
+            group = groups.setdefault(tuple(row[c] if pd.notna(row[c]) else None for c in by), {})
+            for path, value in fields.items():
+                if path == prefix or path.startswith(prefix + "."):
+                    counts = group.setdefault(path, {})
+                    counts[value] = counts.get(value, 0) + 1
+        for group_key, paths in groups.items():
+            for path, counts in paths.items():
+                if len(counts) > 1:
+                    where = f" (within {dict(zip(by, group_key))})" if by else ""
+                    values = ", ".join(f"{v} ×{n}" for v, n in sorted(counts.items(), key=lambda kv: -kv[1])[:3])
+                    lines.append(f"{path}{where}: {values}")
+    return lines
 
 
 def standard_cells(rows: pd.DataFrame, key: list[str]) -> pd.DataFrame:
@@ -258,6 +398,27 @@ def standard_cells(rows: pd.DataFrame, key: list[str]) -> pd.DataFrame:
         raise ValueError(f"{len(dup)} rows share a ({', '.join(key)}) cell, e.g. {cells} (sources {sources}); "
                          "pass one source and one model, e.g. df[df.source == 'run']")
     return rows
+
+
+def model_cells(rows: pd.DataFrame, key: list[str], method: str = "full") -> pd.DataFrame:
+    """Standard rows of base models and of one fine-tuning `method`, one row per `key` cell: the runs of several
+    training seeds are averaged (performance and std = their means; seed_std = the spread across seeds, n_seeds).
+    Two sources or models in one cell are refused."""
+    if "method" in rows.columns:
+        if method not in set(rows["method"]) | {"full"} and len(rows):
+            raise ValueError(f"no records of fine-tuning method {method!r}; methods here: {sorted(set(rows['method']))}")
+        rows = rows[rows["method"].isin([BASE_METHOD, method])]
+    if "seed" not in rows.columns or not rows.duplicated(key, keep=False).any():
+        return standard_cells(rows, key).assign(seed_std=math.nan, n_seeds=1)
+    rows = rows[rows["variant"] == STANDARD] if "variant" in rows.columns else rows
+    with_seed = key + ["seed"]
+    standard_cells(rows.assign(seed=rows["seed"].fillna(-1)), with_seed)  # one row per (cell, seed)
+    numeric = {"performance": "mean", "std": "mean", "mean": "mean", "ci_low": "mean", "ci_high": "mean"}
+    grouped = rows.groupby(key, dropna=False, sort=False)
+    merged = grouped.agg({**{c: "first" for c in rows.columns if c not in numeric and c not in key}, **numeric})
+    merged["seed_std"] = grouped["performance"].std(ddof=1)
+    merged["n_seeds"] = grouped["performance"].size()
+    return merged.reset_index()
 
 
 def combined(run: pd.DataFrame, paper: pd.DataFrame) -> pd.DataFrame:
@@ -275,8 +436,10 @@ def combined(run: pd.DataFrame, paper: pd.DataFrame) -> pd.DataFrame:
 
 PAPER_MODEL = "allenai/OLMo-1B-hf"
 PAPER_FINAL_STEP = 738020  # "main" = step738020 (PROTOCOL §1)
-PAPER_LRS = {"mnli": 2e-6, "paws": 2e-6, "socialiqa": 2e-6, "xsum": 2e-7, "tulu": 2e-6}  # the notebook's LRS
-PAPER_EPOCHS = {"mnli": 3, "paws": 3, "socialiqa": 3, "xsum": 3, "tulu": 5}
+# The paper's learning rate and epochs per fine-tune (the release notebook's LRS), from the `paper` profile.
+PAPER_LRS = {t.name: t.train.lr for t in PAPER.tasks} | {PAPER.instruction.name: PAPER.instruction.train.lr}
+PAPER_EPOCHS = {t.name: t.train.epochs for t in PAPER.tasks} | {PAPER.instruction.name: PAPER.instruction.train.epochs}
+PAPER_SEED = PAPER.tasks[0].train.seed  # the release's fine-tuning seed (42)
 GENERATION_SETS = ("xsum", "xlsum", "cnn", "socialiqa", "sciq", "tweetqa")  # ROUGE-L; the rest accuracy
 # official_eval_table: catwalk rank-classification primary metric per task (PROTOCOL §4.5)
 OFFICIAL_METRICS = {"arc_easy": "acc_uncond", "arc_challenge": "acc_uncond", "openbookqa": "acc_uncond",
@@ -357,8 +520,10 @@ def _paper_rows(path: Path, table: str, unparsed: list[str]) -> list[dict]:
             continue
         eval_set, fmt, metric, extra = _eval_key(eval_name, table)
         reasons = [r for r in parsed.pop("variant").split("+") if r != STANDARD] + extra
-        rows.append({"model": PAPER_MODEL, **parsed, "eval_set": eval_set, "format": fmt, "metric": metric,
-                     "step": float(PAPER_FINAL_STEP) if parsed["ckpt"] == "main" else ckpt_step(parsed["ckpt"]),
+        base = parsed["fine_tune"] == BASE
+        rows.append({"model": PAPER_MODEL, **parsed, "method": BASE_METHOD if base else "full",
+                     "seed": math.nan if base else PAPER_SEED, "eval_set": eval_set, "format": fmt, "metric": metric,
+                     "step": float(PAPER_FINAL_STEP if parsed["ckpt"] == "main" else ckpt_step(parsed["ckpt"])),
                      "performance": performance, "std": std, "source": "paper", "profile": "paper",
                      "variant": "+".join(reasons) or STANDARD, "model_id": model_id,
                      "origin": f"{path.name}:{index}"})

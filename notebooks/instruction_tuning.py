@@ -2,6 +2,12 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec,jupytext
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -28,30 +34,22 @@ overlay_paper: bool = False  # draw the paper's released curves (dotted) beside 
 make_figures: bool = True  # False for per-checkpoint cluster jobs; a final job with ckpt all draws the figures
 
 # %%
-import pandas as pd
-from IPython.display import display
+from amuro_utils import pipeline
 
-from amuro_utils import pipeline, plots
-
-prof = pipeline.setup(profile)
-source = results_source or prof.results_source
+prof = pipeline.setup(profile, results_source)
 print(prof.description)
 
 # %% [markdown]
 # ## Instruction-tune and evaluate
 
 # %%
-if source == "run":
-    runs = [pipeline.run_instruction_tuning(prof, c) for c in pipeline.select_ckpts(prof, ckpt)]
-    display(pd.DataFrame(runs))
+pipeline.run_instruction_tuning(prof, ckpt)
 
 # %% [markdown]
 # ## Figure 4
 
 # %%
-if make_figures:
-    df, overlay = pipeline.figure_inputs(prof, results_source, overlay_paper)
-    plots.save(plots.fig4_instruction_tuning(df, prof, overlay=overlay), prof, "fig4_instruction_tuning")
+pipeline.draw(prof, "instruction_tuning", overlay_paper=overlay_paper, enabled=make_figures)
 
 # %% [markdown]
 # **What it shows.** In the paper, instruction tuning lifts the benchmark scores of every checkpoint by a similar

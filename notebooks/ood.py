@@ -2,6 +2,12 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec,jupytext
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -24,24 +30,16 @@ overlay_paper: bool = False  # draw the paper's released curves (dotted) beside 
 # %%
 from IPython.display import display
 
-from amuro_utils import analysis, pipeline, plots
+from amuro_utils import pipeline
 
-prof = pipeline.setup(profile)
-df, overlay = pipeline.figure_inputs(prof, results_source, overlay_paper, needs_sft=True)
-
-# %% [markdown]
-# ## Out-of-domain change per task group
-
-# %%
-groups = analysis.ood_summary(df, prof, shots=prof.shots, ckpts=list(prof.ckpts))
-plots.write_table(groups, prof, "ood_groups")
-display(groups)
+prof = pipeline.setup(profile, results_source)
 
 # %% [markdown]
-# ## Figure 7
+# ## Out-of-domain change per task group and Figure 7
 
 # %%
-print(*plots.save(plots.fig7_ood(df, prof, overlay=overlay), prof, "fig7_ood"), sep="\n")
+drawn = pipeline.draw(prof, "ood", overlay_paper=overlay_paper)
+display(*drawn.tables.values())
 
 # %% [markdown]
 # **What it shows.** In the paper, fine-tuning helps out-of-domain sets of the same task for NLI and question

@@ -2,6 +2,12 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec,jupytext
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -29,12 +35,11 @@ sensitivity: bool = True  # run the Springer et al. Gaussian-perturbation probe 
 make_figures: bool = True  # False for per-checkpoint cluster jobs; a final job with ckpt all draws the figures
 
 # %%
-from IPython.display import Image, Markdown, display
+from IPython.display import Markdown, display
 
-from amuro_utils import pipeline, plots
+from amuro_utils import pipeline
 
-prof = pipeline.setup(profile)
-source = results_source or prof.results_source
+prof = pipeline.setup(profile, results_source)
 print(prof.description)
 
 # %% [markdown]
@@ -45,19 +50,13 @@ print(prof.description)
 # same `from_pretrained(repo, revision=branch)` call.
 
 # %%
-if source == "run":
-    built = pipeline.prepare_ladder(prof)
-    if built is not None:
-        display(Markdown(pipeline.describe_ladder(built)))
-        display(Image(filename=built["figure"][0]))
+display(Markdown(pipeline.ladder_report(prof)))
 
 # %% [markdown]
 # ## Base checkpoints on every evaluation set
 
 # %%
-if source == "run":
-    new = pipeline.run_base(prof, pipeline.select_ckpts(prof, ckpt))
-    print(f"{new} new evaluation records")
+print(f"{pipeline.run_base(prof, ckpt)} new evaluation records")
 
 # %% [markdown]
 # ## Progressive sensitivity (Springer et al., 2025)
@@ -65,23 +64,14 @@ if source == "run":
 # fixed held-out text sample is compared with the unperturbed checkpoint's.
 
 # %%
-sens = None
-if source == "run" and sensitivity:
-    sens = pipeline.sensitivity(prof, pipeline.select_ckpts(prof, ckpt))
-    display(sens.pivot(index="ckpt", columns="sigma", values="delta_loss").reindex(
-        [c for c in prof.ckpts if c in set(sens["ckpt"])]))
-elif source == "paper":
-    print("The authors released no sensitivity numbers; this probe needs a run (profile tiny or paper).")
+sens = pipeline.sensitivity(prof, ckpt, enabled=sensitivity)
+sens.pivot_table(index=["ckpt", "step"], columns="sigma", values="delta_loss", sort=False)
 
 # %% [markdown]
 # ## Figure 2
 
 # %%
-if make_figures:
-    df, overlay = pipeline.figure_inputs(prof, results_source, overlay_paper)
-    plots.save(plots.fig2_pretrain_probe(df, prof, overlay=overlay), prof, "fig2_pretrain_probe")
-    if sens is not None and len(sens):
-        plots.save(plots.fig_sensitivity(sens, prof), prof, "figS_sensitivity")
+pipeline.draw(prof, "pretrain_probe", overlay_paper=overlay_paper, enabled=make_figures, sensitivity_rows=sens)
 
 # %% [markdown]
 # **What it shows.** In the paper, benchmark accuracy (HellaSwag, ARC, SciQ, OpenBookQA) rises steadily with

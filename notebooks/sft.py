@@ -2,6 +2,12 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec,jupytext
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -29,13 +35,11 @@ overlay_paper: bool = False  # draw the paper's released curves (dotted) beside 
 make_figures: bool = True  # False for per-checkpoint cluster jobs; a final job with ckpt all draws the figures
 
 # %%
-import pandas as pd
 from IPython.display import display
 
-from amuro_utils import analysis, pipeline, plots
+from amuro_utils import pipeline
 
-prof = pipeline.setup(profile)
-source = results_source or prof.results_source
+prof = pipeline.setup(profile, results_source)
 print(prof.description)
 
 # %% [markdown]
@@ -44,23 +48,14 @@ print(prof.description)
 # fine-tuned model is kept on disk until its evaluation plan is complete).
 
 # %%
-if source == "run":
-    runs = [pipeline.run_sft(prof, c, t) for c in pipeline.select_ckpts(prof, ckpt)
-            for t in pipeline.select_tasks(prof, task)]
-    display(pd.DataFrame(runs))
+pipeline.run_sft(prof, ckpt, task)
 
 # %% [markdown]
 # ## Figure 3 and Table 5
 
 # %%
-if make_figures:
-    df, overlay = pipeline.figure_inputs(prof, results_source, overlay_paper)
-    plots.save(plots.fig3_sft(df, prof, overlay=overlay), prof, "fig3_sft")
-    plots.save(plots.fig3b_gain_bars(df, prof, overlay=overlay), prof, "fig3b_gain_bars")
-    table5 = analysis.table5(df, prof, main_step=prof.extra.get("table5_main_step"), shots=prof.shots,
-                             ckpts=list(prof.ckpts))
-    plots.write_table(table5, prof, "table5_learned_groups")
-    display(table5)
+drawn = pipeline.draw(prof, "sft", overlay_paper=overlay_paper, enabled=make_figures)
+display(*drawn.tables.values())
 
 # %% [markdown]
 # **What it shows.** In the paper, fine-tuning gains are largest for the tasks the base model had not learned

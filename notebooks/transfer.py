@@ -2,6 +2,12 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec,jupytext
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -27,24 +33,16 @@ overlay_paper: bool = False  # draw the paper's released curves (dotted) beside 
 # %%
 from IPython.display import display
 
-from amuro_utils import analysis, pipeline, plots
+from amuro_utils import pipeline
 
-prof = pipeline.setup(profile)
-df, overlay = pipeline.figure_inputs(prof, results_source, overlay_paper, needs_sft=True)
-
-# %% [markdown]
-# ## Mean relative change
-
-# %%
-mrc = analysis.mrc_table(df, prof, shots=prof.shots, ckpts=list(prof.ckpts))
-plots.write_table(mrc, prof, "mrc_cross_task")
-display(mrc)
+prof = pipeline.setup(profile, results_source)
 
 # %% [markdown]
-# ## Figure 6
+# ## Mean relative change and Figure 6
 
 # %%
-print(*plots.save(plots.fig6_transfer(df, prof, overlay=overlay), prof, "fig6_transfer"), sep="\n")
+drawn = pipeline.draw(prof, "transfer", overlay_paper=overlay_paper)
+display(*drawn.tables.values())
 
 # %% [markdown]
 # **What it shows.** In the paper, fine-tuning on a classification task destroys most of the model's generation

@@ -12,11 +12,11 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from amuro_utils import ladder
-from amuro_utils.ladder import (CheckpointMismatchError, CorruptCheckpointError, LadderError, TinyLadderSettings,
-                                build_tiny_ladder, check_safetensors, load, resolve, tiny_settings,
-                                unigram_entropy, write_hub_revision)
+from amuro_utils.ladder import (CheckpointMismatchError, CorruptCheckpointError, LadderError, check_safetensors, load,
+                                resolve, write_hub_revision)
 from amuro_utils.offline import olmo_tokenizer
-from amuro_utils.profiles import PAPER, TINY
+from amuro_utils.profiles import PAPER, TINY, TinyLadderSettings
+from amuro_utils.tiny_ladder import build_tiny_ladder, tiny_settings, unigram_entropy
 from conftest import OLMO_HF_REPO, tiny_olmo
 
 SMALL = TinyLadderSettings(hidden_size=16, num_layers=1, num_heads=1, intermediate_size=32, seq_len=32,
@@ -38,9 +38,18 @@ def test_resolve_accepts_every_name_form(offline_olmo_hub, name, branch):
     assert resolve("olmo-1b", name) == branch
 
 
-def test_paper_ckpts_are_the_ladder_labels():
-    assert ladder.LADDERS[PAPER.ladder].ckpts == PAPER.ckpts
+def test_paper_ladder_is_the_hf_repo():
     assert ladder.LADDERS[PAPER.ladder].repo == "allenai/OLMo-1B-hf"
+
+
+def test_checkpoint_is_resolved_once_with_commit_and_step(offline_olmo_hub):
+    point = ladder.checkpoint("olmo-1b", "424000")
+    assert (point.label, point.branch, point.step) == ("424000", "step424000-tokens1778B", 424000)
+    assert point.commit == offline_olmo_hub.commits["step424000-tokens1778B"]
+    final = ladder.checkpoint("olmo-1b", "main")
+    assert (final.branch, final.step, final.commit) == ("main", 738020, offline_olmo_hub.commits["main"])
+    _, _, provenance = load("olmo-1b", point, device="cpu")  # a resolved Checkpoint is loaded without resolving
+    assert (provenance["revision"], provenance["commit"], provenance["step"]) == (point.branch, point.commit, 424000)
 
 
 def test_unknown_ckpt_lists_the_nearest(offline_olmo_hub):
@@ -63,7 +72,7 @@ def test_offline_without_listing_or_cache_says_how_to_fill_it(offline_olmo_hub, 
     message = str(err.value)
     assert "no branches found" in message
     assert "`hf download allenai/OLMo-1B-hf --revision <branch>`" in message
-    with pytest.raises(LadderError, match=r"Build it with `python -m amuro_utils.ladder`"):
+    with pytest.raises(LadderError, match=r"Build it with `python -m amuro_utils.tiny_ladder`"):
         resolve("tiny-olmo", "main", cache_dir=tmp_path / "empty")
 
 
@@ -186,7 +195,6 @@ def test_unigram_entropy_in_nats():
 def test_tiny_settings_follow_the_profile():
     settings = tiny_settings(TINY)
     assert settings.save_steps == (10, 20, 40, 60, 80, 120, 160) and settings.total_steps == 160
-    assert ladder.LADDERS[TINY.ladder].ckpts == TINY.ckpts
     with pytest.raises(LadderError, match="uses hub ladder 'olmo-1b'"):
         tiny_settings(PAPER)
 
@@ -215,3 +223,32 @@ def test_tiny_ladder_is_deterministic_and_reused(tmp_path):
         reseeded = build_tiny_ladder(replace(SMALL, seed=1), out_dir=tmp_path / "a", progress=False)
     assert reseeded["built"] and reseeded["config_hash"] != first["config_hash"]
     assert reseeded["branches"]["main"] != first["branches"]["main"]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# disk hygiene
+
+
+def _tiny_olmo(seed):
+    import torch
+    from transformers import OlmoConfig, OlmoForCausalLM
+
+    torch.manual_seed(seed)
+    return OlmoForCausalLM(OlmoConfig(vocab_size=50304, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                                      num_attention_heads=2))
+
+
+def test_prune_revision_deletes_one_cached_revision(tmp_path):
+    from amuro_utils.offline import olmo_tokenizer
+
+    repo = "allenai/OLMo-1B-hf"
+    kept = ladder.write_hub_revision(tmp_path, repo, "step18000-tokens75B", _tiny_olmo(1), olmo_tokenizer())
+    pruned = ladder.write_hub_revision(tmp_path, repo, "step1000-tokens4B", _tiny_olmo(0), olmo_tokenizer())
+    folder = tmp_path / "models--allenai--OLMo-1B-hf"
+    size = sum(p.stat().st_size for p in (folder / "snapshots" / pruned).iterdir())
+    assert ladder.prune_revision(repo, "step1000-tokens4B", tmp_path) == size
+    assert [p.name for p in (folder / "snapshots").iterdir()] == [kept]
+    assert [p.name for p in (folder / "refs").iterdir()] == ["step18000-tokens75B"]
+    assert ladder.prune_revision(repo, "step1000-tokens4B", tmp_path) == 0  # already gone: nothing to do
+    assert ladder.prune_revision(repo, kept, tmp_path) == size  # by commit hash too
+    assert not folder.exists()  # huggingface_hub removes a repo folder with no revision left

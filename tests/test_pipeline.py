@@ -9,8 +9,8 @@ import json
 import pytest
 import torch
 
-from amuro_utils import paths, pipeline
-from amuro_utils.profiles import PAPER, get_profile
+from amuro_utils import paths, pipeline, plan
+from amuro_utils.profiles import PAPER, SensitivitySettings, get_profile
 
 
 def _paper_like(tmp_path, monkeypatch):
@@ -23,25 +23,27 @@ def _paper_like(tmp_path, monkeypatch):
         PAPER, name="paper-offline-test", ckpts=("step1000", "step424000", "main"), tasks=(mnli,),
         instruction=dataclasses.replace(PAPER.instruction, benchmarks=("arc_easy",), llmbar=("llmbar_Natural",)),
         data_source="offline", eval_limit=6, eval_batch_size=4, max_length=512, device="cpu", eval_dtype="float32",
-        formats=("default", "instruct"), prune_revisions=False, sensitivity_tokens=256, sensitivity_block=64)
+        formats=("default", "instruct"), prune_revisions=False,
+        sensitivity=SensitivitySettings(sigmas=(0.0, 0.005, 0.01, 0.02), tokens=256, block=64))
 
 
 def test_paper_code_path_through_the_offline_hub(offline_olmo_hub, tmp_path, monkeypatch):
     prof = _paper_like(tmp_path, monkeypatch)
-    assert pipeline.select_ckpts(prof, "424000") == ["step424000"]
-    assert pipeline.select_ckpts(prof, "step424000-tokens1778B") == ["step424000"]
+    assert [c.label for c in pipeline.checkpoints(prof, "424000")] == ["step424000"]
+    (point,) = pipeline.checkpoints(prof, "step424000-tokens1778B")
+    assert (point.label, point.branch, point.step) == ("step424000", "step424000-tokens1778B", 424000)
     with pytest.raises(Exception, match="Nearest available: step1000-tokens4B"):
-        pipeline.select_ckpts(prof, "18000")  # on the paper ladder but not in this cache
+        pipeline.checkpoints(prof, "18000")  # on the paper ladder but not in this cache
 
-    assert pipeline.run_base(prof, ["step424000"], progress=False) == len(pipeline.base_plan(prof))
-    result = pipeline.run_sft(prof, "step424000", prof.task("mnli"), progress=False)
-    assert result["status"] == "ran" and result["records"] == len(pipeline.sft_plan(prof, prof.task("mnli")))
+    assert pipeline.run_base(prof, "step424000", progress=False) == len(plan.base_plan(prof))
+    (result,) = pipeline.run_sft(prof, "step424000", "mnli", progress=False).to_dict("records")
+    assert result["status"] == "ran" and result["records"] == len(plan.sft_plan(prof, prof.task("mnli")))
     assert result["steps"] == 3  # 8 examples / batch 8 × 3 epochs
-    assert not (paths.RESULTS_ROOT / prof.name / "models" / "step424000" / "mnli").exists()  # weights not kept
+    assert not (paths.RESULTS_ROOT / prof.name / "models" / "step424000" / "mnli.full.seed42").exists()  # not kept
 
     store = pipeline.store(prof)
-    record = store.read(model="allenai/OLMo-1B-hf", ckpt="step424000", fine_tune="mnli", eval_set="rte",
-                        format="instruct", shots=4)
+    record = store.read(model="allenai/OLMo-1B-hf", ckpt="step424000", fine_tune="mnli", method="full", seed=42,
+                        eval_set="rte", format="instruct", shots=4)
     assert record["provenance"]["revision"] == "step424000-tokens1778B"
     assert record["provenance"]["commit"] == offline_olmo_hub.commits["step424000-tokens1778B"]
     assert record["metrics"]["n"] == 6 and len(record["predictions"]) == 6
@@ -50,12 +52,13 @@ def test_paper_code_path_through_the_offline_hub(offline_olmo_hub, tmp_path, mon
     frame = pipeline.load_frame(prof)
     assert set(frame["fine_tune"]) == {"base", "mnli"} and (frame["source"] == "run").all()
     # a rerun finds everything recorded and loads no model
-    assert pipeline.run_sft(prof, "step424000", prof.task("mnli"), progress=False)["status"] == "recorded"
-    assert pipeline.run_base(prof, ["step424000"], progress=False) == 0
+    assert pipeline.run_sft(prof, "step424000", "mnli", progress=False)["status"].tolist() == ["recorded"]
+    assert pipeline.run_base(prof, "step424000", progress=False) == 0
 
-    sens = pipeline.sensitivity(prof, ["step424000"])
-    assert list(sens["sigma"]) == list(prof.sensitivity_sigmas) and sens["delta_loss"].iloc[0] == 0.0
+    sens = pipeline.sensitivity(prof, "step424000")
+    assert list(sens["sigma"]) == list(prof.sensitivity.sigmas) and sens["delta_loss"].iloc[0] == 0.0
     assert sens["delta_loss"].iloc[-1] > 0  # σ = 0.02 noise on every weight raises the held-out loss
+    assert sens["step"].unique().tolist() == [424000]
 
 
 def test_missing_records_name_the_notebook_to_run(tmp_path, monkeypatch):
@@ -84,23 +87,24 @@ def test_unknown_names_list_what_exists():
 
 def test_records_are_json_with_provenance_fields(offline_olmo_hub, tmp_path, monkeypatch):
     prof = _paper_like(tmp_path, monkeypatch)
-    pipeline.run_base(prof, ["main"], progress=False)
+    pipeline.run_base(prof, "main", progress=False)
     files = sorted((paths.RESULTS_ROOT / prof.name / "records").rglob("*.json"))
-    assert len(files) == len(pipeline.base_plan(prof))
+    assert len(files) == len(plan.base_plan(prof))
     record = json.loads(files[0].read_text())
     for field in ("revision", "commit", "config_hash", "versions", "profile"):
         assert record["provenance"][field], field
+    assert record["identity"]["model"]["commit"] == record["provenance"]["commit"]
+    assert len(record["references"]) == len(record["predictions"]) == record["metrics"]["n"]
     # main's step comes from the step branch with the same commit (the final checkpoint, step738020)
     assert pipeline.load_frame(prof)["step"].unique().tolist() == [738020]
 
 
 def test_interrupted_evaluation_resumes_from_the_saved_fine_tuned_model(offline_olmo_hub, tmp_path, monkeypatch):
     prof = dataclasses.replace(_paper_like(tmp_path, monkeypatch), keep_weights=True)
-    task = prof.task("mnli")
-    first = pipeline.run_sft(prof, "step1000", task, progress=False)
+    first = pipeline.run_sft(prof, "step1000", "mnli", progress=False).iloc[0]
     store = pipeline.store(prof)
-    key = dict(model="allenai/OLMo-1B-hf", ckpt="step1000", fine_tune="mnli", eval_set="rte", format="default",
-               shots=4)
+    key = dict(model="allenai/OLMo-1B-hf", ckpt="step1000", fine_tune="mnli", method="full", seed=42, eval_set="rte",
+               format="default", shots=4)
     before = store.read(**key)
     store.path(**key).unlink()  # as if the job was killed before this evaluation was recorded
 
@@ -108,7 +112,7 @@ def test_interrupted_evaluation_resumes_from_the_saved_fine_tuned_model(offline_
         raise AssertionError("the finished fine-tuned model must be reused, not retrained from the base")
 
     monkeypatch.setattr(pipeline, "load_base", no_base_load)
-    again = pipeline.run_sft(prof, "step1000", task, progress=False)
+    again = pipeline.run_sft(prof, "step1000", "mnli", progress=False).iloc[0]
     assert again["status"] == "ran" and again["records"] == 1 and again["steps"] == first["steps"]
     after = store.read(**key)
     assert after["predictions"] == before["predictions"]

@@ -1,4 +1,4 @@
-"""The job plan, its GPU-hour arithmetic, pre-flight refusals and revision pruning (all offline, CPU)."""
+"""The study a profile describes: jobs, evaluation plans, fine-tunes, papermill executions and record identities."""
 
 from __future__ import annotations
 
@@ -6,177 +6,56 @@ from dataclasses import replace
 
 import pytest
 
-from amuro_utils import pipeline, plan
-from amuro_utils.profiles import PAPER, PAPER_REFERENCE, TINY, TrainSettings
-
-
-@pytest.fixture(scope="module")
-def throughput():
-    return plan.load_throughput()
+from amuro_utils import identity, plan
+from amuro_utils.profiles import PAPER, PAPER_REFERENCE, TINY
 
 
 def test_jobs_cover_the_study():
     jobs = plan.jobs(PAPER)
     assert len(jobs) == 8 + 4 * 8 + 8
     assert [j.notebook for j in jobs[:8]] == ["pretrain_probe"] * 8
-    assert jobs[0].evals == tuple(pipeline.base_plan(PAPER))
+    assert jobs[0].evals == tuple(plan.base_plan(PAPER)) and jobs[0].fine_tunes == ()
     xsum = next(j for j in jobs if j.task == "xsum" and j.ckpt == "step424000")
-    assert (xsum.train_set, xsum.n_train, xsum.train.lr) == ("xsum_train", 6000, 2e-7)
-    assert xsum.evals == tuple(pipeline.sft_plan(PAPER, PAPER.task("xsum")))
+    (run,) = xsum.fine_tunes
+    assert (run.train_set, run.n_train, run.train.lr, run.seed, run.method) == ("xsum_train", 6000, 2e-7, 42, "full")
+    assert xsum.evals == tuple(plan.sft_plan(PAPER, PAPER.task("xsum")))
     tulu = jobs[-1]
-    assert (tulu.notebook, tulu.ckpt, tulu.task, tulu.fraction, tulu.train.epochs) == (
-        "instruction_tuning", "main", "tulu", 0.05, 5)
+    assert (tulu.notebook, tulu.ckpt, tulu.task, tulu.fine_tunes[0].fraction, tulu.fine_tunes[0].train.epochs,
+            tulu.fine_tunes[0].kind) == ("instruction_tuning", "main", "tulu", 0.05, 5, "chat")
     assert plan.jobs(PAPER_REFERENCE) == []
 
 
-def test_throughput_file_is_a_labelled_estimate_with_consistent_derived_rates(throughput):
-    entry = throughput["entry"]
-    assert entry["source"] == "estimate-flops" and "ESTIMATE" in entry["label"]
-    derived = plan.flops_derived(entry, throughput["models"]["olmo-1b"])
-    assert derived == pytest.approx(entry["derived"])
-    assert derived["train_tokens_per_s"] == pytest.approx(989.4e12 * 0.35 / (6 * 1.18e9))  # ≈ 48,913
-    assert derived["decode_weight_read_s"] == pytest.approx(2 * 1.18e9 / 3.35e12)
-    # Every set and training set the paper profile touches has a workload entry.
-    sets = {s for j in plan.jobs(PAPER) for s, _ in j.evals}
-    assert sets <= set(throughput["workload"]["eval_sets"])
-    assert throughput["workload"]["eval_sets"]["qqp"]["n"] == {"paper": 390965, "fixed": 40430}
+def test_seeds_make_one_fine_tune_each_and_bad_seeds_are_refused():
+    seeded = replace(TINY, seeds=(1, 2, 3))
+    runs = plan.fine_tunes(seeded, seeded.task("mnli"))
+    assert [r.seed for r in runs] == [1, 2, 3] and {r.train.lr for r in runs} == {TINY.task("mnli").train.lr}
+    for bad in ((), (1, 1)):
+        with pytest.raises(ValueError, match="at least one seed and no duplicates"):
+            plan.fine_tunes(replace(TINY, seeds=bad), TINY.task("mnli"))
+    with pytest.raises(ValueError, match=r"unknown fine-tuning method 'adapter'; options: \('full', 'lora'\)"):
+        plan.fine_tunes(replace(TINY, method="adapter"), TINY.task("mnli"))
 
 
-def _toy_throughput():
-    """Round numbers so the arithmetic can be checked by hand."""
-    entry = {"gpu": "toy", "source": "estimate-flops", "peak_bf16_flops": 1e15, "hbm_bytes_per_s": 1e12,
-             "mfu_train": 0.5, "mfu_prefill": 0.5, "train_bytes_per_param": 16, "optimizer_bytes_per_param": 28,
-             "train_micro_step_overhead_s": 0.01, "forward_overhead_s": 0.001, "decode_step_overhead_s": 0.002,
-             "vllm_decode_batch": 100, "vllm_decode_step_overhead_s": 0.0005}
-    workload = {"generated_tokens": 10,
-                "eval_sets": {"rte": {"n": 100, "query_tokens": 50, "target_tokens": 1, "query_std": 0},
-                              "xsum": {"n": 20, "query_tokens": 100, "target_tokens": 9, "query_std": 0}},
-                "train_sets": {"mnli": {"n_full": 1000, "tokens": 40, "std": 0}}}
-    return {"models": {"olmo-1b": {"params": 1e9, "kv_bytes_per_token": 1000, "hidden": 2048, "layers": 16,
-                                   "vocab": 50304, "download_bytes": 4.7e9}},
-            "hardware": [entry], "entry": entry, "workload": workload}
+def test_record_requests_carry_the_settings_that_decide_each_record():
+    job = plan.find_job(TINY, "sft", "main", "mnli")
+    requests = plan.record_requests(job, identity.model_identity("amuro-local/tiny-olmo", "c0ffee"))
+    assert [k["eval_set"] for k, _ in requests] == [s for s, _ in job.evals]
+    key, wanted = requests[0]
+    assert (key["fine_tune"], key["method"], key["seed"]) == ("mnli", "full", 42)
+    assert wanted["model"] == {"repo": "amuro-local/tiny-olmo", "commit": "c0ffee"}
+    assert wanted["fine_tune"]["settings"]["lr"] == TINY.task("mnli").train.lr
+    assert wanted["eval"]["items"] == {"limit": TINY.eval_limit, "shots": 4}
+    assert "max_new_tokens" not in wanted["eval"]["scoring"]  # classification does not generate
+    base = plan.record_requests(plan.find_job(TINY, "pretrain_probe", "main", "base"),
+                                identity.model_identity("amuro-local/tiny-olmo", "c0ffee"))
+    assert all(w["fine_tune"] is None and k["seed"] is None for k, w in base)
 
 
-def test_estimate_arithmetic_by_hand():
-    tp = _toy_throughput()
-    profile = replace(PAPER, eval_batch_size=10)
-    job = plan.Job("sft", "main", "mnli", (("rte", "default"), ("xsum", "default")), "mnli", 80, None,
-                   TrainSettings(epochs=2, batch_size=8, micro_batch_size=1), profile)
-    seconds = plan.breakdown(job, tp)
-    # Training: 160 micro-steps of 40 tokens; compute 6e9·6400/5e14 = 0.0768 s < memory 160·16e9/1e12 = 2.56 s;
-    # + 160 × 10 ms overhead + 20 optimizer steps × 28e9/1e12 s.
-    assert seconds["train"] == pytest.approx(2.56 + 1.6 + 20 * 0.028)
-    # rte: 4-shot prompt = 5·50 + 4·2 = 258 tokens; 100 prompts in 10 batches.
-    assert seconds["classification"] == pytest.approx(max(2e9 * 100 * 258 / 5e14, 10 * 2e-3) + 10 * 0.001)
-    # xsum: prompt 5·100 + 4·10 = 540; 2 batches of 10; 10 decode steps reading weights + KV of 540 + 5 tokens.
-    prefill = max(2e9 * 20 * 540 / 5e14, 2 * 2e-3) + 2 * 0.001
-    step = (2e9 + 10 * 545 * 1000) / 1e12 + 0.002
-    assert seconds["generation"] == pytest.approx(prefill + 2 * 10 * step)
-    assert plan.estimate(job, tp) == pytest.approx(sum(seconds.values()) / 3600)
-    # vLLM with prefix caching: demos (4·110 = 440 tokens) prefilled once; one decode batch of up to 100.
-    fast = plan.breakdown(job, tp, plan.Knobs(generation_engine="vllm", prefix_cache=True))
-    prefill = max(2e9 * (20 * 100 + 440) / 5e14, 2 * 2e-3) + 2 * 0.001
-    assert fast["generation"] == pytest.approx(prefill + 10 * ((2e9 + 20 * 545 * 1000) / 1e12 + 0.0005))
-
-
-def test_measured_entry_wins_and_is_used_directly(tmp_path):
-    tp = _toy_throughput()
-    measured = {"gpu": "toy", "source": "measured", "train_tokens_per_s": 1000.0, "prefill_tokens_per_s": 1e5,
-                "prompts_per_s": {"classification": 50.0, "generation": 4.0, "multiple_choice": 20.0},
-                "peak_memory_gb": {"train": 30.0, "eval": 12.0}}
-    data = {k: v for k, v in tp.items() if k != "entry"}
-    data["hardware"] = [tp["entry"], measured]
-    path = tmp_path / "throughput.json"
-    path.write_text(__import__("json").dumps(data))
-    loaded = plan.load_throughput(path, gpu="toy")
-    assert loaded["entry"]["source"] == "measured"
-    job = plan.Job("sft", "main", "mnli", (("rte", "default"), ("xsum", "default")), "mnli", 80, None,
-                   TrainSettings(epochs=2), PAPER)
-    assert plan.breakdown(job, loaded) == pytest.approx(
-        {"train": 80 * 2 * 40 / 1000, "classification": 100 / 50, "generation": 20 / 4, "multiple_choice": 0.0})
-    with pytest.raises(ValueError, match="no throughput entry for gpu 'A100'"):
-        plan.load_throughput(path, gpu="A100")
-
-
-def test_plan_totals_add_up(throughput):
-    frame, total = plan.plan_table(PAPER, throughput)
-    stages = [c for c in frame.columns if c.endswith("_h")]
-    assert len(frame) == 48 and total == pytest.approx(frame["gpu_hours"].sum())
-    assert frame[stages].sum(axis=1).to_numpy() == pytest.approx(frame["gpu_hours"].to_numpy())
-    assert total == pytest.approx(sum(plan.estimate(j, throughput) for j in plan.jobs(PAPER)))
-    knobs = plan.knob_table(PAPER, throughput)
-    assert knobs.loc[2, "gpu_hours"] == pytest.approx(total)  # the code's default execution
-    assert knobs["gpu_hours"].is_monotonic_decreasing and knobs.loc[0, "gpu_hours"] > 10 * total
-    assert knobs["saves_h"].iloc[1:].sum() == pytest.approx(knobs["gpu_hours"].iloc[0] - knobs["gpu_hours"].iloc[-1])
-
-
-def test_report_states_total_against_paper_and_goal(throughput, capsys):
-    plan.main(["--profile", "paper"])
-    out = capsys.readouterr().out
-    total = plan.plan_table(PAPER, throughput)[1]
-    assert f"Total: {total:.1f} GPU-hours (paper: ~1,067 A100-hours; goal: <= 10 H100-hours)." in out
-    assert f"exceeds the goal by {total - 10:.1f} h" in out and "estimate-flops" in out
-    plan.main(["--profile", "tiny"])
-    assert "Profile 'tiny': 42 jobs, none needing a GPU estimate (runs on cpu)." in capsys.readouterr().out
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# pre-flight
-
-
-def test_preflight_refuses_without_gpu_and_names_the_flag(monkeypatch):
-    monkeypatch.delenv(plan.FORCE_CPU_ENV, raising=False)
-    job = plan.jobs(PAPER)[8]
-    with pytest.raises(plan.PreflightError, match=r"needs a CUDA GPU .* AMURO_FORCE_CPU=1"):
-        plan.preflight(PAPER, job, gpu_memory=0, free_disk=10**12)
-    monkeypatch.setenv(plan.FORCE_CPU_ENV, "1")
-    assert plan.preflight(PAPER, job, gpu_memory=0, free_disk=10**12)["disk_bytes"] == pytest.approx(4.7e9 + 2.36e9)
-
-
-def test_preflight_refuses_too_little_disk_or_gpu_memory(monkeypatch):
-    monkeypatch.delenv(plan.FORCE_CPU_ENV, raising=False)
-    sft, base = plan.jobs(PAPER)[8], plan.jobs(PAPER)[0]
-    with pytest.raises(plan.PreflightError, match=r"needs 7\.1 GB of disk .* 1\.0 GB is free.*prune_revision"):
-        plan.preflight(PAPER, sft, gpu_memory=80 * 10**9, free_disk=10**9)
-    assert plan.preflight(PAPER, base, gpu_memory=80 * 10**9, free_disk=5 * 10**9)["disk_bytes"] == 4.7e9
-    # 18 B/param (weights, grads, AdamW, bf16 copy) + activations at 2,048 tokens + fp32 target logits, +10 %.
-    need = (18 * 1.18e9 + 34 * 2048 * 2048 * 16 + 4 * 2048 * 50304) * 1.1
-    with pytest.raises(plan.PreflightError, match=rf"needs ~{need / 1e9:.1f} GB of GPU memory, the GPU has 16\.0 GB"):
-        plan.preflight(PAPER, sft, gpu_memory=16 * 10**9, free_disk=10**12)
-    fits = plan.preflight(PAPER, sft, gpu_memory=80 * 10**9, free_disk=10**12)
-    assert fits["gpu_memory_bytes"] == pytest.approx(need)
-
-
-def test_preflight_passes_cpu_profiles():
-    job = plan.jobs(TINY)[0]
-    assert plan.preflight(TINY, job, gpu_memory=0, free_disk=10**8) == {"disk_bytes": 0.0, "gpu_memory_bytes": 0.0}
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# disk hygiene
-
-
-def _tiny_olmo(seed):
-    import torch
-    from transformers import OlmoConfig, OlmoForCausalLM
-
-    torch.manual_seed(seed)
-    return OlmoForCausalLM(OlmoConfig(vocab_size=50304, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                                      num_attention_heads=2))
-
-
-def test_prune_revision_deletes_one_cached_revision(tmp_path):
-    from amuro_utils import ladder
-    from amuro_utils.offline import olmo_tokenizer
-
-    repo = "allenai/OLMo-1B-hf"
-    kept = ladder.write_hub_revision(tmp_path, repo, "step18000-tokens75B", _tiny_olmo(1), olmo_tokenizer())
-    pruned = ladder.write_hub_revision(tmp_path, repo, "step1000-tokens4B", _tiny_olmo(0), olmo_tokenizer())
-    folder = tmp_path / "models--allenai--OLMo-1B-hf"
-    size = sum(p.stat().st_size for p in (folder / "snapshots" / pruned).iterdir())
-    assert plan.prune_revision(repo, "step1000-tokens4B", tmp_path) == size
-    assert [p.name for p in (folder / "snapshots").iterdir()] == [kept]
-    assert [p.name for p in (folder / "refs").iterdir()] == ["step18000-tokens75B"]
-    assert plan.prune_revision(repo, "step1000-tokens4B", tmp_path) == 0  # already gone: nothing to do
-    assert plan.prune_revision(repo, kept, tmp_path) == size  # by commit hash too
-    assert not folder.exists()  # huggingface_hub removes a repo folder with no revision left
+def test_notebook_jobs_follow_the_run_order():
+    ids = [j.id for j in plan.notebook_jobs(TINY)]
+    assert ids == ["01_pretrain_probe", "02_instruction_tuning", "03_sft", "04_format", "05_transfer", "06_ood"]
+    paper = plan.notebook_jobs(PAPER)
+    assert paper[0].id == "01_pretrain_probe_step1000" and paper[0].model_jobs[0].ckpt == "step1000"
+    figures = [j for j in paper if j.id.endswith("_figures")]
+    assert [j.notebook for j in figures] == ["pretrain_probe", "instruction_tuning", "sft"]
+    assert all(not j.model_jobs and j.reads for j in figures)

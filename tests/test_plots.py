@@ -14,8 +14,7 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
 from amuro_utils import plots  # noqa: E402
-from amuro_utils.profiles import get_profile  # noqa: E402
-from amuro_utils.results import ckpt_step  # noqa: E402
+from amuro_utils.profiles import ckpt_step, get_profile  # noqa: E402
 
 TINY = get_profile("tiny")
 TICKS = ["10", "20", "40", "60", "80", "120", "main"]
@@ -33,6 +32,7 @@ def synthetic(profile=TINY, drop=(), offset=0.0, source="run"):
     def add(ckpt, eval_set, fine_tune, perf, fmt="default"):
         if (eval_set, fine_tune, ckpt) not in drop:
             rows.append({"model": "tiny-olmo", "ckpt": ckpt, "step": ckpt_step(ckpt), "fine_tune": fine_tune,
+                         "method": "none" if fine_tune == "base" else "full", "seed": None if fine_tune == "base" else 42,
                          "eval_set": eval_set, "format": fmt, "shots": profile.shots, "metric": "accuracy",
                          "performance": perf + offset, "std": 0.01, "source": source, "variant": "standard"})
 
@@ -92,7 +92,7 @@ def test_ckpt_labels_and_ladder_ticks():
 def test_fig3_base_vs_fine_tuned_with_gap_and_footnote(frame):
     fig = plots.fig3_sft(frame, TINY)
     axes = fig.axes
-    assert [ax.get_title() for ax in axes] == ["mnli_matched\nfine-tuned on mnli (ID)", "qqp\nfine-tuned on qqp (ID)",
+    assert [ax.get_title() for ax in axes] == ["mnli_matched\nfine-tuned on mnli (ID)", "qqp_glue\nfine-tuned on qqp (ID)",
                                                "xsum\nfine-tuned on xsum (ID)",
                                                "socialiqa\nfine-tuned on socialiqa (ID)"]
     base, tuned = axes[0].get_lines()
@@ -121,7 +121,7 @@ def test_fig2_panels_take_names_from_the_profile(frame):
     fig = plots.fig2_pretrain_probe(frame, TINY)
     labels = [[line.get_label() for line in ax.get_lines()] for ax in fig.axes]
     assert labels == [["sciq_mc", "hellaswag", "arc_challenge", "arc_easy", "openbookqa"],
-                      ["mnli_matched", "qqp", "xsum", "socialiqa", "boolq"],
+                      ["mnli_matched", "qqp_glue", "xsum", "socialiqa", "boolq"],
                       list(TINY.instruction.llmbar)]
     assert all(line.get_linestyle() == "--" for ax in fig.axes for line in ax.get_lines())
     assert TINY.figure_note in _title(fig) and _footnote(fig) == ""
@@ -157,7 +157,10 @@ def test_checkpoint_colours_are_identical_across_figures(frame):
     figs = [plots.fig3b_gain_bars(frame, TINY), plots.fig6_transfer(frame, TINY), plots.fig7_ood(frame, TINY)]
     for ax in (figs[0].axes[0], figs[1].axes[0], figs[1].axes[3], figs[2].axes[0]):
         assert _bar_colours_by_label(ax) == expected
-    assert plots.ckpt_colours(TINY) == plots.ckpt_colours(TINY)
+    # early checkpoints dark, the final one light: viridis from 0 to 0.9 along the ladder
+    colours = plots.ckpt_colours(TINY)
+    assert _rgba(colours[TINY.ckpts[0]]) == _rgba(plt.get_cmap("viridis")(0.0))
+    assert _rgba(colours["main"]) == _rgba(plt.get_cmap("viridis")(0.9))
     assert len(set(expected.values())) == len(TINY.ckpts)
 
 
@@ -179,7 +182,7 @@ def test_fig7_ood_bars_and_group_ci(frame):
     fig = plots.fig7_ood(frame, TINY)
     per_set, groups = fig.axes
     assert [t.get_text() for t in per_set.get_xticklabels()] == [
-        "rte\n← mnli", "cb\n← mnli", "stsb\n← qqp", "mrpc\n← qqp", "sciq\n← socialiqa"]
+        "rte\n← mnli", "cb\n← mnli", "stsb_glue\n← qqp", "mrpc\n← qqp", "sciq\n← socialiqa"]
     np.testing.assert_allclose([b.get_height() for c in per_set.containers for b in c], [0.1] * 35)
     assert [t.get_text() for t in groups.get_xticklabels()] == ["NLI\n(n=14)", "Paraphrase\nDetection\n(n=14)",
                                                                "Question\nGeneration\n(n=7)"]
@@ -194,7 +197,7 @@ def test_fig3b_gain_bars_group_means(frame):
     first = ax.containers[0]
     np.testing.assert_allclose([b.get_height() for b in first], [(0.3 * 4 + 0.2) / 5, 0.2])
     assert ax.get_xticklabels()[0].get_text() == (
-        "Learned in FT (5 pairs)\nmnli_matched←mnli, qqp←qqp, xsum←xsum,\nsocialiqa←socialiqa, boolq←instruct_mix")
+        "Learned in FT (5 pairs)\nmnli_matched←mnli, qqp_glue←qqp, xsum←xsum,\nsocialiqa←socialiqa, boolq←instruct_mix")
     assert "mnli_matched←mnli: step40" in _footnote(fig)
 
 

@@ -15,10 +15,11 @@ import pytest
 from amuro_utils import results
 from amuro_utils.results import COLUMNS, Store, combined, config_hash, load_paper_results, parse_model_id
 
-KEY = dict(model="allenai/OLMo-1B-hf", ckpt="step1000", fine_tune="mnli", eval_set="xsum", format="default", shots=4)
+KEY = dict(model="allenai/OLMo-1B-hf", ckpt="step1000", fine_tune="mnli", method="full", seed=42, eval_set="xsum",
+           format="default", shots=4)
 METRICS = {"metric": "rougeL", "mean": 0.21, "ci_low": 0.19, "ci_high": 0.23, "performance": 0.21, "std": 0.01,
            "n": 3, "n_truncated": 1}
-PROVENANCE = {"revision": "step1000-tokens4B", "commit": "abc123", "config_hash": "0123456789abcdef", "seed": 42,
+PROVENANCE = {"revision": "step1000-tokens4B", "commit": "abc123", "config_hash": "0123456789abcdef",
               "versions": {"torch": "2.13.0"}, "profile": "paper"}
 
 
@@ -34,7 +35,7 @@ def paper():
 def test_write_path_and_round_trip(tmp_path):
     store = Store(tmp_path)
     path = store.write(KEY, METRICS, PROVENANCE, scores=[0.1, 0.2, 0.33], predictions=["a", "b", "c"])
-    assert path == tmp_path / "allenai--OLMo-1B-hf" / "step1000" / "mnli" / "xsum__default__4shot.json"
+    assert path == tmp_path / "allenai--OLMo-1B-hf" / "step1000" / "mnli.full.seed42" / "xsum__default__4shot.json"
     record = store.read(**KEY)
     assert record["key"] == KEY
     assert record["scores"] == [0.1, 0.2, 0.33] and record["predictions"] == ["a", "b", "c"]
@@ -51,7 +52,7 @@ def test_write_path_and_round_trip(tmp_path):
     assert (row["source"], row["profile"], row["revision"], row["commit"], row["seed"], row["variant"]) \
         == ("run", "paper", "step1000-tokens4B", "abc123", 42, "standard")
     assert json.loads(row["versions"]) == {"torch": "2.13.0"}
-    assert row["origin"] == "allenai--OLMo-1B-hf/step1000/mnli/xsum__default__4shot.json"
+    assert row["origin"] == "allenai--OLMo-1B-hf/step1000/mnli.full.seed42/xsum__default__4shot.json"
 
 
 def test_main_step_from_recorded_revision_else_nan(tmp_path):
@@ -111,7 +112,7 @@ def test_record_in_the_wrong_place_or_without_performance_is_skipped(tmp_path, c
     moved = path.with_name("cnn__default__4shot.json")
     moved.write_text(path.read_text())
     no_perf = store.path(**{**KEY, "eval_set": "tweetqa"})
-    no_perf.write_text(json.dumps({"key": {**KEY, "eval_set": "tweetqa"}, "metrics": {"metric": "rougeL"},
+    no_perf.write_text(json.dumps({"schema": 2, "key": {**KEY, "eval_set": "tweetqa"}, "metrics": {"metric": "rougeL"},
                                    "provenance": {}}))
     with caplog.at_level(logging.WARNING, logger="amuro_utils.results"):
         assert store.frame()["eval_set"].tolist() == ["xsum"]

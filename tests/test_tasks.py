@@ -27,10 +27,10 @@ EXPECTED = {
     ("paws", "default"): "### Input_1: This was a series of nested angular standards , so that measurements in azimuth and elevation could be done directly in polar coordinates relative to the ecliptic .\n ### Input_2: This was a series of nested polar scales , so that measurements in azimuth and elevation could be performed directly in angular coordinates relative to the ecliptic .\n ### Paraphrase Classification: ",
     ("paws", "instruct"): "Let\u2019s compare the two sentences: Sentence_1: This was a series of nested angular standards , so that measurements in azimuth and elevation could be done directly in polar coordinates relative to the ecliptic . Sentence_2: This was a series of nested polar scales , so that measurements in azimuth and elevation could be performed directly in angular coordinates relative to the ecliptic . Are they paraphrasing?: ",
     ("paws", "inputoutput"): "This was a series of nested angular standards , so that measurements in azimuth and elevation could be done directly in polar coordinates relative to the ecliptic . This was a series of nested polar scales , so that measurements in azimuth and elevation could be performed directly in angular coordinates relative to the ecliptic .",
-    ("qqp", "default"): "### Input_1: What is the chemical formula of nitrogen?\n ### Input_2: What is the chemical formula for hydrocarbon?\n ### Paraphrase Classification: ",
-    ("qqp", "instruct"): "Let\u2019s compare the two sentences: Sentence_1: What is the chemical formula of nitrogen? Sentence_2: What is the chemical formula for hydrocarbon? Are they paraphrasing?: ",
-    ("stsb", "default"): "### Input_1: A man with a hard hat is dancing.\n ### Input_2: A man wearing a hard hat is dancing.\n ### Paraphrase Classification: ",
-    ("stsb", "instruct"): "Let\u2019s compare the two sentences: Sentence_1: A man with a hard hat is dancing. Sentence_2: A man wearing a hard hat is dancing. Are they paraphrasing?: ",
+    ("qqp_glue", "default"): "### Input_1: What is the chemical formula of nitrogen?\n ### Input_2: What is the chemical formula for hydrocarbon?\n ### Paraphrase Classification: ",
+    ("qqp_glue", "instruct"): "Let\u2019s compare the two sentences: Sentence_1: What is the chemical formula of nitrogen? Sentence_2: What is the chemical formula for hydrocarbon? Are they paraphrasing?: ",
+    ("stsb_glue", "default"): "### Input_1: A man with a hard hat is dancing.\n ### Input_2: A man wearing a hard hat is dancing.\n ### Paraphrase Classification: ",
+    ("stsb_glue", "instruct"): "Let\u2019s compare the two sentences: Sentence_1: A man with a hard hat is dancing. Sentence_2: A man wearing a hard hat is dancing. Are they paraphrasing?: ",
     ("qqp_train", "default"): "### Input_1: How should one improve one's presence of mind?\n ### Input_2: What is best way to increase presence of mind?\n ### Paraphrase Classification: ",
     ("mrpc", "default"): "### Input_1: He said the foodservice pie business doesn 't fit the company 's long-term growth strategy .\n ### Input_2: \" The foodservice pie business does not fit our long-term growth strategy .\n ### Paraphrase Classification: ",
     ("mrpc", "instruct"): "Let\u2019s compare the two sentences: Sentence_1: He said the foodservice pie business doesn 't fit the company 's long-term growth strategy . Sentence_2: \" The foodservice pie business does not fit our long-term growth strategy . Are they paraphrasing?: ",
@@ -48,9 +48,10 @@ EXPECTED = {
     ("openbookqa", "default"): "Frilled sharks and angler fish live far beneath the surface of the ocean, which is why they are known as",
     ("hellaswag", "default"): "Roof shingle removal: A man is sitting on a roof. He",
     ("sciq_mc", "default"): "Question: Who proposed the theory of evolution by natural selection?\nAnswer:",
+    ("piqa", "default"): "Question: How do I ready a guinea pig cage for it's new occupants?\nAnswer:",
 }
 TARGETS = {"mnli": "neutral", "mnli_matched": "neutral", "mnli_mismatched": "contradiction", "rte": "neutral",
-           "cb": "contradiction", "paws_train": "no", "paws": "no", "qqp": "no", "stsb": "yes", "qqp_train": "yes",
+           "cb": "contradiction", "paws_train": "no", "paws": "no", "qqp_glue": "no", "stsb_glue": "yes", "qqp_train": "yes",
            "mrpc": "yes", "socialiqa_train": "What does Lee need to do before this?",
            "socialiqa": "What does Tracy need to do before this?",
            "sciq": "Who proposed the theory of evolution by natural selection?",
@@ -61,11 +62,15 @@ MC = {"arc_easy": ([" cellular telephone", " television", " refrigerator", " air
       "openbookqa": ([" Deep sea animals", " fish", " Long Sea Fish", " Far Sea Animals"], 0, "Answer:"),
       "hellaswag": ([" is using wrap to wrap a pair of skis.", " is ripping level tiles off.",
                      " is holding a rubik's cube.", " starts pulling up roofing on a roof."], 3, None),
-      "sciq_mc": ([" Linnaeus", " shaw", " Scopes", " darwin"], 3, None)}
+      "sciq_mc": ([" Linnaeus", " shaw", " Scopes", " darwin"], 3, None),
+      "piqa": ([" Provide the guinea pig with a cage full of a few inches of bedding made of ripped paper strips, you "
+                "will also need to supply it with a water bottle and a food dish.",
+                " Provide the guinea pig with a cage full of a few inches of bedding made of ripped jeans material, you "
+                "will also need to supply it with a water bottle and a food dish."], 0, None)}
 
 
 def _first(name):
-    return tasks.load_examples(name, limit=1, paraphrase_splits="fixed")[0]
+    return tasks.load_examples(name, limit=1)[0]
 
 
 def _jsonl(relative):
@@ -75,7 +80,7 @@ def _jsonl(relative):
 
 @pytest.mark.parametrize("name,fmt", sorted(EXPECTED))
 def test_render_real_first_item_exactly(name, fmt):
-    dataset = tasks.get(name, "fixed")
+    dataset = tasks.get(name)
     example = _first(name)
     assert tasks.render(dataset, example, fmt) == EXPECTED[(name, fmt)]
     if name in TARGETS:
@@ -88,10 +93,10 @@ def test_render_real_first_item_exactly(name, fmt):
 def test_every_offline_set_and_format_is_covered():
     covered = {name for name, _ in EXPECTED} | {"xsum", "xsum_train", "boolq"} | set(
         n for n in tasks.REGISTRY if n.startswith("llmbar_"))
-    offline_sets = {n for n, d in tasks.REGISTRY.items() if tasks.get(n, "fixed").offline and d.kind != "chat"}
+    offline_sets = {n for n, d in tasks.REGISTRY.items() if tasks.get(n).offline and d.kind != "chat"}
     assert offline_sets == covered
     for name in covered - {"xsum", "xsum_train", "boolq"} - {n for n in covered if n.startswith("llmbar_")}:
-        assert {f for n, f in EXPECTED if n == name} == set(tasks.get(name, "fixed").templates)
+        assert {f for n, f in EXPECTED if n == name} == set(tasks.get(name).templates)
 
 
 def test_render_summaries_boolq_and_hellaswag_cleanup_on_real_rows():
@@ -174,7 +179,7 @@ def test_strip_label_order():
 def test_target_rules():
     assert tasks.target_text(tasks.get("qqp"), {"label": -1}) == "no"  # SetFit/qqp test: gold always "no"
     assert tasks.target_text(tasks.get("stsb"), {"label": -1}) == "no"
-    assert [tasks.target_text(tasks.get("stsb", "fixed"), {"label": x}) for x in (3.6, 3.5)] == ["yes", "no"]
+    assert [tasks.target_text(tasks.get("stsb_glue"), {"label": x}) for x in (3.6, 3.5)] == ["yes", "no"]
     assert [tasks.target_text(tasks.get("mnli"), {"label": x}) for x in (0, 1, 2)] == ["entailment", "neutral",
                                                                                        "contradiction"]
     labels = datasets.load_from_disk(str(offline.hf_dataset_path("super_glue/cb/validation")))["label"][:3]
@@ -220,9 +225,9 @@ def test_instruct_mix_is_real_deterministic_chat_without_eval_overlap():
             seen.add(_normal(line.split(": ", 1)[1] if line[:10].startswith(("Title", "Background", "Question")) else line))
     overlaps = []
     for name, dataset in tasks.REGISTRY.items():
-        if dataset.kind == "chat" or tasks.get(name, "fixed").offline is None:
+        if dataset.kind == "chat" or tasks.get(name).offline is None:
             continue
-        for example in tasks.load_examples(name, paraphrase_splits="fixed"):
+        for example in tasks.load_examples(name):
             texts = (list(example["fields"].values()) + [example["target"]] if "fields" in example
                      else example["context"].split("\n"))
             for text in texts:
@@ -240,11 +245,13 @@ def test_registry_covers_every_profile_set_and_sources():
             names |= {plan.train_set, plan.primary, *plan.in_domain, *plan.ood}
         assert names <= set(tasks.REGISTRY)
         if profile.data_source == "offline":
-            assert all(tasks.get(n, profile.paraphrase_splits).offline for n in names)
+            assert all(tasks.get(n).offline for n in names)
     assert tasks.get("xsum").hub == tasks.HubSource("EdinburghNLP/xsum", None, "test", "refs/convert/parquet", "default",
                                                     tasks.get("xsum").hub.note)
     assert (tasks.get("qqp").hub.path, tasks.get("qqp").hub.split) == ("SetFit/qqp", "test")
-    assert (tasks.get("qqp", "fixed").hub.path, tasks.get("qqp", "fixed").hub.split) == ("nyu-mll/glue", "validation")
+    assert (tasks.get("qqp_glue").hub.path, tasks.get("qqp_glue").hub.split) == ("nyu-mll/glue", "validation")
+    fixed = profiles.get_profile("paper-fixed")
+    assert fixed.task("paws").ood == ("qqp_glue", "stsb_glue") and fixed.task("paws").in_domain == ("paws",)
     assert (tasks.get("rte").hub.name, tasks.get("rte").hub.split) == ("rte", "train")
     assert (tasks.get("cnn").hub.path, tasks.get("cnn").hub.name) == ("abisee/cnn_dailymail", "3.0.0")
     assert set(tasks.get("rte").templates) == {"default", "instruct"}
@@ -257,9 +264,7 @@ def test_bad_inputs_name_the_fix(tmp_path, monkeypatch):
         tasks.render(tasks.get("rte"), _first("rte"), "inputoutput")
     with pytest.raises(ValueError, match="source must be one of"):
         tasks.load_examples("rte", source="local")
-    with pytest.raises(ValueError, match="paraphrase_splits must be one of"):
-        tasks.load_examples("qqp", paraphrase_splits="glue")
-    with pytest.raises(ValueError, match="no offline copy.*source='hub'.*paraphrase_splits='fixed'"):
+    with pytest.raises(ValueError, match="no offline copy.*source='hub'.*its labelled entry qqp_glue"):
         tasks.load_examples("qqp")
     with pytest.raises(ValueError, match="no offline copy.*allenai/tulu-v2-sft-mixture"):
         tasks.sample_train("tulu_v2", fraction=0.05)

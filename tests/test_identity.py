@@ -1,0 +1,244 @@
+"""Results that know their settings: every class of setting recomputes exactly the records that depend on it; stale,
+corrupt and half-written records never answer a request; migration of schema-1 records; ENOSPC."""
+
+from __future__ import annotations
+
+import dataclasses
+import errno
+import json
+import logging
+
+import pytest
+
+from amuro_utils import identity, paths, pipeline, plan, results, tasks
+from amuro_utils.profiles import PAPER, SMOKE, SensitivitySettings, fixed_paraphrase
+
+TINY = SMOKE  # the tiny profile at its smallest: two checkpoints, so every test writes ~200 records, not ~700
+
+COMMITS = {c: f"{i:040x}" for i, c in enumerate(TINY.ckpts)}
+METRICS = {"metric": "accuracy", "performance": 0.5, "mean": 0.5, "std": 0.1, "ci_low": 0.4, "ci_high": 0.6, "n": 4}
+
+
+def _requests(profile, commits=COMMITS):
+    """(key, identity) of every record of the profile's plan, with made-up commits (no model is loaded)."""
+    return [req for job in plan.jobs(profile)
+            for req in plan.record_requests(job, identity.model_identity("amuro-local/tiny-olmo", commits[job.ckpt]))]
+
+
+def _recorded(tmp_path):
+    """A store holding every record of the TINY plan (made-up metrics) under the current settings."""
+    store = results.Store(tmp_path / "records")
+    for key, wanted in _requests(TINY):
+        store.write(key, METRICS, {}, identity=wanted)
+    return store
+
+
+def _stale_after(tmp_path, changed, commits=COMMITS, store=None):
+    """Record the TINY plan (unless `store` holds it), then list the records that `changed` (a profile) finds stale,
+    and those it finds new."""
+    store = store or _recorded(tmp_path)
+    stale, new = set(), set()
+    for key, wanted in _requests(changed, commits):
+        state = store.status(key, wanted).state
+        cell = (key["ckpt"], key["fine_tune"], key["eval_set"], key["format"])
+        if state == "stale":
+            stale.add(cell)
+        elif state == "missing":
+            new.add(cell)
+        else:
+            assert state == "done", state
+    return stale, new
+
+
+def _cells(profile, where):
+    return {(k["ckpt"], k["fine_tune"], k["eval_set"], k["format"]) for k, _ in _requests(profile) if where(k)}
+
+
+def test_learning_rate_and_sample_size_restale_only_that_task(tmp_path):
+    xsum = TINY.task("xsum")
+    faster = dataclasses.replace(TINY, tasks=tuple(dataclasses.replace(t, train=dataclasses.replace(t.train, lr=1e-3))
+                                                   if t is xsum else t for t in TINY.tasks))
+    stale, new = _stale_after(tmp_path / "lr", faster)
+    assert stale == _cells(TINY, lambda k: k["fine_tune"] == "xsum") and not new
+    bigger = dataclasses.replace(TINY, tasks=tuple(dataclasses.replace(t, n_train=t.n_train + 8) if t is xsum else t
+                                                   for t in TINY.tasks))
+    assert _stale_after(tmp_path / "n", bigger) == (stale, set())
+
+
+def test_eval_limit_and_bootstrap_seed_restale_every_record(tmp_path):
+    everything = _cells(TINY, lambda k: True)
+    assert _stale_after(tmp_path / "limit", dataclasses.replace(TINY, eval_limit=100)) == (everything, set())
+    assert _stale_after(tmp_path / "seed", dataclasses.replace(TINY, bootstrap_seed=1)) == (everything, set())
+
+
+def test_generation_and_llmbar_settings_restale_only_their_sets(tmp_path):
+    generation = _cells(TINY, lambda k: tasks.get(k["eval_set"]).kind == "generation")
+    assert _stale_after(tmp_path / "tokens", dataclasses.replace(TINY, max_new_tokens=30)) == (generation, set())
+    llmbar = _cells(TINY, lambda k: k["eval_set"].startswith("llmbar_"))
+    assert _stale_after(tmp_path / "leak", dataclasses.replace(TINY, llmbar_gold_leak=True)) == (llmbar, set())
+
+
+def test_a_new_commit_restales_that_checkpoint_only(tmp_path):
+    stale, new = _stale_after(tmp_path, TINY, {**COMMITS, "main": "f" * 40})
+    assert stale == _cells(TINY, lambda k: k["ckpt"] == "main") and not new
+
+
+def test_a_template_fix_restales_its_set_and_the_models_trained_on_it(tmp_path, monkeypatch):
+    store = _recorded(tmp_path)
+    instruct = ("mnli_matched", "instruct")
+    nli = tasks.get("mnli_matched")
+    fixed = {**nli.templates, "instruct": nli.templates["instruct"].replace("The relation is ", "The relation is: ")}
+    monkeypatch.setitem(tasks.REGISTRY, "mnli_matched", dataclasses.replace(nli, templates=fixed))
+    stale, new = _stale_after(tmp_path, TINY, store=store)
+    assert stale == _cells(TINY, lambda k: (k["eval_set"], k["format"]) == instruct) and not new
+    train = tasks.get("mnli")
+    monkeypatch.setitem(tasks.REGISTRY, "mnli", dataclasses.replace(
+        train, templates={"default": train.templates["default"].replace("### Inference: ", "### Label: ")}))
+    stale, _ = _stale_after(tmp_path, TINY, store=store)
+    assert stale == _cells(TINY, lambda k: k["fine_tune"] == "mnli" or (k["eval_set"], k["format"]) == instruct)
+
+
+def test_dataset_variants_live_side_by_side(tmp_path):
+    """The paper's paraphrase OOD sets and their labelled GLUE entries are different records in one store."""
+    paper_like = dataclasses.replace(PAPER, data_source="offline")
+    store = results.Store(tmp_path)
+    commits = {c: "a" * 40 for c in PAPER.ckpts}
+    for profile in (paper_like, fixed_paraphrase(paper_like)):
+        for key, wanted in [r for job in plan.jobs(profile) if job.task == "paws" and job.ckpt == "main"
+                            for r in plan.record_requests(job, identity.model_identity(job.profile.ladder, commits[job.ckpt]))]:
+            store.write({**key, "model": "allenai/OLMo-1B-hf"}, METRICS, {}, identity=wanted)
+    sets = set(store.frame()["eval_set"])
+    assert {"qqp", "qqp_glue", "stsb", "stsb_glue", "paws"} <= sets
+
+
+def test_sensitivity_identity_follows_the_noise_grid():
+    point = identity.model_identity("amuro-local/tiny-olmo", "a" * 40)
+    base = identity.sensitivity_identity(point, TINY.sensitivity, TINY.tiny_ladder)
+    other = identity.sensitivity_identity(point, dataclasses.replace(TINY.sensitivity, sigmas=(0.0, 0.05)),
+                                          TINY.tiny_ladder)
+    assert identity.changed_fields(base, other) == ["probe.sigmas"]
+
+
+def test_cosmetic_and_execution_settings_change_nothing(tmp_path):
+    cosmetic = dataclasses.replace(TINY, figure_note="another note", description="x", eval_batch_size=3,
+                                   jobs_per_ckpt=True, keep_weights=True)
+    assert _stale_after(tmp_path, cosmetic) == (set(), set())
+
+
+def test_stale_record_is_set_aside_when_recomputed_and_changed_fields_are_named(tmp_path):
+    store = results.Store(tmp_path)
+    key, wanted = _requests(TINY)[0]
+    store.write(key, METRICS, {}, identity=wanted)
+    newer = identity.record_identity(dataclasses.replace(TINY, eval_limit=32), wanted["model"], None,
+                                     key["eval_set"], key["format"])
+    status = store.status(key, newer)
+    assert status.state == "stale" and status.changed == ("eval.items.limit",)
+    store.write(key, {**METRICS, "performance": 0.7}, {}, identity=newer)
+    assert store.status(key, newer).state == "done"
+    kept = list((tmp_path / results.STALE_DIR).rglob("*.json"))
+    assert len(kept) == 1 and json.loads(kept[0].read_text())["metrics"]["performance"] == 0.5
+    assert len(store.frame()) == 1  # records set aside are not read back
+
+
+def test_corrupt_record_is_reported_with_its_path_and_replaced(tmp_path, caplog):
+    store = results.Store(tmp_path)
+    key, wanted = _requests(TINY)[0]
+    path = store.write(key, METRICS, {}, identity=wanted)
+    path.write_text('{"schema": 2, "key": {"model"')
+    status = store.status(key, wanted)
+    assert status.state == "corrupt" and "not valid JSON" in status.changed[0] and status.path == path
+    with caplog.at_level(logging.WARNING, logger="amuro_utils.results"):
+        store.frame()
+    assert str(path) in caplog.text
+    store.write(key, METRICS, {}, identity=wanted)
+    assert store.status(key, wanted).state == "done"
+    assert len(list((tmp_path / results.CORRUPT_DIR).rglob("*.json"))) == 1
+
+
+def test_no_space_left_gives_a_clear_error_and_leaves_nothing_valid(tmp_path, monkeypatch):
+    store = results.Store(tmp_path)
+    key, wanted = _requests(TINY)[0]
+    real_fdopen = results.os.fdopen
+
+    class Full:
+        def __init__(self, handle):
+            self.handle = handle
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.handle.close()
+
+        def write(self, text):
+            self.handle.write(text[: len(text) // 3])
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(results.os, "fdopen", lambda fd, *a, **k: Full(real_fdopen(fd, *a, **k)))
+    with pytest.raises(OSError, match="no space left on the device writing .*free disk space and rerun"):
+        store.write(key, METRICS, {}, identity=wanted)
+    monkeypatch.undo()
+    assert store.status(key, wanted).state == "missing"
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []  # no temp file, no partial record
+    store.write(key, METRICS, {}, identity=wanted)  # a rerun finishes
+    assert store.status(key, wanted).state == "done"
+
+
+def test_schema_1_records_are_migrated_and_count_as_stale(tmp_path, caplog):
+    old_key = {"model": "amuro-local/tiny-olmo", "ckpt": "step10", "fine_tune": "mnli", "eval_set": "rte",
+               "format": "default", "shots": 4}
+    old = tmp_path / "amuro-local--tiny-olmo" / "step10" / "mnli" / "rte__default__4shot.json"
+    old.parent.mkdir(parents=True)
+    old.write_text(json.dumps({"schema": 1, "key": old_key, "metrics": METRICS, "provenance": {"seed": 42},
+                               "scores": [1, 0], "predictions": ["a", "b"]}))
+    store = results.Store(tmp_path)
+    with caplog.at_level(logging.WARNING, logger="amuro_utils.results"):
+        assert store.migrate() == 1
+    assert "count as stale" in caplog.text and not old.exists()
+    key = {**old_key, "method": "full", "seed": 42}
+    record = store.read(**key)
+    assert record["migrated_from"] == 1 and record["scores"] == [1, 0]
+    wanted = dict(_requests(TINY)[0][1])
+    assert store.status(key, wanted) == results.RecordStatus("stale", ("(no settings identity recorded)",),
+                                                              store.path(**key))
+    assert store.migrate() == 0  # idempotent
+
+
+def test_load_frame_refuses_mixed_settings_and_names_them(tmp_path, monkeypatch):
+    monkeypatch.setattr(paths, "RESULTS_ROOT", tmp_path)
+    store = pipeline.store(TINY)
+    requests = _requests(TINY)
+    for key, wanted in requests[:3]:
+        store.write(key, METRICS, {}, identity=wanted)
+    key, wanted = requests[3]
+    other = identity.record_identity(dataclasses.replace(TINY, eval_limit=99), wanted["model"], None,
+                                     key["eval_set"], key["format"])
+    store.write(key, METRICS, {}, identity=other)
+    with pytest.raises(ValueError, match=r"different settings: eval\.items\.limit: 6 ×3, 99 ×1.*mixed=True"):
+        pipeline.load_frame(TINY)
+    assert len(pipeline.load_frame(TINY, mixed=True)) == 4
+
+
+def test_changed_lr_recomputes_only_that_fine_tune_end_to_end(offline_olmo_hub, tmp_path, monkeypatch):
+    """The real pipeline on the paper's code path (tiny random OLMo in an offline HF cache)."""
+    monkeypatch.setattr(paths, "RESULTS_ROOT", tmp_path / "results")
+    mnli = dataclasses.replace(PAPER.task("mnli"), in_domain=("mnli_matched",), ood=("rte",), n_train=8,
+                               train=dataclasses.replace(PAPER.task("mnli").train, micro_batch_size=4, max_length=256))
+    prof = dataclasses.replace(
+        PAPER, name="identity-test", ckpts=("main",), tasks=(mnli,), data_source="offline", eval_limit=6,
+        eval_batch_size=4, max_length=512, device="cpu", eval_dtype="float32", formats=("default",),
+        prune_revisions=False, sensitivity=SensitivitySettings(sigmas=(0.0, 0.01), tokens=128, block=64))
+    pipeline.run_base(prof, "main", progress=False)
+    pipeline.run_sft(prof, "main", "mnli", progress=False)
+    before = {p.relative_to(tmp_path): json.loads(p.read_text())["provenance"]["created"]
+              for p in (tmp_path / "results" / prof.name / "records").glob("*/*/*/*.json")}
+    faster = dataclasses.replace(prof, tasks=(dataclasses.replace(mnli, train=dataclasses.replace(mnli.train,
+                                                                                                  lr=1e-4)),))
+    assert pipeline.run_base(faster, "main", progress=False) == 0
+    (ran,) = pipeline.run_sft(faster, "main", "mnli", progress=False).to_dict("records")
+    assert ran["status"] == "ran" and ran["records"] == len(plan.sft_plan(prof, mnli))
+    stale_dir = tmp_path / "results" / prof.name / "records" / results.STALE_DIR
+    assert len(list(stale_dir.rglob("*.json"))) == len(plan.sft_plan(prof, mnli))
+    frame = pipeline.load_frame(faster)
+    assert len(frame) == len(before)
+    assert set(frame.loc[frame["fine_tune"] == "mnli", "lr"]) == {1e-4}
