@@ -127,9 +127,9 @@ def ladder_report(profile: Profile) -> str:
 
 
 def checkpoints(profile: Profile, ckpt="all") -> list[ladder.Checkpoint]:
-    """The checkpoints named by `ckpt`, each resolved once (branch, commit, step): 'all' → the profile's whole ladder;
-    otherwise one label ('step424000'), a bare step ('424000'), 'main' or a hub branch name. A local ladder is built
-    first if it is not there yet."""
+    """The checkpoints named by `ckpt`, each resolved once (branch, commit, step): 'all' → the study's checkpoints;
+    otherwise one rung of the ladder by label ('step424000'), bare step ('424000'), 'main' or hub branch name. A
+    local ladder is built first if it is not there yet."""
     if isinstance(ckpt, ladder.Checkpoint):
         return [ckpt]
     if isinstance(ckpt, (list, tuple)):
@@ -138,17 +138,18 @@ def checkpoints(profile: Profile, ckpt="all") -> list[ladder.Checkpoint]:
     ckpt = str(ckpt)
     if ckpt == "all":
         return [plan.resolve(profile, label) for label in profile.ckpts]
+    labels = profile.rung_labels()
     step = ckpt_step(ckpt, bare_number=True)
-    for label in profile.ckpts:
+    for label in labels:
         if label == ckpt or (step is not None and ckpt_step(label) == step):
             return [plan.resolve(profile, label)]
     wanted = ladder.checkpoint(profile.ladder, ckpt, cache_dir=plan.hub_cache(profile))  # a branch name (or error)
-    for label in profile.ckpts:
+    for label in labels:
         point = plan.resolve(profile, label)
         if point.branch == wanted.branch:
             return [point]
-    raise ValueError(f"checkpoint {ckpt!r} (branch {wanted.branch}) is not on the {profile.name!r} ladder "
-                     f"{list(profile.ckpts)}; pass one of those or 'all'")
+    raise ValueError(f"checkpoint {ckpt!r} (branch {wanted.branch}) is not a rung of the {profile.name!r} ladder "
+                     f"{list(labels)}; pass one of those or 'all'")
 
 
 def select_tasks(profile: Profile, task: str) -> list[TaskPlan]:

@@ -35,8 +35,10 @@ def hub_cache(profile: Profile) -> Path | None:
 
 
 def resolve(profile: Profile, label: str) -> ladder.Checkpoint:
-    """One ladder label of the profile resolved to its branch, commit and step."""
-    return ladder.checkpoint(profile.ladder, label, cache_dir=hub_cache(profile))
+    """One ladder label of the profile resolved to its branch (its named rung's, else the label itself), commit and
+    step."""
+    branch = profile.rungs.get(label) if profile.rungs else None
+    return ladder.checkpoint(profile.ladder, label, branch=branch, cache_dir=hub_cache(profile))
 
 
 def sensitivity_identity(profile: Profile, ckpt: ladder.Checkpoint) -> dict:
@@ -133,7 +135,11 @@ def jobs(profile: Profile) -> list[Job]:
 
 
 def find_job(profile: Profile, notebook: str, ckpt: str, task: str) -> Job:
-    """The model job of (notebook, checkpoint, task)."""
+    """The model job of (notebook, checkpoint, task), also for a rung of the ladder outside the study's `ckpts`."""
+    if ckpt not in profile.ckpts:
+        if ckpt not in profile.rung_labels():
+            raise ValueError(f"checkpoint {ckpt!r} is not on the {profile.name!r} ladder {list(profile.rung_labels())}")
+        profile = replace(profile, ckpts=(ckpt,))
     for job in jobs(profile):
         if (job.notebook, job.ckpt, job.task) == (notebook, ckpt, task):
             return job

@@ -146,10 +146,22 @@ def _figure(n_panels: int, ncols: int, panel_size=(4.6, 3.4)):
     return fig, list(axes[:n_panels])
 
 
+def tick_label(profile: Profile, ckpt: str) -> str:
+    """A checkpoint's tick: its paper label, and below it, for a ladder with named rungs, the ladder's own step."""
+    label = ckpt_label(ckpt)
+    if not profile.rungs or ckpt not in profile.rungs:
+        return label
+    branch = profile.rungs[ckpt]
+    step = ckpt_step(branch)
+    if step is None and branch == "main" and profile.tiny_ladder is not None:
+        step = profile.tiny_ladder.total_steps
+    return label if step is None else f"{label}\n({step})"
+
+
 def _ladder_axis(ax, profile: Profile) -> None:
-    ax.set_xticks(range(len(profile.ckpts)), [ckpt_label(c) for c in profile.ckpts])
+    ax.set_xticks(range(len(profile.ckpts)), [tick_label(profile, c) for c in profile.ckpts])
     ax.set_xlim(-0.4, len(profile.ckpts) - 0.6)
-    ax.set_xlabel(LADDER_XLABEL)
+    ax.set_xlabel(LADDER_XLABEL + ("; in brackets, the tiny ladder's own step" if profile.rungs else ""))
     ax.grid(axis="y", alpha=0.3)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
+from typing import Mapping
 
 FORMATS = ("default", "instruct", "inputoutput")
 _STEP_LABEL = re.compile(r"step(\d+)")
@@ -176,6 +177,15 @@ class Profile:
     learned_in_ft: tuple[str, ...] | None = None
     table5_main_step: float | None = None  # the step Table 5's slope gives "main" (None: the recorded step)
     tiny_ladder: TinyLadderSettings | None = None  # recipe of a local ladder (pre-trained by amuro_utils.tiny_ladder)
+    # The ladder's named rungs, label -> branch, when labels are not the branch names: the tiny ladder gives the
+    # paper's labels (step1000 … main) to its own steps, so every profile accepts the paper's labels. `ckpts` is the
+    # subset the study runs; any rung can still be asked for by name (e.g. `-p ckpt step424000`). None: labels are
+    # resolved as branch names (hub ladders).
+    rungs: Mapping[str, str] | None = None
+
+    def rung_labels(self) -> tuple[str, ...]:
+        """Every label this profile's ladder answers to, in ladder order: its named rungs, else its checkpoints."""
+        return tuple(self.rungs) if self.rungs else self.ckpts
 
     def task(self, name: str) -> TaskPlan:
         """The TaskPlan called `name` (error lists the profile's tasks)."""

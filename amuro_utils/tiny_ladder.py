@@ -38,7 +38,8 @@ CORPUS_SOURCES = {
 
 
 def tiny_settings(profile: Profile) -> TinyLadderSettings:
-    """The tiny ladder settings whose checkpoints are exactly the profile's ckpts (`main` = the last step)."""
+    """The tiny ladder settings that save exactly the profile's rungs (their branches `stepN`; `main` = the last
+    step), or its checkpoints when it names no rungs."""
     ladder = get_ladder(profile.ladder)
     if not ladder.local:
         raise LadderError(f"profile {profile.name!r} uses hub ladder {ladder.name!r}; only a local ladder is built")
@@ -46,10 +47,11 @@ def tiny_settings(profile: Profile) -> TinyLadderSettings:
         raise LadderError(f"profile {profile.name!r} uses the local ladder {ladder.name!r} but declares no "
                           "tiny_ladder settings; set Profile.tiny_ladder=TinyLadderSettings(...)")
     base = profile.tiny_ladder
-    bad = [c for c in profile.ckpts if c != "main" and ckpt_step(c) is None]
-    steps = sorted({ckpt_step(c) for c in profile.ckpts if c != "main"} | {base.total_steps})
+    branches = list(profile.rungs.values()) if profile.rungs else list(profile.ckpts)
+    bad = [b for b in branches if b != "main" and ckpt_step(b) is None]
+    steps = sorted({ckpt_step(b) for b in branches if b != "main"} | {base.total_steps})
     if bad or steps[-1] > base.total_steps:
-        raise LadderError(f"profile {profile.name!r} ckpts {profile.ckpts} must be stepN (N ≤ total_steps "
+        raise LadderError(f"profile {profile.name!r} ladder branches {branches} must be stepN (N ≤ total_steps "
                           f"{base.total_steps}) or main")
     return replace(base, save_steps=tuple(steps))
 
