@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import evaluate, ladder, results, tasks
+from . import analysis, evaluate, ladder, results, tasks
 from .paths import results_dir
 from .profiles import Profile, TaskPlan, get_profile
 
@@ -237,10 +237,13 @@ def evaluate_plan(profile: Profile, model, tokenizer, *, ckpt: str, fine_tune: s
                                          gold_leak=profile.llmbar_gold_leak, generate_fn=generate_fn)
         summary = evaluate.bootstrap_ci(out.scores, seed=profile.bootstrap_seed)
         metrics = {"metric": dataset.metric, **summary, "n_truncated": int(out.n_truncated),
-                   "seconds": round(time.perf_counter() - start, 3)}
+                   "seconds": round(time.perf_counter() - start, 3),
+                   "constant_prediction": analysis.constant_predictor(out.predictions, dataset.kind,
+                                                                      dataset.strip_order)}
         key = dict(model=model_id(profile), ckpt=ckpt, fine_tune=fine_tune, eval_set=eval_set, format=fmt,
                    shots=profile.shots)
-        st.write(key, metrics, provenance, scores=np.asarray(out.scores).tolist(), predictions=list(out.predictions))
+        st.write(key, metrics, provenance, scores=np.asarray(out.scores).tolist(), predictions=list(out.predictions),
+                 references=list(out.references))
     return len(todo)
 
 

@@ -92,6 +92,8 @@ class Profile:
     sensitivity_tokens: int = 65536
     sensitivity_block: int = 512  # tokens per held-out block scored by the sensitivity probe
     figure_note: str = ""  # stamped on every figure of this profile
+    # Springer et al. 2025 (claim S2): (earlier checkpoint, final one) compared after instruction tuning; None = none
+    overtraining_pair: tuple[str, str] | None = None
     extra: dict = field(default_factory=dict)
 
     def task(self, name: str) -> TaskPlan:
@@ -130,6 +132,7 @@ PAPER = Profile(
     tasks=_PAPER_TASKS,
     instruction=InstructionPlan("tulu", "tulu_v2", 0.05, None, _BENCHMARKS, _LLMBAR),
     prune_revisions=True,
+    overtraining_pair=("step550000", "main"),  # ≈2.3T vs 3T tokens (Springer et al. 2025, Fig. 1)
     extra={"table5_main_step": 750_000},  # the release's Table 5 slope treats "main" as step 750,000
 )
 
@@ -179,6 +182,7 @@ TINY = Profile(
     sensitivity_tokens=4096,
     sensitivity_block=128,
     figure_note="tiny profile (offline CPU demo) — not the paper's numbers",
+    overtraining_pair=("step120", "main"),  # 75 % of pre-training vs all of it, as 2.3T of 3.1T tokens
     # the paper's manual "learned in fine-tuning" split, with the tiny profile's stand-ins (qqp for paws)
     extra={"learned_in_ft": ("mnli_matched", "qqp", "xsum", "socialiqa", "boolq")},
 )

@@ -34,7 +34,10 @@ PROVENANCE_FIELDS = ("revision", "commit", "config_hash", "seed", "versions", "c
 # (and for every run record), otherwise why the row is set aside ("shots0", "lr2e-05", "pre_hf_fix", ...).
 COLUMNS = ("model", "ckpt", "step", "fine_tune", "eval_set", "format", "shots", "metric", "performance", "mean",
            "std", "ci_low", "ci_high", "n", "n_truncated", "source", "profile", *PROVENANCE_FIELDS, "variant", "lr",
-           "epochs", "model_id", "origin")
+           "epochs", "model_id", "origin", "constant")
+# Store.frame(items=True) adds these object columns: per-item scores (np.ndarray), predictions and gold references
+# (lists; references None for records written before they were stored).
+ITEM_COLUMNS = ("scores", "predictions", "references")
 SCHEMA_VERSION = 1
 STANDARD = "standard"
 _PACKAGES = ("amuro_utils", "torch", "transformers", "tokenizers", "datasets", "accelerate", "numpy", "pandas",
@@ -119,8 +122,12 @@ class Store:
             raise KeyError(f"no valid record for {_check_key(key)} at {path}")
         return record
 
-    def write(self, key: dict, metrics: dict, provenance: dict, scores=None, predictions=None) -> Path:
-        """Write one record atomically (temp file in the same folder, fsync, os.replace) and return its path."""
+    def write(self, key: dict, metrics: dict, provenance: dict, scores=None, predictions=None,
+              references=None) -> Path:
+        """Write one record atomically (temp file in the same folder, fsync, os.replace) and return its path.
+
+        `references` are the gold labels/texts per item, aligned with `scores` and `predictions`.
+        """
         key = _check_key(key)
         missing = [f for f in ("metric", "performance") if f not in metrics]
         if missing:
@@ -131,19 +138,31 @@ class Store:
             record["scores"] = _plain(scores)
         if predictions is not None:
             record["predictions"] = _plain(predictions)
+        if references is not None:
+            record["references"] = _plain(references)
         path = self.path(**key)
         path.parent.mkdir(parents=True, exist_ok=True)
         _atomic_write(path, json.dumps(record, allow_nan=True))
         return path
 
-    def frame(self) -> pd.DataFrame:
-        """Every valid record as one tidy DataFrame (columns COLUMNS); corrupt files are skipped with a warning."""
-        rows = []
+    def frame(self, items: bool = False) -> pd.DataFrame:
+        """Every valid record as one tidy DataFrame (columns COLUMNS); corrupt files are skipped with a warning.
+
+        items=True adds ITEM_COLUMNS (per-item scores, predictions, references) for paired resampling and for the
+        majority-class share; it also derives `constant` for records written before it was stored.
+        """
+        rows, extra = [], []
         for path in sorted(self.root.glob("*/*/*/*.json")):
             record = self._read(path, quiet=False)
             if record is not None:
                 rows.append(_record_row(record, path.relative_to(self.root).as_posix()))
-        return _as_frame(rows)
+                if items:
+                    extra.append(_item_fields(record, rows[-1]))
+        frame = _as_frame(rows)
+        if items:
+            for col in ITEM_COLUMNS:
+                frame[col] = pd.Series([e[col] for e in extra], index=frame.index, dtype=object)
+        return frame
 
     def _read(self, path: Path, quiet: bool) -> dict | None:
         """The record at `path` if it is complete and belongs there; None (with a warning unless quiet) otherwise."""
@@ -235,7 +254,24 @@ def _record_row(record: dict, origin: str) -> dict:
             **{f: prov.get(f) for f in PROVENANCE_FIELDS},
             "versions": json.dumps(versions, sort_keys=True) if versions is not None else None,
             "variant": STANDARD, "lr": prov.get("lr", math.nan), "epochs": prov.get("epochs", math.nan),
-            "model_id": None, "origin": origin}
+            "model_id": None, "origin": origin, "constant": _flag(metrics.get("constant_prediction"))}
+
+
+def _flag(value):
+    """A stored True/False as a bool; anything else (None, absent) as NaN (= not known / not applicable)."""
+    return bool(value) if isinstance(value, bool) else math.nan
+
+
+def _item_fields(record: dict, row: dict) -> dict:
+    """Per-item scores/predictions/references of a record; fills `row['constant']` from predictions if unset."""
+    scores = record.get("scores")
+    fields = {"scores": None if scores is None else np.asarray(scores, dtype=float),
+              "predictions": record.get("predictions"), "references": record.get("references")}
+    if isinstance(row["constant"], float) and fields["predictions"] is not None:
+        from .analysis import constant_predictor, metric_kind
+
+        row["constant"] = _flag(constant_predictor(fields["predictions"], metric_kind(row["metric"])))
+    return fields
 
 
 def _as_frame(rows: list[dict]) -> pd.DataFrame:
@@ -244,6 +280,7 @@ def _as_frame(rows: list[dict]) -> pd.DataFrame:
     for col in ("step", "performance", "mean", "std", "ci_low", "ci_high", "n", "n_truncated", "lr", "epochs"):
         frame[col] = pd.to_numeric(frame[col], errors="coerce").astype(float)
     frame["shots"] = frame["shots"].astype("int64")
+    frame["constant"] = frame["constant"].astype(object)
     return frame
 
 
