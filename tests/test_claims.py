@@ -67,6 +67,12 @@ def test_verdict_rule():
         claims.verdict(0.0, -1, 1, "≈")
 
 
+def test_fitted_change_is_the_rise_of_the_log_step_fit():
+    change = claims.fitted_change([10, 100, 1000], [np.array([0.0, 1.0]), np.array([1.0, 1.0]), np.array([2.0, 1.0])])
+    np.testing.assert_allclose(change, [2.0, 0.0])  # 1 per decade over 2 decades; equal scores give exactly 0
+    assert claims.fitted_change([10, float("nan"), 100], [np.zeros(2), np.ones(2), None]) is None  # < 2 points
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # known effects → supported / contradicted / inconclusive; missing cells → not measurable, named
 
@@ -300,6 +306,9 @@ def test_release_reproduces_the_papers_numbers(release):
     assert one(release, "B7a")["value"] == pytest.approx(0.2458, abs=5e-5)
     assert one(release, "B7b")["value"] == pytest.approx(-0.1821, abs=5e-5)
     assert one(release, "B6a")["resampled"] == "cells ~ N(performance, std²)"
+    # the paper's landmarks land on its checkpoints: up to 424k (inclusive), and from 424k on
+    assert one(release, "B4a")["note"].startswith("checkpoints step1000, step18000, step342000, step424000;")
+    assert one(release, "B4b")["note"].startswith("checkpoints step424000, step505000, step592000, step738000, main;")
     assert "cells ~ N(p, p(1−p)/n)" in one(release, "B1a")["resampled"]  # official_eval_table has no std
     assert np.isnan(one(release, "B6a")["constant_cells"])  # no predictions released
 
