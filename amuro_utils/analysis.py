@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from .profiles import PAPER, Profile, ckpt_step
-from .results import model_cells
+from .results import constant_predictor, item_label, metric_kind, model_cells  # noqa: F401  (re-exported)
 
 log = logging.getLogger(__name__)
 
@@ -281,3 +281,36 @@ def format_gap_table(df: pd.DataFrame, profile: Profile, *, method: str = "full"
             row["default_minus_others"] = row["default"] - float(np.mean(others)) if others else math.nan
             rows.append(row)
     return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# reading a score honestly: chance, the majority class, constant predictors
+
+# Majority-class shares of the release's test sets that are documented without per-item records: PAWS test
+# (PROTOCOL §6.3: base PAWS sits at the majority class, .558) and the SetFit QQP/STS-B test splits, whose gold
+# labels are all "no" (PROTOCOL §2.2). Used only for rows of the authors' release (source "paper").
+RELEASE_MAJORITY_SHARE = {"paws": 0.558, "qqp": 1.0, "stsb": 1.0}
+
+
+def majority_share(references, kind: str | None, strip_order=()) -> float | None:
+    """Share of the evaluated items whose gold label is the most common one (what a constant predictor of that
+    label scores); None for generation or without references. Multiple choice: the gold choice position."""
+    if kind not in ("classification", "multiple_choice") or not references:
+        return None
+    labels = pd.Series([item_label(r, strip_order) for r in references])
+    return float(labels.value_counts().iloc[0] / len(labels))
+
+
+def chance_level(dataset, examples=None) -> float | None:
+    """Expected accuracy of a uniform random guess over the labels a prediction can take; None for generation.
+
+    Classification: 1 / number of distinct labels (strip_order labels, else the distinct force words): NLI 1/3
+    (also for binary RTE, whose predictions may say "contradiction"), paraphrase 1/2, LLMBar 1/2. Multiple choice:
+    the mean of 1 / (number of choices) over `examples` (ARC has a few 3- and 5-choice items); None without them.
+    """
+    if dataset.kind == "classification":
+        labels = {label for _, label in dataset.strip_order} or {w.strip() for w in dataset.force_words}
+        return 1.0 / len(labels) if labels else None
+    if dataset.kind == "multiple_choice" and examples:
+        return float(np.mean([1.0 / len(ex["choices"]) for ex in examples]))
+    return None

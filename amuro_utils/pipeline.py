@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import evaluate, identity, ladder, plan, results, sensitivity as probe, tasks, tiny_ladder
+from . import analysis, evaluate, identity, ladder, plan, results, sensitivity as probe, tasks, tiny_ladder
 from .paths import results_dir
 from .profiles import FineTune, Profile, TaskPlan, ckpt_step, get_profile
 
@@ -250,7 +250,9 @@ def evaluate_requests(profile: Profile, model, tokenizer, requests: list[tuple[d
                                          gold_leak=profile.llmbar_gold_leak, generate_fn=generate_fn)
         summary = evaluate.bootstrap_ci(out.scores, seed=profile.bootstrap_seed)
         metrics = {"metric": dataset.metric, **summary, "n_truncated": int(out.n_truncated),
-                   "seconds": round(time.perf_counter() - start, 3)}
+                   "seconds": round(time.perf_counter() - start, 3),
+                   "constant_prediction": analysis.constant_predictor(out.predictions, dataset.kind,
+                                                                      dataset.strip_order)}
         st.write(key, metrics, {**provenance, "config_hash": identity.digest(wanted)},
                  scores=np.asarray(out.scores).tolist(), predictions=list(out.predictions),
                  references=list(out.references), identity=wanted)

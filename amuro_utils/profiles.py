@@ -186,6 +186,8 @@ class Profile:
     def rung_labels(self) -> tuple[str, ...]:
         """Every label this profile's ladder answers to, in ladder order: its named rungs, else its checkpoints."""
         return tuple(self.rungs) if self.rungs else self.ckpts
+    # Springer et al. 2025 (claim S2): (earlier checkpoint, final one) compared after instruction tuning; None = none
+    overtraining_pair: tuple[str, str] | None = None
 
     def task(self, name: str) -> TaskPlan:
         """The TaskPlan called `name` (error lists the profile's tasks)."""
@@ -219,6 +221,7 @@ PAPER = Profile(
     instruction=InstructionPlan("tulu", "tulu_v2", 0.05, None, _BENCHMARKS, _LLMBAR),
     prune_revisions=True,
     table5_main_step=750_000,  # the release's Table 5 slope treats "main" as step 750,000
+    overtraining_pair=("step550000", "main"),  # ≈2.3T vs 3T tokens (Springer et al. 2025, Fig. 1)
 )
 
 PAPER_REFERENCE = replace(
@@ -265,6 +268,7 @@ TINY = Profile(
     keep_weights=False,
     sensitivity=SensitivitySettings(tokens=4096, block=128),
     figure_note="tiny profile (offline CPU demo) — not the paper's numbers",
+    overtraining_pair=("step120", "main"),  # 75 % of pre-training vs all of it, as 2.3T of 3.1T tokens
     # the paper's manual "learned in fine-tuning" split, with the tiny profile's stand-ins (qqp for paws)
     learned_in_ft=("mnli_matched", "qqp_glue", "xsum", "socialiqa", "boolq"),
     tiny_ladder=TinyLadderSettings(),

@@ -43,7 +43,9 @@ PROVENANCE_FIELDS = ("revision", "commit", "config_hash", "versions", "created")
 # (and for every run record), otherwise why the row is set aside ("shots0", "lr2e-05", "pre_hf_fix", ...).
 COLUMNS = ("model", "ckpt", "step", "fine_tune", "method", "seed", "eval_set", "format", "shots", "metric",
            "performance", "mean", "std", "ci_low", "ci_high", "n", "n_truncated", "source", "profile",
-           *PROVENANCE_FIELDS, "identity_hash", "variant", "lr", "epochs", "model_id", "origin")
+           *PROVENANCE_FIELDS, "identity_hash", "variant", "lr", "epochs", "model_id", "origin", "constant")
+# Store.frame(items=True) adds these object columns: per-item scores (np.ndarray), predictions and gold references
+# (lists; references None for records written before they were stored), and the settings identity (dict).
 ITEM_COLUMNS = ("scores", "predictions", "references", "identity")
 SCHEMA_VERSION = 2
 STANDARD = "standard"
@@ -132,8 +134,9 @@ class Store:
               identity: dict | None = None) -> Path:
         """Write one record atomically (temp file in the same folder, fsync, os.replace) and return its path.
 
-        A record already there that was made under another identity, or a corrupt file, is first moved aside
-        (`.stale/`, `.corrupt/`), so a recompute never destroys a recorded result.
+        `references` are the gold labels/texts per item, aligned with `scores` and `predictions`. A record already
+        there that was made under another identity, or a corrupt file, is first moved aside (`.stale/`,
+        `.corrupt/`), so a recompute never destroys a recorded result.
         """
         key = _check_key(key)
         missing = [f for f in ("metric", "performance") if f not in metrics]
@@ -327,11 +330,51 @@ def _record_row(record: dict, origin: str, items: bool = False) -> dict:
            **{f: prov.get(f) for f in PROVENANCE_FIELDS}, "identity_hash": record.get("identity_hash"),
            "versions": json.dumps(versions, sort_keys=True) if versions is not None else None,
            "variant": STANDARD, "lr": prov.get("lr", math.nan), "epochs": prov.get("epochs", math.nan),
-           "model_id": None, "origin": origin}
+           "model_id": None, "origin": origin, "constant": _flag(metrics.get("constant_prediction"))}
     if items:
-        row.update(scores=np.asarray(record.get("scores", []), dtype=float), predictions=record.get("predictions"),
-                   references=record.get("references"), identity=record.get("identity"))
+        scores = record.get("scores")
+        row.update(scores=None if scores is None else np.asarray(scores, dtype=float),
+                   predictions=record.get("predictions"), references=record.get("references"),
+                   identity=record.get("identity"))
+        if isinstance(row["constant"], float) and row["predictions"] is not None:  # written before the flag was
+            row["constant"] = _flag(constant_predictor(row["predictions"], metric_kind(row["metric"])))
     return row
+
+
+def _flag(value):
+    """A stored True/False as a bool; anything else (None, absent) as NaN (= not known / not applicable)."""
+    return bool(value) if isinstance(value, bool) else math.nan
+
+
+# Metric → kind of evaluation (the registry's Dataset.kind) for records that carry only the metric name.
+_METRIC_KINDS = {"accuracy": "classification", "rougeL": "generation", "acc_raw": "multiple_choice",
+                 "acc_per_token": "multiple_choice", "acc_per_char": "multiple_choice",
+                 "acc_uncond": "multiple_choice"}
+
+
+def metric_kind(metric) -> str | None:
+    """'classification', 'multiple_choice' or 'generation' for a metric name; None if unknown."""
+    return _METRIC_KINDS.get(metric) if isinstance(metric, str) else None
+
+
+def item_label(prediction, strip_order=()) -> str:
+    """Canonical label of a prediction or gold: the strip_order label it contains (evaluate.strip_label's rule),
+    else the text without surrounding spaces (" entailment" and "entailment" are one label; "3" a choice index)."""
+    text = str(prediction)
+    for substring, label in strip_order:
+        if substring in text:
+            return label
+    return text.strip()
+
+
+def constant_predictor(predictions, kind: str | None, strip_order=()) -> bool | None:
+    """True when every prediction is the same label (classification, multiple choice); None where undefined.
+
+    Undefined: generation (free text), an unknown kind, or fewer than 2 items (one item is trivially constant).
+    """
+    if kind not in ("classification", "multiple_choice") or predictions is None or len(predictions) < 2:
+        return None
+    return len({item_label(p, strip_order) for p in predictions}) == 1
 
 
 def _as_frame(rows: list[dict], items: bool = False) -> pd.DataFrame:
@@ -340,6 +383,7 @@ def _as_frame(rows: list[dict], items: bool = False) -> pd.DataFrame:
     for col in ("step", "seed", "performance", "mean", "std", "ci_low", "ci_high", "n", "n_truncated", "lr", "epochs"):
         frame[col] = pd.to_numeric(frame[col], errors="coerce").astype(float)
     frame["shots"] = frame["shots"].astype("int64")
+    frame["constant"] = frame["constant"].astype(object)
     return frame
 
 
