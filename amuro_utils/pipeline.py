@@ -312,10 +312,47 @@ def train_examples(profile: Profile, spec: FineTune) -> list[dict]:
     return [{"prompt": tasks.render(dataset, row, "default"), "completion": row["target"]} for row in rows]
 
 
+def _training_record(profile: Profile, ckpt: ladder.Checkpoint, spec: FineTune) -> Path:
+    return results_dir(profile.name) / "fine_tunes" / ckpt.label / f"{results.run_name(spec.name, spec.method, spec.seed)}.json"
+
+
+def _heldout_losses(profile: Profile, model, tokenizer) -> np.ndarray:
+    """Per-block loss of `model` on the held-out pre-training text (the sensitivity probe's blocks)."""
+    blocks = probe.heldout_token_blocks(tokenizer, profile.sensitivity.block, profile.sensitivity.tokens)
+    return probe.block_losses(model, blocks)
+
+
+def _write_training_record(profile: Profile, ckpt: ladder.Checkpoint, spec: FineTune, train_log: dict,
+                           base_losses: np.ndarray, tuned_losses: np.ndarray, provenance: dict) -> dict:
+    """The fine-tuning's own record: its loss curve and how much it forgot of the pre-training text (Springer S3)."""
+    wanted = plan.training_identity(profile, ckpt, spec)
+    record = {"identity": wanted, "identity_hash": identity.digest(wanted), "ckpt": ckpt.label, "step": ckpt.step,
+              "fine_tune": spec.name, "method": spec.method, "seed": spec.seed, "provenance": provenance,
+              "loss": train_log["loss"], "lr": train_log["lr"], "n_examples": train_log["n_examples"],
+              "steps": len(train_log["loss"]), "seconds": train_log.get("seconds"),
+              "base_heldout": base_losses.tolist(), "heldout": tuned_losses.tolist()}
+    path = _training_record(profile, ckpt, spec)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    results.atomic_write(path, json.dumps(identity.plain(record)))
+    return record
+
+
+def _training_record_current(profile: Profile, ckpt: ladder.Checkpoint, spec: FineTune) -> bool:
+    path = _training_record(profile, ckpt, spec)
+    if not path.is_file():
+        return False
+    try:
+        stored = json.loads(path.read_text()).get("identity_hash")
+    except ValueError:
+        return False
+    return stored == identity.digest(plan.training_identity(profile, ckpt, spec))
+
+
 def fine_tuned_model(profile: Profile, ckpt: ladder.Checkpoint, spec: FineTune, *, progress: bool = True):
     """The checkpoint fine-tuned as `spec` says: loaded from results/<profile>/models if a finished copy made under
     the same settings is there (so an interrupted evaluation resumes without retraining), else trained now and
-    saved there. Returns (Loaded, training summary)."""
+    saved there, with its fine-tuning record (loss curve, held-out loss before and after). Returns (Loaded, training
+    summary)."""
     from . import train
 
     out = _weights_dir(profile, ckpt, spec)
@@ -327,14 +364,25 @@ def fine_tuned_model(profile: Profile, ckpt: ladder.Checkpoint, spec: FineTune, 
             from transformers import AutoModelForCausalLM, AutoTokenizer
 
             model = AutoModelForCausalLM.from_pretrained(out, dtype=dtype).to(profile.device).eval()
-            return Loaded(model, AutoTokenizer.from_pretrained(out), done["provenance"]), done["summary"]
+            loaded = Loaded(model, AutoTokenizer.from_pretrained(out), done["provenance"])
+            if not _training_record_current(profile, ckpt, spec):
+                base = load_base(profile, ckpt)
+                base_losses = _heldout_losses(profile, base.model, base.tokenizer)
+                _release(base)
+                train_log = json.loads((out / "train_log.json").read_text())
+                _write_training_record(profile, ckpt, spec, train_log, base_losses,
+                                       _heldout_losses(profile, model, loaded.tokenizer), loaded.provenance)
+            return loaded, done["summary"]
         log.warning("fine-tuned model %s was trained under other settings (changed: %s): retraining", out,
                     ", ".join(identity.changed_fields(done.get("identity"), wanted)))
     loaded = load_base(profile, ckpt, dtype="float32")  # fp32 master weights; bf16 autocast on GPU
+    base_losses = _heldout_losses(profile, loaded.model, loaded.tokenizer)
     examples = train_examples(profile, spec)
     # the per-step bar only where someone watches a terminal; the notebooks show the returned summary
     train_log = train.fine_tune(loaded.model, loaded.tokenizer, examples, spec.train, kind=spec.kind,
                                 progress=progress and sys.stderr.isatty(), device=profile.device)
+    _write_training_record(profile, ckpt, spec, train_log, base_losses,
+                           _heldout_losses(profile, loaded.model, loaded.tokenizer), loaded.provenance)
     # A folder of this process's own (two jobs may train the same model at once), renamed into place when complete.
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.partial-"))
@@ -361,7 +409,7 @@ def _fine_tune_and_evaluate(profile: Profile, job: plan.Job, ckpt: ladder.Checkp
         single = dataclasses.replace(job, fine_tunes=(spec,))
         todo = pending(profile, single, ckpt)
         row = {"ckpt": ckpt.label, "task": spec.name, "method": spec.method, "seed": spec.seed}
-        if not todo:
+        if not todo and _training_record_current(profile, ckpt, spec):
             outcomes.append({**row, "status": "recorded"})
             continue
         _preflight(profile, job)
@@ -436,6 +484,39 @@ def sensitivity(profile: Profile, ckpt="all", *, enabled: bool = True) -> pd.Dat
             _release(loaded)
         rows += [{"ckpt": point.label, "step": cached["step"], **row} for row in cached["rows"]]
     return pd.DataFrame(rows, columns=columns)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# fine-tuning records: loss curves and forgetting (Springer et al. S3)
+
+TRAINING_COLUMNS = ("ckpt", "step", "fine_tune", "method", "seed", "n_examples", "steps", "first_loss", "final_loss",
+                    "train_loss", "base_loss", "loss", "delta_loss", "block_deltas")
+
+
+def training_frame(profile: Profile) -> pd.DataFrame:
+    """One row per fine-tuned model of the study whose fine-tuning record is current: its training-loss curve
+    (`train_loss`, per optimizer step), and its held-out pre-training-text loss (`loss`) against its base's
+    (`base_loss`), per block (`block_deltas`) — the forgetting frame of claim S3. Empty for released numbers."""
+    rows = []
+    if runs_models(profile):
+        for job in plan.jobs(profile):
+            if not job.fine_tunes:
+                continue
+            try:
+                point = plan.resolve(profile, job.ckpt)
+            except ladder.LadderError:
+                continue
+            for spec in job.fine_tunes:
+                if not _training_record_current(profile, point, spec):
+                    continue
+                record = json.loads(_training_record(profile, point, spec).read_text())
+                base, tuned = np.asarray(record["base_heldout"]), np.asarray(record["heldout"])
+                rows.append({"ckpt": job.ckpt, "step": record["step"], "fine_tune": spec.name, "method": spec.method,
+                             "seed": spec.seed, "n_examples": record["n_examples"], "steps": record["steps"],
+                             "first_loss": record["loss"][0], "final_loss": record["loss"][-1],
+                             "train_loss": record["loss"], "base_loss": float(base.mean()), "loss": float(tuned.mean()),
+                             "delta_loss": float((tuned - base).mean()), "block_deltas": tuned - base})
+    return pd.DataFrame(rows, columns=list(TRAINING_COLUMNS))
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -47,6 +47,12 @@ def sensitivity_identity(profile: Profile, ckpt: ladder.Checkpoint) -> dict:
                                          sensitivity.HELDOUT_TEXT)
 
 
+def training_identity(profile: Profile, ckpt: ladder.Checkpoint, spec: FineTune) -> dict:
+    """What a fine-tuning record (loss curve, forgetting) depends on: the fine-tuned model and the held-out text."""
+    return {"weights": identity.weights_identity(profile, identity.model_identity(ckpt.repo, ckpt.commit), spec),
+            "heldout": {"block": profile.sensitivity.block, "tokens": profile.sensitivity.tokens}}
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # fine-tunes
 

@@ -654,6 +654,71 @@ def fig_sensitivity(sensitivity: pd.DataFrame, profile: Profile, *, overlay: pd.
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# fine-tuning itself: loss curves, and forgetting of the pre-training text (Springer et al. S3)
+
+
+def _check_training(training: pd.DataFrame) -> pd.DataFrame:
+    lacking = [c for c in ("ckpt", "fine_tune", "train_loss", "delta_loss", "block_deltas") if c not in training]
+    if lacking:
+        raise ValueError(f"training frame lacks columns {lacking}; pass pipeline.training_frame(profile)")
+    return training
+
+
+def fig_training_loss(training: pd.DataFrame, profile: Profile, fine_tunes=None):
+    """Training loss (nats/token, per optimizer step) of every fine-tuned model, one panel per task, one colour per
+    checkpoint: has fine-tuning fitted its training set (the loss low and flat by the end)?"""
+    training = _check_training(training)
+    names = list(fine_tunes) if fine_tunes is not None else list(dict.fromkeys(training["fine_tune"]))
+    notes, colours = _Notes(profile), ckpt_colours(profile)
+    fig, axes = _figure(max(len(names), 1), min(max(len(names), 1), 4), panel_size=(4.2, 3.2))
+    for ax, name in zip(axes, names):
+        rows = training[training["fine_tune"] == name]
+        notes.cells(f"{name} training log", [c for c in profile.ckpts if c not in set(rows["ckpt"])])
+        for ckpt in profile.ckpts:
+            for curve in rows.loc[rows["ckpt"] == ckpt, "train_loss"]:
+                ax.plot(np.arange(1, len(curve) + 1), curve, color=colours[ckpt], linewidth=1.2)
+        ax.axhline(1.0, **{**CHANCE_STYLE, "linestyle": "--"})
+        ax.set_title(f"fine-tuned on {name}", fontsize=10)
+        ax.set_xlabel("optimizer step")
+        ax.set_ylabel("training loss (nats/token)")
+        ax.set_ylim(bottom=0)
+        ax.grid(alpha=0.3)
+    handles = _ckpt_handles(profile, None, lines=True) + [
+        Line2D([], [], **{**CHANCE_STYLE, "linestyle": "--"}, label="1 nat/token")]
+    _finish(fig, "Fine-tuning: training loss per optimizer step (completion tokens only)", profile, notes, handles)
+    return fig
+
+
+def fig_forgetting(training: pd.DataFrame, profile: Profile):
+    """Springer et al. S3: held-out pre-training-text loss of each fine-tuned model minus its base's, over the
+    ladder, one line per task, with a 95 % bootstrap CI over held-out blocks."""
+    training = _check_training(training)
+    names = list(dict.fromkeys(training["fine_tune"]))
+    notes = _Notes(profile)
+    fig, (ax,) = _figure(1, 1, panel_size=(7.5, 4.0))
+    colours = series_colours(names)
+    x = np.arange(len(profile.ckpts))
+    for name in names:
+        rows = training[training["fine_tune"] == name]
+        notes.cells(f"{name} forgetting", [c for c in profile.ckpts if c not in set(rows["ckpt"])])
+        mean, low, high = (np.full(len(x), np.nan) for _ in range(3))
+        for i, ckpt in enumerate(profile.ckpts):
+            deltas = [np.asarray(d) for d in rows.loc[rows["ckpt"] == ckpt, "block_deltas"]]
+            if deltas:
+                mean[i], low[i], high[i] = analysis.mean_ci(np.mean(deltas, axis=0), confidence=0.95)
+        ax.plot(x, mean, marker="o", color=colours[name], label=name)
+        ax.fill_between(x, low, high, color=colours[name], alpha=0.18, linewidth=0)
+    ax.axhline(0, color="0.2", linewidth=0.8)
+    _ladder_axis(ax, profile)
+    ax.set_ylabel("Δ held-out LM loss, fine-tuned − base (nats/token)")
+    handles = [Line2D([], [], color=colours[n], marker="o", label=f"fine-tuned on {n}") for n in names]
+    handles.append(Patch(color="0.6", alpha=0.35, label="95 % CI (held-out blocks)"))
+    _finish(fig, "Forgetting: how much fine-tuning raises the pre-training-text loss (Springer et al. 2025)",
+            profile, notes, handles)
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # output
 
 

@@ -66,6 +66,10 @@ def job_identity(profile: Profile, job: plan.NotebookJob, cache: dict | None = N
         return None
     out = {"writes": sorted(identity.digest(i) for _, i in writes),
            "reads": sorted(identity.digest(i) for _, i in reads)}
+    trainings = sorted({identity.digest(plan.training_identity(profile, _checkpoint(profile, j.ckpt, cache), spec))
+                        for j in (*job.model_jobs, *plan.read_jobs(profile, job.reads)) for spec in j.fine_tunes})
+    if trainings:  # fine-tuning records (loss curves, forgetting) written or read
+        out["fine_tunes"] = trainings
     if profile.results_source == "paper":  # figures from the released tables: their content is what they depend on
         out["released"] = identity.released_tables_digest()
     elif job.notebook == "pretrain_probe":
@@ -105,9 +109,9 @@ def job_state(profile: Profile, job: plan.NotebookJob, cache: dict | None = None
     if wanted is None:
         why.append("its checkpoints cannot be resolved yet")
     else:
-        for part in ("writes", "reads", "sensitivity", "ladder"):
+        for part in ("writes", "reads", "fine_tunes", "sensitivity", "ladder"):
             if marker["identity"].get(part) != wanted.get(part):
-                why.append(f"{part} changed" if part in ("sensitivity", "ladder") else
+                why.append(f"{part} changed" if part in ("fine_tunes", "sensitivity", "ladder") else
                            f"{len(set(wanted.get(part, [])) - set(marker['identity'].get(part, [])))} records it "
                            f"{part[:-1]}s have new settings")
     return JobState(job, "stale", why, records)
