@@ -29,7 +29,7 @@
 # %% tags=["parameters"]
 profile: str = "tiny"  # tiny (offline CPU demo), smoke (CI), paper (OLMo-1B on a GPU), paper-reference (released numbers)
 ckpt: str = "all"  # all, or one checkpoint of the ladder: step424000, 424000, main, or a hub branch name
-results_source: str = ""  # empty = the profile default; run = records of this project; paper = the released numbers
+results_source: str = ""  # empty: the profile default; run: records of this project; paper: the released numbers
 overlay_paper: bool = False  # draw the paper's released curves (dotted) beside this run's
 sensitivity: bool = True  # run the Springer et al. Gaussian-perturbation probe on each checkpoint
 make_figures: bool = True  # False for per-checkpoint cluster jobs; a final job with ckpt all draws the figures

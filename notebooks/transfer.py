@@ -27,7 +27,7 @@
 
 # %% tags=["parameters"]
 profile: str = "tiny"  # tiny (offline CPU demo), smoke (CI), paper (OLMo-1B on a GPU), paper-reference (released numbers)
-results_source: str = ""  # empty = the profile default; run = records of this project; paper = the released numbers
+results_source: str = ""  # empty: the profile default; run: records of this project; paper: the released numbers
 overlay_paper: bool = False  # draw the paper's released curves (dotted) beside this run's
 
 # %%

@@ -3,7 +3,8 @@
 # AMURO_VENV (an existing environment with a CUDA torch, e.g. $CONDA_PREFIX) on GPU machines.
 VENV="${AMURO_VENV:-.venv}"
 PY="$VENV/bin/python"
-if ! { [ -x "$PY" ] && "$PY" -c "import amuro_utils, papermill, torch, pytest" 2>/dev/null; }; then
+if ! { [ -x "$PY" ] && "$PY" -c "import amuro_utils, papermill, torch, pytest, jupyterlab, ipywidgets, playwright" \
+         2>/dev/null; }; then
   echo "== setting up $VENV (first run only)"
   [ -x "$PY" ] || python3 -m venv "$VENV"
   "$PY" -m pip install -q --upgrade pip
