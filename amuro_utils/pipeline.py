@@ -363,7 +363,11 @@ def fine_tuned_model(profile: Profile, ckpt: ladder.Checkpoint, spec: FineTune, 
         if done.get("identity_hash") == identity.digest(wanted):
             from transformers import AutoModelForCausalLM, AutoTokenizer
 
-            model = AutoModelForCausalLM.from_pretrained(out, dtype=dtype).to(profile.device).eval()
+            if spec.method == "lora":  # the folder holds the adapter only: merge it into its base checkpoint
+                base = load_base(profile, ckpt, dtype="float32")
+                model = train.load_lora(base.model, out).to(dtype).eval()
+            else:
+                model = AutoModelForCausalLM.from_pretrained(out, dtype=dtype).to(profile.device).eval()
             loaded = Loaded(model, AutoTokenizer.from_pretrained(out), done["provenance"])
             if not _training_record_current(profile, ckpt, spec):
                 base = load_base(profile, ckpt)
@@ -378,15 +382,20 @@ def fine_tuned_model(profile: Profile, ckpt: ladder.Checkpoint, spec: FineTune, 
     loaded = load_base(profile, ckpt, dtype="float32")  # fp32 master weights; bf16 autocast on GPU
     base_losses = _heldout_losses(profile, loaded.model, loaded.tokenizer)
     examples = train_examples(profile, spec)
+    trained = train.attach_lora(loaded.model, spec.lora, spec.seed) if spec.method == "lora" else loaded.model
     # the per-step bar only where someone watches a terminal; the notebooks show the returned summary
-    train_log = train.fine_tune(loaded.model, loaded.tokenizer, examples, spec.train, kind=spec.kind,
+    train_log = train.fine_tune(trained, loaded.tokenizer, examples, spec.train, kind=spec.kind,
                                 progress=progress and sys.stderr.isatty(), device=profile.device)
-    _write_training_record(profile, ckpt, spec, train_log, base_losses,
-                           _heldout_losses(profile, loaded.model, loaded.tokenizer), loaded.provenance)
     # A folder of this process's own (two jobs may train the same model at once), renamed into place when complete.
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.partial-"))
-    train.save_fine_tuned(loaded.model, loaded.tokenizer, tmp, dtype=profile.eval_dtype)
+    if spec.method == "lora":  # keep the small adapter; evaluate the merged model with the same code as full FT
+        train.save_adapter(trained, loaded.tokenizer, tmp)
+        loaded.model = train.merge_lora(trained)
+    else:
+        train.save_fine_tuned(loaded.model, loaded.tokenizer, tmp, dtype=profile.eval_dtype)
+    _write_training_record(profile, ckpt, spec, train_log, base_losses,
+                           _heldout_losses(profile, loaded.model, loaded.tokenizer), loaded.provenance)
     summary = {"n_train": len(examples), "steps": len(train_log["loss"]), "final_loss": train_log["loss"][-1],
                "first_loss": train_log["loss"][0], "seconds": train_log.get("seconds")}
     (tmp / "train_log.json").write_text(json.dumps(train_log))
@@ -538,23 +547,40 @@ class Drawn:
 def draw(profile: Profile, notebook: str, *, overlay_paper: bool = False, enabled: bool = True,
          sensitivity_rows: pd.DataFrame | None = None) -> Drawn:
     """Draw a notebook's figures (PDF + PNG) and tables (CSV + markdown) into figures/<profile>/ from its records,
-    with the paper's released numbers overlaid if asked. Analysis notebooks stop with the commands to run when the
-    records they need are missing. `enabled=False` (per-checkpoint cluster jobs) draws nothing."""
+    with the paper's released numbers overlaid if asked. A profile with several fine-tuning methods also gets each
+    other method's figures (file suffix `_<method>`) with the leading method's curves drawn dotted beside them.
+    Analysis notebooks stop with the commands to run when the records they need are missing. `enabled=False`
+    (per-checkpoint cluster jobs) draws nothing."""
     from . import plots
 
     if not enabled:
         return Drawn([], {})
     df, overlay = figure_inputs(profile, overlay_paper, needs_sft=notebook in ("format", "transfer", "ood"))
     files, tables = [], {}
-    for stem, make in plots.NOTEBOOK_FIGURES[notebook].items():
-        fig = make(df, profile, overlay=overlay)
-        files += plots.save(fig, profile, stem)  # left open: a notebook shows it inline
+    variants = [(profile, overlay, "")]
+    for other in profile.methods[1:]:
+        leading = df.copy()
+        leading.attrs.update(method=profile.method, label=f"{profile.method} fine-tuning")
+        rest = tuple(m for m in profile.methods if m != other)
+        variants.append((dataclasses.replace(profile, methods=(other, *rest)), leading, f"_{other}"))
+    for shown, over, suffix in variants:
+        for stem, make in plots.NOTEBOOK_FIGURES[notebook].items():
+            files += plots.save(make(df, shown, overlay=over), profile, stem + suffix)  # open: shown inline
+        for stem, make in plots.NOTEBOOK_TABLES.get(notebook, {}).items():
+            tables[stem + suffix] = make(df, shown)
+            files += plots.write_table(tables[stem + suffix], profile, stem + suffix)
     if sensitivity_rows is not None and len(sensitivity_rows):
-        fig = plots.fig_sensitivity(sensitivity_rows, profile)
-        files += plots.save(fig, profile, "figS_sensitivity")
-    for stem, make in plots.NOTEBOOK_TABLES.get(notebook, {}).items():
-        tables[stem] = make(df, profile)
-        files += plots.write_table(tables[stem], profile, stem)
+        files += plots.save(plots.fig_sensitivity(sensitivity_rows, profile), profile, "figS_sensitivity")
+    if notebook in ("sft", "instruction_tuning") and runs_models(profile):
+        training = training_frame(profile)
+        training = training[training["method"] == profile.method]
+        names = [t.name for t in profile.tasks] if notebook == "sft" else [profile.instruction.name]
+        stem = "figT_sft_training_loss" if notebook == "sft" else "figT_instruction_training_loss"
+        files += plots.save(plots.fig_training_loss(training[training["fine_tune"].isin(names)], profile, names),
+                            profile, stem)
+        if notebook == "sft":
+            files += plots.save(plots.fig_forgetting(training[training["fine_tune"].isin(names)], profile), profile,
+                                "figS3_forgetting")
     return Drawn(files, tables)
 
 

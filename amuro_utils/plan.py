@@ -66,15 +66,16 @@ def seeds(profile: Profile, settings) -> tuple[int, ...]:
 
 
 def fine_tunes(profile: Profile, source: TaskPlan | InstructionPlan) -> list[FineTune]:
-    """Every fine-tuning run of one task (or of the instruction plan): one per training seed."""
-    if profile.method not in METHODS:
-        raise ValueError(f"unknown fine-tuning method {profile.method!r}; options: {METHODS}")
+    """Every fine-tuning run of one task (or of the instruction plan): one per (method, training seed)."""
+    unknown = [m for m in profile.methods if m not in METHODS]
+    if unknown or not profile.methods or len(set(profile.methods)) != len(profile.methods):
+        raise ValueError(f"profile {profile.name!r} methods {profile.methods!r}: give distinct fine-tuning methods "
+                         f"among {METHODS}")
     instruction = isinstance(source, InstructionPlan)
-    lora = profile.lora if profile.method == "lora" else None
     return [FineTune(source.name, source.train_set, "chat" if instruction else "prompt_completion",
                      source.n_train, source.fraction if instruction else None, replace(source.train, seed=seed),
-                     profile.method, lora)
-            for seed in seeds(profile, source.train)]
+                     method, profile.lora if method == "lora" else None)
+            for method in profile.methods for seed in seeds(profile, source.train)]
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -95,11 +95,17 @@ def _check(df: pd.DataFrame, what: str = "df") -> pd.DataFrame:
     return df
 
 
+def _method_of(frame: pd.DataFrame, profile: Profile) -> str:
+    """The fine-tuning method a frame is drawn with: its own (`frame.attrs["method"]`, e.g. an overlay of full
+    fine-tuning beside LoRA), else the profile's leading one."""
+    return frame.attrs.get("method", profile.method)
+
+
 def _select(df: pd.DataFrame, profile: Profile, what: str = "df") -> pd.DataFrame:
     """The rows a figure of this profile may use: its ladder, shots and fine-tuning method, one row per cell."""
     df = _check(df, what)
     rows = df[df["ckpt"].isin(profile.ckpts) & (df["shots"] == profile.shots)]
-    return model_cells(rows, ["ckpt", "fine_tune", "eval_set", "format"], profile.method)
+    return model_cells(rows, ["ckpt", "fine_tune", "eval_set", "format"], _method_of(df, profile))
 
 
 def _series(rows: pd.DataFrame, profile: Profile, eval_set: str, fine_tune: str, fmt: str = "default"):
@@ -215,6 +221,8 @@ def _metric_of(rows: pd.DataFrame, eval_set: str) -> str:
 
 
 def _overlay_label(overlay: pd.DataFrame) -> str:
+    if "label" in overlay.attrs:
+        return overlay.attrs["label"]
     sources = set(overlay["source"].dropna()) if "source" in overlay.columns else set()
     return "paper (released)" if sources == {"paper"} else "overlay"
 
@@ -448,7 +456,7 @@ def fig2_pretrain_probe(df: pd.DataFrame, profile: Profile, *, overlay: pd.DataF
 def _changes(df: pd.DataFrame, profile: Profile, pairs) -> pd.DataFrame:
     """analysis.change_table on the profile's ladder and shots (default format)."""
     return analysis.change_table(_check(df), pairs, shots=profile.shots, ckpts=list(profile.ckpts),
-                                 method=profile.method)
+                                 method=_method_of(df, profile))
 
 
 def _pair_label(eval_set: str, fine_tune: str) -> str:
@@ -589,7 +597,8 @@ def fig7_ood(df: pd.DataFrame, profile: Profile, *, overlay: pd.DataFrame | None
     ax_b.bar(x, summary["raw_change"], 0.6, color=KIND_STYLE["fine_tuned"]["color"], alpha=0.85)
     ax_b.errorbar(x, summary["raw_change"], yerr=err, fmt="none", ecolor="0.15", elinewidth=1, capsize=3)
     if overlay is not None:
-        ref_summary = analysis.ood_summary(overlay, profile, confidence=CI_LEVEL).set_index("group")
+        ref_summary = analysis.ood_summary(overlay, profile, confidence=CI_LEVEL,
+                                           method=_method_of(overlay, profile)).set_index("group")
         ax_b.bar(x, ref_summary["raw_change"].reindex(summary["group"]).to_numpy(), 0.6, **OVERLAY_BAR)
     ax_b.axhline(0, color="0.2", linewidth=0.8)
     ax_b.set_xticks(x, [f"{textwrap.fill(g, 10)}\n(n={n})" for g, n in zip(summary["group"], summary["n"])],

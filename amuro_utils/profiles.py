@@ -167,7 +167,9 @@ class Profile:
     generation_backend: str = "transformers"  # "transformers" | "vllm" (GPU only; see README)
     jobs_per_ckpt: bool = True  # run_all: one papermill job per checkpoint (cluster) or one per notebook
     sensitivity: SensitivitySettings = SensitivitySettings()
-    method: str = "full"  # fine-tuning method of every task: "full" or "lora" (peft, settings in `lora`)
+    # fine-tuning methods, each run for every (checkpoint, task): "full" and/or "lora" (peft, settings in `lora`);
+    # the first is the one figures and the scorecard lead with, the others are drawn beside it
+    methods: tuple[str, ...] = ("full",)
     lora: LoraSettings = LoraSettings()
     seeds: tuple[int, ...] | None = None  # training seeds per (checkpoint, task); None = each TrainSettings.seed
     figure_note: str = ""  # stamped on every figure of this profile
@@ -182,6 +184,11 @@ class Profile:
     # subset the study runs; any rung can still be asked for by name (e.g. `-p ckpt step424000`). None: labels are
     # resolved as branch names (hub ladders).
     rungs: Mapping[str, str] | None = None
+
+    @property
+    def method(self) -> str:
+        """The leading fine-tuning method (the first of `methods`)."""
+        return self.methods[0]
 
     def rung_labels(self) -> tuple[str, ...]:
         """Every label this profile's ladder answers to, in ladder order: its named rungs, else its checkpoints."""

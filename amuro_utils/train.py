@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .profiles import TrainSettings
+from .profiles import LoraSettings, TrainSettings
 
 IGNORE = -100
 KINDS = ("prompt_completion", "chat")
@@ -322,3 +322,52 @@ def save_fine_tuned(model, tokenizer, path: str | Path, *, dtype: str = "bfloat1
     config["dtype"] = dtype
     config_file.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
     return path
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# parameter-efficient fine-tuning (the paper's Limitations): LoRA through peft
+
+
+def lora_targets(model) -> list[str]:
+    """The module names a LoRA adapter can wrap in `model`: the last name part of every nn.Linear."""
+    return sorted({name.rsplit(".", 1)[-1] for name, module in model.named_modules()
+                   if isinstance(module, torch.nn.Linear) and name})
+
+
+def attach_lora(model, lora: LoraSettings, seed: int):
+    """`model` wrapped in a peft LoRA adapter (rank, alpha, dropout and target modules from `lora`); only the adapter
+    is trainable. The adapter's initialisation is seeded. A target that names no module is refused, listing the
+    modules that exist."""
+    from peft import LoraConfig, get_peft_model
+
+    available = lora_targets(model)
+    absent = [t for t in lora.target_modules if t not in available]
+    if absent or not lora.target_modules:
+        raise ValueError(f"LoRA target modules {absent or list(lora.target_modules)} are not in "
+                         f"{type(model).__name__}; its linear modules are {available}")
+    torch.manual_seed(seed)
+    config = LoraConfig(r=lora.rank, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+                        target_modules=list(lora.target_modules), task_type="CAUSAL_LM")
+    return get_peft_model(model, config)
+
+
+def save_adapter(peft_model, tokenizer, path: str | Path) -> Path:
+    """Write only the LoRA adapter (a few MB for OLMo-1B) and the tokenizer to `path`."""
+    path = Path(path)
+    peft_model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+def merge_lora(peft_model):
+    """The base model with the adapter merged into its weights: evaluated by exactly the same code as full
+    fine-tuning."""
+    return peft_model.merge_and_unload()
+
+
+def load_lora(base_model, path: str | Path):
+    """A base model with a saved adapter (save_adapter) merged in."""
+    from peft import PeftModel
+
+    return PeftModel.from_pretrained(base_model, str(path)).merge_and_unload()
+

@@ -32,8 +32,12 @@ def test_seeds_make_one_fine_tune_each_and_bad_seeds_are_refused():
     for bad in ((), (1, 1)):
         with pytest.raises(ValueError, match="at least one seed and no duplicates"):
             plan.fine_tunes(replace(TINY, seeds=bad), TINY.task("mnli"))
-    with pytest.raises(ValueError, match=r"unknown fine-tuning method 'adapter'; options: \('full', 'lora'\)"):
-        plan.fine_tunes(replace(TINY, method="adapter"), TINY.task("mnli"))
+    for bad in (("adapter",), ("full", "full"), ()):
+        with pytest.raises(ValueError, match=r"distinct fine-tuning methods among \('full', 'lora'\)"):
+            plan.fine_tunes(replace(TINY, methods=bad), TINY.task("mnli"))
+    both = plan.fine_tunes(replace(TINY, methods=("full", "lora"), seeds=(1, 2)), TINY.task("mnli"))
+    assert [(r.method, r.seed, r.lora is not None) for r in both] == [
+        ("full", 1, False), ("full", 2, False), ("lora", 1, True), ("lora", 2, True)]
 
 
 def test_record_requests_carry_the_settings_that_decide_each_record():
