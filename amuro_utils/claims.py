@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 
 from . import analysis
-from .profiles import Profile, ckpt_step
+from .profiles import SPRINGER_BENCHMARKS, Profile, ckpt_step
 from .results import STANDARD
 
 N_BOOT = 2000
@@ -52,7 +52,6 @@ RELATIVE_MARGIN = 5.0  # percent of the base score: |mean relative change| ≤ 5
 # ladder has them: B1 "improvements stop past ~step 342,000", B4 "increasing until ~step 424,000".
 PLATEAU_FRACTION = 342_000 / 738_020
 PEAK_FRACTION = 424_000 / 738_020
-SPRINGER_BENCHMARKS = ("arc_easy", "arc_challenge", "piqa", "hellaswag")  # Springer et al. 2025, Fig. 1
 SPRINGER_DROP = 0.02  # "over 2 % worse", read as 2 accuracy points (absolute)
 # official_eval_table.csv has no std: validation sizes (PROTOCOL §2.2) give the binomial standard error.
 RELEASE_N = {"arc_easy": 570, "arc_challenge": 299, "boolq": 3270, "hellaswag": 10042, "openbookqa": 500,

@@ -148,6 +148,8 @@ def checkpoints(profile: Profile, ckpt="all") -> list[ladder.Checkpoint]:
         point = plan.resolve(profile, label)
         if point.branch == wanted.branch:
             return [point]
+    if not profile.rungs and wanted.step is not None:  # any step branch of a hub ladder, labelled by its step
+        return [dataclasses.replace(wanted, label=f"step{wanted.step}")]
     raise ValueError(f"checkpoint {ckpt!r} (branch {wanted.branch}) is not a rung of the {profile.name!r} ladder "
                      f"{list(labels)}; pass one of those or 'all'")
 
@@ -452,7 +454,8 @@ def run_instruction_tuning(profile: Profile, ckpt="all", *, progress: bool = Tru
     if not runs_models(profile):
         return pd.DataFrame()
     name = profile.instruction.name
-    rows = [outcome for point in checkpoints(profile, ckpt)
+    chosen = list(plan.instruction_ckpts(profile)) if str(ckpt) == "all" else ckpt
+    rows = [outcome for point in checkpoints(profile, chosen)
             for outcome in _fine_tune_and_evaluate(profile, plan.find_job(profile, "instruction_tuning", point.label,
                                                                           name), point, progress=progress)]
     return pd.DataFrame(rows)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from . import identity, ladder, sensitivity, tasks
-from .profiles import FineTune, InstructionPlan, Profile, TaskPlan
+from .profiles import SPRINGER_BENCHMARKS, FineTune, InstructionPlan, Profile, TaskPlan, ckpt_step
 from .results import BASE, BASE_METHOD
 
 # instruction_tuning runs before sft: Table 5 and Fig. 3b (in sft) compare the "learned in pre-training" group,
@@ -106,8 +106,26 @@ def sft_plan(profile: Profile, task: TaskPlan) -> list[tuple[str, str]]:
 
 
 def instruction_plan(profile: Profile) -> list[tuple[str, str]]:
-    """An instruction-tuned model: the rank-classification benchmarks and LLMBar (Fig. 4)."""
-    return [(b, "default") for b in (*profile.instruction.benchmarks, *profile.instruction.llmbar)]
+    """An instruction-tuned model: the rank-classification benchmarks and LLMBar (Fig. 4), and, with an
+    `overtraining_pair`, Springer et al.'s Fig. 1 benchmarks (PIQA joins)."""
+    it = profile.instruction
+    springer = SPRINGER_BENCHMARKS if profile.overtraining_pair else ()
+    names = (*it.benchmarks, *[b for b in springer if b not in it.benchmarks], *it.llmbar)
+    return [(b, "default") for b in names]
+
+
+def instruction_ckpts(profile: Profile) -> tuple[str, ...]:
+    """The checkpoints that are instruction-tuned: the study's, and the earlier rung of the overtraining pair."""
+    extra = profile.overtraining_pair[0] if profile.overtraining_pair else None
+    if extra is None or extra in profile.ckpts:
+        return profile.ckpts
+    def position(label: str) -> float:  # ladder order: named rungs in their order, else by step, main last
+        if profile.rungs:
+            return list(profile.rung_labels()).index(label)
+        step = ckpt_step(label)
+        return float("inf") if step is None else step
+
+    return tuple(sorted((*profile.ckpts, extra), key=position))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -137,14 +155,15 @@ def jobs(profile: Profile) -> list[Job]:
         out += [Job("sft", ckpt, task.name, evals, runs, profile) for ckpt in profile.ckpts]
     it = profile.instruction
     evals, runs = tuple(instruction_plan(profile)), tuple(fine_tunes(profile, it))
-    out += [Job("instruction_tuning", ckpt, it.name, evals, runs, profile) for ckpt in profile.ckpts]
+    out += [Job("instruction_tuning", ckpt, it.name, evals, runs, profile) for ckpt in instruction_ckpts(profile)]
     return out
 
 
 def find_job(profile: Profile, notebook: str, ckpt: str, task: str) -> Job:
     """The model job of (notebook, checkpoint, task), also for a rung of the ladder outside the study's `ckpts`."""
     if ckpt not in profile.ckpts:
-        if ckpt not in profile.rung_labels():
+        # a named rung of a local ladder, or any step label of a hub ladder (e.g. step550000 of OLMo-1B)
+        if ckpt not in profile.rung_labels() and (profile.rungs or ckpt_step(ckpt) is None):
             raise ValueError(f"checkpoint {ckpt!r} is not on the {profile.name!r} ladder {list(profile.rung_labels())}")
         profile = replace(profile, ckpts=(ckpt,))
     for job in jobs(profile):

@@ -193,7 +193,8 @@ class Profile:
     def rung_labels(self) -> tuple[str, ...]:
         """Every label this profile's ladder answers to, in ladder order: its named rungs, else its checkpoints."""
         return tuple(self.rungs) if self.rungs else self.ckpts
-    # Springer et al. 2025 (claim S2): (earlier checkpoint, final one) compared after instruction tuning; None = none
+    # Springer et al. 2025 (claim S2): (earlier checkpoint, final one) compared after instruction tuning, on
+    # SPRINGER_BENCHMARKS too; the earlier one is instruction-tuned even when the study's `ckpts` lack it. None = none
     overtraining_pair: tuple[str, str] | None = None
 
     def task(self, name: str) -> TaskPlan:
@@ -216,6 +217,8 @@ _PAPER_TASKS = (
              ("sciq", "tweetqa")),
 )
 _BENCHMARKS = ("arc_easy", "arc_challenge", "openbookqa", "hellaswag", "boolq", "sciq_mc")
+# Springer et al. 2025, Fig. 1: the benchmarks compared after instruction tuning at 2.3T vs 3T tokens (claim S2)
+SPRINGER_BENCHMARKS = ("arc_easy", "arc_challenge", "piqa", "hellaswag")
 _LLMBAR = ("llmbar_Natural", "llmbar_Adversarial_Neighbor", "llmbar_Adversarial_Manual",
            "llmbar_Adversarial_GPTInst", "llmbar_Adversarial_GPTOut")
 
