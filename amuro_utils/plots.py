@@ -212,6 +212,9 @@ def _reference_handles(notes: _Notes) -> list:
                                                                         "zorder")}
         handles.append(Line2D([], [], linestyle="none", markerfacecolor="none", markeredgecolor="black",
                               markersize=9, label="constant predictor\n(one label for every item)", **style))
+    if notes.seeds:
+        handles.append(Line2D([], [], color="0.3", marker="|", markersize=10, linestyle="none",
+                              label="± std across training seeds"))
     return handles
 
 
@@ -233,6 +236,7 @@ class _Notes:
     def __init__(self, profile: Profile):
         self.profile = profile
         self.lines: list[str] = []
+        self.seeds = False  # error bars of the spread across training seeds were drawn
         self.drawn: set[str] = set()  # marks drawn that need a legend entry ("constant")
 
     def cells(self, what: str, missing: list[str]) -> None:
@@ -312,13 +316,30 @@ def _kind_handles(overlay_label: str | None = None) -> list:
     return handles
 
 
+def _seed_spread(ax, rows: pd.DataFrame, profile: Profile, eval_set: str, fine_tune: str, color) -> bool:
+    """Error bars of ± the standard deviation across training seeds (where a cell has several); True if drawn."""
+    if "seed_std" not in rows.columns:
+        return False
+    cell = rows[(rows["eval_set"] == eval_set) & (rows["fine_tune"] == fine_tune) & (rows["format"] == "default")]
+    cell = cell.set_index("ckpt").reindex(list(profile.ckpts))
+    spread = cell["seed_std"].to_numpy(dtype=float)
+    if not np.isfinite(spread).any():
+        return False
+    ax.errorbar(np.arange(len(spread)), cell["performance"].to_numpy(dtype=float), yerr=spread, fmt="none",
+                ecolor=color, elinewidth=1.4, capsize=3, zorder=5)
+    return True
+
+
 def _base_vs_tuned(ax, rows, over, profile, notes, eval_set, fine_tune) -> None:
-    """Base and fine-tuned curves of one eval set over the ladder, ±std bands, and the overlay's curves."""
+    """Base and fine-tuned curves of one eval set over the ladder, ±std bands (and ± the spread across training
+    seeds as error bars where there are several), and the overlay's curves."""
     _reference_lines(ax, rows, profile, notes, [eval_set])
     for kind, ft in (("base", "base"), ("fine_tuned", fine_tune)):
         perf, std, missing = _series(rows, profile, eval_set, ft)
         notes.cells(f"{eval_set} {'base' if ft == 'base' else '← ' + ft}", missing)
         _line(ax, perf, std, **KIND_STYLE[kind])
+        if ft != "base" and _seed_spread(ax, rows, profile, eval_set, ft, KIND_STYLE[kind]["color"]):
+            notes.seeds = True
         _mark_constant(ax, perf, _constant_flags(rows, profile, eval_set, ft), notes)
         if over is not None:
             _line(ax, *_series(over, profile, eval_set, ft)[:2], overlay=True, **KIND_STYLE[kind])
