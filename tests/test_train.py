@@ -246,3 +246,59 @@ def test_fine_tune_a_hub_revision_offline(offline_olmo_hub, tmp_path):
     train.save_fine_tuned(model, tokenizer, tmp_path / "ft")
     reloaded = AutoModelForCausalLM.from_pretrained(tmp_path / "ft", dtype="auto")
     assert torch.equal(reloaded.model.embed_tokens.weight, model.model.embed_tokens.weight.to(torch.bfloat16))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# fine-tuning fits, and LoRA
+
+
+def test_fine_tuning_fits_16_examples_and_reproduces_their_completions(tok):
+    """The tiny profile's failure was training stopped far too early, not a loop that cannot learn: 16 real SocialIQa
+    question-generation examples are fitted below 1 nat/token and reproduced by greedy decoding."""
+    from amuro_utils import evaluate, tasks
+
+    dataset = tasks.get("socialiqa_train")
+    rows = tasks.sample_train("socialiqa_train", n=16)
+    examples = [{"prompt": tasks.render(dataset, r, "default"), "completion": r["target"]} for r in rows]
+    model = tiny_model()
+    settings = TrainSettings(lr=1e-2, epochs=60, batch_size=8, micro_batch_size=8, warmup_ratio=0.03,
+                             max_length=256, dtype="float32")
+    log = train.fine_tune(model, tok, examples, settings, kind="prompt_completion", progress=False, device="cpu")
+    assert log["loss"][0] > 9 and log["loss"][-1] < 1.0
+    # Decoded from the context training saw: the prompt's trailing space belongs to the completion's first token
+    # (" Why"), as in the paper's encoding (PROTOCOL §3), so the prompt is cut before it.
+    outputs, _ = evaluate.generate(model, tok, [e["prompt"][:-1] for e in examples], max_new_tokens=40)
+    reproduced = [o.strip() == e["completion"].strip() for o, e in zip(outputs, examples)]
+    assert sum(reproduced) >= 14, list(zip(outputs, [e["completion"] for e in examples]))
+
+
+def test_lora_trains_only_the_adapter_saves_it_small_and_merges_for_identical_evaluation(tok, tmp_path):
+    from amuro_utils.profiles import LoraSettings
+
+    base_weight = tiny_model().model.layers[0].self_attn.q_proj.weight.detach().clone()
+    peft_model = train.attach_lora(tiny_model(), LoraSettings(rank=4, alpha=8.0), seed=0)
+    trainable = {n for n, p in peft_model.named_parameters() if p.requires_grad}
+    assert trainable and all("lora_" in n for n in trainable)
+    settings = TrainSettings(lr=1e-2, epochs=4, batch_size=8, micro_batch_size=8, max_length=64, dtype="float32")
+    log = train.fine_tune(peft_model, tok, nli_examples(16), settings, kind="prompt_completion", progress=False,
+                          device="cpu")
+    assert log["loss"][-1] < log["loss"][0]
+    train.save_adapter(peft_model, tok, tmp_path / "adapter")
+    adapter = (tmp_path / "adapter" / "adapter_model.safetensors").stat().st_size
+    full = sum(p.numel() for p in tiny_model().parameters()) * 4
+    assert adapter < full / 20  # rank-4 q/k/v/o adapters only
+    merged = train.merge_lora(peft_model)
+    assert type(merged).__name__ == "OlmoForCausalLM"  # evaluated by the very code full fine-tuning uses
+    assert not torch.equal(merged.model.layers[0].self_attn.q_proj.weight, base_weight)
+    reloaded = train.load_lora(tiny_model(), tmp_path / "adapter")
+    ids = torch.tensor([tok("### Input_1: a\n ### Inference:")["input_ids"]])
+    with torch.no_grad():
+        torch.testing.assert_close(reloaded(ids).logits, merged(ids).logits, rtol=1e-5, atol=1e-5)
+
+
+def test_lora_refuses_targets_that_do_not_exist_and_names_those_that_do():
+    from amuro_utils.profiles import LoraSettings
+
+    with pytest.raises(ValueError, match=r"\['c_attn'\] are not in OlmoForCausalLM; its linear modules are "
+                                         r"\['down_proj', 'gate_proj', 'k_proj', 'lm_head', 'o_proj'"):
+        train.attach_lora(tiny_model(), LoraSettings(target_modules=("q_proj", "c_attn")), seed=0)
