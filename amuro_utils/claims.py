@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 import zlib
 from collections.abc import Callable
 
@@ -727,7 +728,18 @@ def claim_b6(ctx: _Ctx) -> list[_Part]:
             rows = [r for r in _gain_rows(g, pairs, ctx.ladder) if r[3][0] != 0]
             if not rows:
                 raise Unmeasurable("no (pair, checkpoint) with base and fine-tuned rows")
-            return 100 * np.mean([gain / base for _, _, gain, base in rows], axis=0), [f"{len(rows)} rows"]
+            # A resample can draw a base of 0 (a near-zero base, e.g. ROUGE-L of a tiny model): its ratio is
+            # undefined, and that row is left out of that resample's mean.
+            with np.errstate(divide="ignore", invalid="ignore"):
+                ratios = np.array([gain / base for _, _, gain, base in rows], dtype=float)
+            ratios[~np.isfinite(ratios)] = np.nan
+            undefined = int(np.isnan(ratios[:, 1:]).any(axis=0).sum()) if ratios.ndim == 2 else 0
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                value = 100 * np.nanmean(ratios, axis=0)
+            note = [f"{len(rows)} rows"] + ([f"{undefined} resamples drew a base of 0 for some row (left out there)"]
+                                            if undefined else [])
+            return value, note
         return compute
 
     return [
