@@ -388,9 +388,9 @@ def _expand_cache(cache, batch: int):
     """A fresh cache holding the prefix for each of `batch` rows; the batch-1 original is never modified."""
     from transformers import DynamicCache
 
-    # Memory: batch × prefix length × layers × 2 (keys, values) × hidden values, and a second copy while each layer
-    # appends the query. On a GPU, OLMo-1B in bf16 with a 250-token 4-shot MNLI prefix at batch 32 holds
-    # 32·250·16·2·2048·2 B ≈ 1 GB: lower eval_batch_size if long prefixes run out of memory.
+    # Memory: batch × prefix length × layers × 2 (keys, values) × hidden values, materialised here (and one layer's
+    # worth more while that layer appends the query). OLMo-1B in bf16 at batch 32: a 200-token 4-shot MNLI prefix
+    # is 32·200·16·2·2048·2 B ≈ 0.8 GB, a 943-token LLMBar-Natural one ≈ 4 GB; lower eval_batch_size if it runs out.
     return DynamicCache([(layer.keys.expand(batch, -1, -1, -1), layer.values.expand(batch, -1, -1, -1))
                          for layer in cache.layers])
 
@@ -440,7 +440,7 @@ def classify_shared_prefix(model, tokenizer, prompts: Sequence[str], force_words
 def generate_shared_prefix(model, tokenizer, prompts: Sequence[str], max_new_tokens: int = 60, batch_size: int = 16,
                            max_length: int | None = None, *, prefix: str,
                            **generate_kwargs) -> tuple[list[str], int, int]:
-    """`generate` continuing from the shared prefix's key/value cache; returns (texts, n_truncated, n_prefix_fallback)."""
+    """`generate` continuing from the shared prefix's cache; returns (texts, n_truncated, n_prefix_fallback)."""
     prefix_ids = _prefix_ids(tokenizer, prefix, prompts)
     if not prefix_ids:
         return (*generate(model, tokenizer, prompts, max_new_tokens, batch_size, max_length, **generate_kwargs), 0)
@@ -463,8 +463,8 @@ def generate_shared_prefix(model, tokenizer, prompts: Sequence[str], max_new_tok
             inputs = _after_prefix([ids[i][n_prefix:] for i in rows], n_prefix, settings["pad_token_id"],
                                    model.device)
             inputs.pop("position_ids")  # generate derives them from the mask: cumsum − 1, the same positions
-            # The full sequence with a cache holding its first n_prefix tokens: generate feeds only the rest
-            # (transformers' documented way to continue from a cache).
+            # The full sequence, with a cache holding its first n_prefix tokens and a mask over all of it: generate
+            # feeds the model only the rest (the "restarting from previous cache" case of transformers 5's prefill).
             input_ids = torch.cat([prefix_row.expand(len(rows), -1), inputs["input_ids"]], dim=1)
             out = model.generate(input_ids=input_ids, attention_mask=inputs["attention_mask"],
                                  past_key_values=_expand_cache(cache, len(rows)), **settings)
@@ -477,7 +477,7 @@ def generate_shared_prefix(model, tokenizer, prompts: Sequence[str], max_new_tok
 def continuation_loglikelihoods_shared_prefix(model, tokenizer, pairs: Sequence[tuple[str, str]], batch_size: int = 16,
                                               max_length: int | None = None, *,
                                               prefix: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """`continuation_loglikelihoods` with the contexts' shared prefix cached, plus which pairs took the uncached path."""
+    """`continuation_loglikelihoods` with the shared prefix cached, plus which pairs took the uncached path."""
     prefix_ids = _prefix_ids(tokenizer, prefix, [p[0] for p in pairs])
     if not prefix_ids:
         return (*continuation_loglikelihoods(model, tokenizer, pairs, batch_size, max_length),
