@@ -9,6 +9,13 @@ survive and the oldest demo text goes first. Budgets: generation `max_length - m
 (room for the continuation), classification `max_length` (it reads the prompt only), rank classification
 `max_length` for context + choice together (the choice is never cut). Each function returns how many prompts
 it truncated.
+
+Shared demo prefix (`*_shared_prefix`, `evaluate_examples(shared_prefix=True)`): every k-shot prompt of a set starts
+with the same demos, so their key/value cache is computed once (batch size 1) and each batch runs only its query
+tokens, left-padded BETWEEN prefix and query (mask 0 on the pads, positions continuing from the prefix length).
+Predictions equal the uncached path's. A prompt over its budget (the truncation rule above) or whose tokens do not
+start with the cached prefix tokens (all of the prefix's but the last, which BPE can merge with the query) goes
+through the uncached path; each function returns how many did (`n_prefix_fallback`).
 """
 
 from __future__ import annotations
@@ -37,6 +44,9 @@ class EvalOutput:
     predictions: list[str]  # predicted force word, generated text, or index of the chosen choice
     references: list[str]  # gold completion (choice index for multiple choice)
     n_truncated: int  # prompts left-truncated to fit the context
+    # Items the shared-prefix path sent through the uncached one: over budget (n_truncated of them) or a token merge
+    # at the demo/query boundary (the rest); 0 without shared_prefix.
+    n_prefix_fallback: int = 0
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -51,9 +61,15 @@ def kshot_prompts(dataset, examples: Sequence[dict], fmt: str, shots: int,
     if len(examples) < shots + 1:
         raise ValueError(f"{shots}-shot evaluation of {dataset.name!r} needs at least {shots + 1} examples "
                          f"(the first {shots} are the demos), got {len(examples)}; load more examples or lower shots")
-    # Paper rule (PROTOCOL §4.1): the demos are the first k items of the eval set itself, and are scored too.
-    demos = "".join(demo(dataset, ex, fmt) for ex in examples[:shots])
+    demos = kshot_demos(dataset, examples, fmt, shots, demo=demo)
     return [demos + render(dataset, ex, fmt) for ex in examples]
+
+
+def kshot_demos(dataset, examples: Sequence[dict], fmt: str, shots: int,
+                demo: Callable[..., str] = tasks.demo) -> str:
+    """The demo text every prompt of `kshot_prompts` starts with (the shared prefix)."""
+    # Paper rule (PROTOCOL §4.1): the demos are the first k items of the eval set itself, and are scored too.
+    return "".join(demo(dataset, ex, fmt) for ex in examples[:shots])
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -146,11 +162,16 @@ def classify(model, tokenizer, prompts: Sequence[str], force_words: Sequence[str
     for batch in _length_batches([len(x) for x in ids], batch_size):
         inputs = _left_pad([ids[i] for i in batch], _pad_id(tokenizer), model.device)
         logits = model(**inputs, logits_to_keep=1).logits[:, -1]
-        # Softmax over the full vocabulary as the release does (float32), then keep the candidate columns.
-        probs = torch.softmax(logits.float(), dim=-1)[:, cand]
-        for i, best in zip(batch, probs.argmax(dim=-1).tolist()):
-            words[i] = force_words[owner[best]]
+        for i, word in zip(batch, _force_word_argmax(logits, cand, owner, force_words)):
+            words[i] = word
     return words, sum(truncated)
+
+
+def _force_word_argmax(logits: torch.Tensor, cand: torch.Tensor, owner: Sequence[int],
+                       force_words: Sequence[str]) -> list[str]:
+    # Softmax over the full vocabulary as the release does (float32), then keep the candidate columns.
+    probs = torch.softmax(logits.float(), dim=-1)[:, cand]
+    return [force_words[owner[best]] for best in probs.argmax(dim=-1).tolist()]
 
 
 def accuracy(predictions: Sequence[str], references: Sequence[str],
@@ -185,9 +206,7 @@ def generate(model, tokenizer, prompts: Sequence[str], max_new_tokens: int = 60,
     ids, truncated = _encode(tokenizer, prompts, budget)
     _check_nonempty(ids, prompts)
     _log_truncated(sum(truncated), len(prompts), budget)
-    settings = dict(max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
-                    eos_token_id=tokenizer.eos_token_id, pad_token_id=_pad_id(tokenizer))
-    settings.update(generate_kwargs)
+    settings = _generate_settings(tokenizer, max_new_tokens, generate_kwargs)
     eos = settings["eos_token_id"]
     texts: list[str | None] = [None] * len(prompts)
     for batch in _length_batches([len(x) for x in ids], batch_size):
@@ -195,11 +214,22 @@ def generate(model, tokenizer, prompts: Sequence[str], max_new_tokens: int = 60,
         inputs.pop("position_ids")  # generate derives them from the attention mask at every step
         out = model.generate(**inputs, **settings)
         for i, row in zip(batch, out[:, inputs["input_ids"].shape[1]:].tolist()):
-            # Finished rows are filled with padding after EOS; cut at EOS so text matches batch size 1.
-            if eos is not None and eos in row:
-                row = row[:row.index(eos)]
-            texts[i] = tokenizer.decode(row, skip_special_tokens=True)
+            texts[i] = _continuation_text(tokenizer, row, eos)
     return texts, sum(truncated)
+
+
+def _generate_settings(tokenizer, max_new_tokens: int, generate_kwargs: dict) -> dict:
+    settings = dict(max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
+                    eos_token_id=tokenizer.eos_token_id, pad_token_id=_pad_id(tokenizer))
+    settings.update(generate_kwargs)
+    return settings
+
+
+def _continuation_text(tokenizer, row: list[int], eos: int | None) -> str:
+    # Finished rows are filled with padding after EOS; cut at EOS so text matches batch size 1.
+    if eos is not None and eos in row:
+        row = row[:row.index(eos)]
+    return tokenizer.decode(row, skip_special_tokens=True)
 
 
 def rouge_l(predictions: Sequence[str], references: Sequence[str]) -> np.ndarray:
@@ -238,15 +268,21 @@ def continuation_loglikelihoods(model, tokenizer, pairs: Sequence[tuple[str, str
     loglik = np.zeros(len(pairs))
     for batch in _length_batches([len(s) for s in seqs], batch_size):
         inputs = _left_pad([seqs[i] for i in batch], _pad_id(tokenizer), model.device)
-        # Left padding puts every continuation at the end: only the last (longest continuation + 1) positions count.
-        keep = max(len(conts[i]) for i in batch) + 1
-        logprobs = torch.log_softmax(model(**inputs, logits_to_keep=keep).logits.float(), dim=-1)
-        for row, i in enumerate(batch):
-            n = len(conts[i])
-            predicting = logprobs[row, keep - n - 1:keep - 1]
-            target = torch.tensor(conts[i], device=predicting.device)
-            loglik[i] = predicting.gather(1, target[:, None]).sum().item()
+        loglik[batch] = _continuation_scores(model, inputs, [conts[i] for i in batch])
     return loglik, np.array([len(c) for c in conts]), truncated
+
+
+def _continuation_scores(model, inputs: dict, conts: Sequence[Sequence[int]], **forward) -> list[float]:
+    """Summed log-probability of each row's continuation, which left padding puts at the end of the row."""
+    # Only the last (longest continuation + 1) positions count.
+    keep = max(len(c) for c in conts) + 1
+    logprobs = torch.log_softmax(model(**inputs, logits_to_keep=keep, **forward).logits.float(), dim=-1)
+    scores = []
+    for row, cont in enumerate(conts):
+        predicting = logprobs[row, keep - len(cont) - 1:keep - 1]
+        target = torch.tensor(cont, device=predicting.device)
+        scores.append(predicting.gather(1, target[:, None]).sum().item())
+    return scores
 
 
 def rank_classify(model, tokenizer, contexts: Sequence[str], choices: Sequence[Sequence[str]], batch_size: int = 16,
@@ -256,10 +292,20 @@ def rank_classify(model, tokenizer, contexts: Sequence[str], choices: Sequence[S
     Returns (items, n_truncated): one dict per item with arrays `loglik`, `n_tokens`, `n_chars`, `loglik_uncond`
     (None without `uncond_context`); n_truncated counts items whose context was cut. `rank_choice` picks the answer.
     """
+    pairs = _rank_pairs(contexts, choices)
+    loglik, n_tokens, truncated = continuation_loglikelihoods(model, tokenizer, pairs, batch_size, max_length)
+    return _rank_items(model, tokenizer, choices, loglik, n_tokens, truncated, batch_size, max_length, uncond_context)
+
+
+def _rank_pairs(contexts: Sequence[str], choices: Sequence[Sequence[str]]) -> list[tuple[str, str]]:
     if len(contexts) != len(choices):
         raise ValueError(f"{len(contexts)} contexts for {len(choices)} choice lists")
-    pairs = [(ctx, choice) for ctx, options in zip(contexts, choices) for choice in options]
-    loglik, n_tokens, truncated = continuation_loglikelihoods(model, tokenizer, pairs, batch_size, max_length)
+    return [(ctx, choice) for ctx, options in zip(contexts, choices) for choice in options]
+
+
+def _rank_items(model, tokenizer, choices, loglik, n_tokens, truncated, batch_size, max_length,
+                uncond_context) -> tuple[list[dict], int]:
+    """rank_classify's items from its per-pair log-likelihoods, with the unconditional ones if asked."""
     if uncond_context is not None:
         # The unconditional context is the same for every item: score each distinct choice once.
         distinct = sorted({choice for options in choices for choice in options})
@@ -295,6 +341,187 @@ def rank_choice(item: dict, metric: str) -> int:
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# shared demo prefix: its key/value cache computed once per (set, format, model) and reused for every item
+
+
+def _prefix_ids(tokenizer, prefix: str, texts: Sequence[str]) -> list[int]:
+    """The token ids to cache: the shared prefix's, less its last token; checks that every text starts with it."""
+    for k, text in enumerate(texts):
+        if not text.startswith(prefix):
+            raise ValueError(f"prompt {k} ({text[:60]!r}…) does not start with the shared prefix; pass the demo text "
+                             "the prompts were built with (kshot_demos), or use the uncached function")
+    # The last token is re-run with each query: the token at the demo/query boundary is the one a BPE merge changes.
+    # Every multiple-choice set needs this: its demos end in "\n\n", one token alone but "\n", "\n" before
+    # "Question". Deeper merges are caught per item (_prefix_route).
+    return tokenizer(prefix, add_special_tokens=True)["input_ids"][:-1]
+
+
+def _prefix_route(ids: Sequence[Sequence[int]], prefix_ids: Sequence[int],
+                  fits: Sequence[bool]) -> tuple[list[int], list[int]]:
+    """Indices that reuse the prefix cache, and indices that take the uncached path (over budget, boundary merge)."""
+    n_prefix, prefix_ids = len(prefix_ids), list(prefix_ids)
+    # At least one token after the prefix: the prediction is read from the query's last position, never the cache's.
+    shares = [len(x) > n_prefix and list(x[:n_prefix]) == prefix_ids for x in ids]
+    cached = [i for i in range(len(ids)) if fits[i] and shares[i]]
+    fallback = [i for i in range(len(ids)) if not (fits[i] and shares[i])]
+    if fallback:
+        n_over = sum(not f for f in fits)
+        log.info("%d of %d prompts took the uncached path: %d over the token budget, %d whose tokens do not start "
+                 "with the cached demo tokens (a BPE merge across the demo/query boundary)",
+                 len(fallback), len(ids), n_over, len(fallback) - n_over)
+    return cached, fallback
+
+
+def _prefix_cache(model, prefix_ids: Sequence[int]):
+    """Key/value cache (transformers DynamicCache) of the prefix, computed once at batch size 1."""
+    from transformers import DynamicCache
+
+    prefix = torch.tensor([list(prefix_ids)], device=model.device)
+    cache = model(input_ids=prefix, use_cache=True, logits_to_keep=1).past_key_values
+    if not isinstance(cache, DynamicCache) or any(cache.is_sliding):
+        raise ValueError(f"shared-prefix evaluation needs a full-attention DynamicCache, the model returned "
+                         f"{type(cache).__name__}; evaluate this model with the uncached functions")
+    return cache
+
+
+def _expand_cache(cache, batch: int):
+    """A fresh cache holding the prefix for each of `batch` rows; the batch-1 original is never modified."""
+    from transformers import DynamicCache
+
+    # Memory: batch × prefix length × layers × 2 (keys, values) × hidden values, materialised here (and one layer's
+    # worth more while that layer appends the query). OLMo-1B in bf16 at batch 32: a 200-token 4-shot MNLI prefix
+    # is 32·200·16·2·2048·2 B ≈ 0.8 GB, a 943-token LLMBar-Natural one ≈ 4 GB; lower eval_batch_size if it runs out.
+    return DynamicCache([(layer.keys.expand(batch, -1, -1, -1), layer.values.expand(batch, -1, -1, -1))
+                         for layer in cache.layers])
+
+
+def _after_prefix(queries: Sequence[Sequence[int]], prefix_len: int, pad_id: int, device) -> dict[str, torch.Tensor]:
+    """Query tokens left-padded BETWEEN the cached prefix and the query: mask over prefix + query, query positions."""
+    inputs = _left_pad(queries, pad_id, device)
+    prefix_mask = torch.ones((len(queries), prefix_len), dtype=torch.long, device=device)
+    mask = torch.cat([prefix_mask, inputs["attention_mask"]], dim=1)
+    # Real query tokens get positions prefix_len, prefix_len + 1, …: those of the unpadded prompt at batch size 1.
+    inputs["position_ids"] = (mask.cumsum(-1) - 1)[:, prefix_len:]
+    inputs["attention_mask"] = mask
+    return inputs
+
+
+@torch.inference_mode()
+def classify_shared_prefix(model, tokenizer, prompts: Sequence[str], force_words: Sequence[str], batch_size: int = 16,
+                           max_length: int | None = None, *, prefix: str) -> tuple[list[str], int, int]:
+    """`classify` with the shared prefix's key/value cache; returns (words, n_truncated, n_prefix_fallback)."""
+    prefix_ids = _prefix_ids(tokenizer, prefix, prompts)
+    if not prefix_ids:  # zero-shot (or a one-token prefix): nothing to share
+        return (*classify(model, tokenizer, prompts, force_words, batch_size, max_length), 0)
+    ids, over = _encode(tokenizer, prompts, max_length)
+    _check_nonempty(ids, prompts)
+    cached, fallback = _prefix_route(ids, prefix_ids, [not cut for cut in over])
+    words: list[str | None] = [None] * len(prompts)
+    n_truncated = 0
+    if fallback:
+        uncached, n_truncated = classify(model, tokenizer, [prompts[i] for i in fallback], force_words, batch_size,
+                                         max_length)
+        for i, word in zip(fallback, uncached):
+            words[i] = word
+    if cached:
+        cand_ids, owner = candidate_token_ids(tokenizer, force_words)
+        cand = torch.tensor(cand_ids, device=model.device)
+        cache, n_prefix = _prefix_cache(model, prefix_ids), len(prefix_ids)
+        for batch in _length_batches([len(ids[i]) for i in cached], batch_size):
+            rows = [cached[b] for b in batch]
+            inputs = _after_prefix([ids[i][n_prefix:] for i in rows], n_prefix, _pad_id(tokenizer), model.device)
+            logits = model(**inputs, past_key_values=_expand_cache(cache, len(rows)), logits_to_keep=1).logits[:, -1]
+            for i, word in zip(rows, _force_word_argmax(logits, cand, owner, force_words)):
+                words[i] = word
+    return words, n_truncated, len(fallback)
+
+
+@torch.inference_mode()
+def generate_shared_prefix(model, tokenizer, prompts: Sequence[str], max_new_tokens: int = 60, batch_size: int = 16,
+                           max_length: int | None = None, *, prefix: str,
+                           **generate_kwargs) -> tuple[list[str], int, int]:
+    """`generate` continuing from the shared prefix's cache; returns (texts, n_truncated, n_prefix_fallback)."""
+    prefix_ids = _prefix_ids(tokenizer, prefix, prompts)
+    if not prefix_ids:
+        return (*generate(model, tokenizer, prompts, max_new_tokens, batch_size, max_length, **generate_kwargs), 0)
+    ids, over = _encode(tokenizer, prompts, None if max_length is None else max_length - max_new_tokens)
+    _check_nonempty(ids, prompts)
+    cached, fallback = _prefix_route(ids, prefix_ids, [not cut for cut in over])
+    texts: list[str | None] = [None] * len(prompts)
+    n_truncated = 0
+    if fallback:
+        uncached, n_truncated = generate(model, tokenizer, [prompts[i] for i in fallback], max_new_tokens, batch_size,
+                                         max_length, **generate_kwargs)
+        for i, text in zip(fallback, uncached):
+            texts[i] = text
+    if cached:
+        settings = _generate_settings(tokenizer, max_new_tokens, generate_kwargs)
+        cache, n_prefix = _prefix_cache(model, prefix_ids), len(prefix_ids)
+        prefix_row = torch.tensor([list(prefix_ids)], device=model.device)
+        for batch in _length_batches([len(ids[i]) for i in cached], batch_size):
+            rows = [cached[b] for b in batch]
+            inputs = _after_prefix([ids[i][n_prefix:] for i in rows], n_prefix, settings["pad_token_id"],
+                                   model.device)
+            inputs.pop("position_ids")  # generate derives them from the mask: cumsum − 1, the same positions
+            # The full sequence, with a cache holding its first n_prefix tokens and a mask over all of it: generate
+            # feeds the model only the rest (the "restarting from previous cache" case of transformers 5's prefill).
+            input_ids = torch.cat([prefix_row.expand(len(rows), -1), inputs["input_ids"]], dim=1)
+            out = model.generate(input_ids=input_ids, attention_mask=inputs["attention_mask"],
+                                 past_key_values=_expand_cache(cache, len(rows)), **settings)
+            for i, row in zip(rows, out[:, input_ids.shape[1]:].tolist()):
+                texts[i] = _continuation_text(tokenizer, row, settings["eos_token_id"])
+    return texts, n_truncated, len(fallback)
+
+
+@torch.inference_mode()
+def continuation_loglikelihoods_shared_prefix(model, tokenizer, pairs: Sequence[tuple[str, str]], batch_size: int = 16,
+                                              max_length: int | None = None, *,
+                                              prefix: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """`continuation_loglikelihoods` with the shared prefix cached, plus which pairs took the uncached path."""
+    prefix_ids = _prefix_ids(tokenizer, prefix, [p[0] for p in pairs])
+    if not prefix_ids:
+        return (*continuation_loglikelihoods(model, tokenizer, pairs, batch_size, max_length),
+                np.zeros(len(pairs), dtype=bool))
+    contexts = tokenizer([p[0] for p in pairs], add_special_tokens=True)["input_ids"]
+    conts = tokenizer([p[1] for p in pairs], add_special_tokens=False)["input_ids"]
+    for pair, cont in zip(pairs, conts):
+        if not cont:
+            raise ValueError(f"continuation {pair[1]!r} tokenizes to no tokens")
+    fits = [max_length is None or len(ctx) + len(cont) <= max_length for ctx, cont in zip(contexts, conts)]
+    cached, fallback = _prefix_route(contexts, prefix_ids, fits)
+    loglik, truncated = np.zeros(len(pairs)), np.zeros(len(pairs), dtype=bool)
+    if fallback:
+        loglik[fallback], _, truncated[fallback] = continuation_loglikelihoods(
+            model, tokenizer, [pairs[i] for i in fallback], batch_size, max_length)
+    if cached:
+        cache, n_prefix = _prefix_cache(model, prefix_ids), len(prefix_ids)
+        for batch in _length_batches([len(contexts[i]) + len(conts[i]) for i in cached], batch_size):
+            rows = [cached[b] for b in batch]
+            inputs = _after_prefix([contexts[i][n_prefix:] + conts[i] for i in rows], n_prefix, _pad_id(tokenizer),
+                                   model.device)
+            loglik[rows] = _continuation_scores(model, inputs, [conts[i] for i in rows],
+                                                past_key_values=_expand_cache(cache, len(rows)))
+    fallback_mask = np.zeros(len(pairs), dtype=bool)
+    fallback_mask[fallback] = True
+    return loglik, np.array([len(c) for c in conts]), truncated, fallback_mask
+
+
+def rank_classify_shared_prefix(model, tokenizer, contexts: Sequence[str], choices: Sequence[Sequence[str]],
+                                batch_size: int = 16, max_length: int | None = None, uncond_context: str | None = None,
+                                *, prefix: str) -> tuple[list[dict], int, int]:
+    """`rank_classify` with the shared prefix cached; returns (items, n_truncated, n_prefix_fallback items)."""
+    pairs = _rank_pairs(contexts, choices)
+    loglik, n_tokens, truncated, fallback = continuation_loglikelihoods_shared_prefix(
+        model, tokenizer, pairs, batch_size, max_length, prefix=prefix)
+    # The unconditional context ("Answer:") carries no demos, so _rank_items scores it uncached.
+    items, n_truncated = _rank_items(model, tokenizer, choices, loglik, n_tokens, truncated, batch_size, max_length,
+                                     uncond_context)
+    bounds = np.cumsum([0] + [len(options) for options in choices])
+    n_fallback = sum(bool(fallback[start:stop].any()) for start, stop in zip(bounds[:-1], bounds[1:]))
+    return items, n_truncated, n_fallback
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # uncertainty (PROTOCOL §4.4)
 
 
@@ -327,22 +554,30 @@ def bootstrap_ci(scores, seed: int = 0, n_resamples: int = 3000, confidence: flo
 
 def evaluate_examples(model, tokenizer, dataset, examples: Sequence[dict], fmt: str, shots: int, *, batch_size: int,
                       max_length: int, max_new_tokens: int = 60, gold_leak: bool = False,
-                      generate_fn=None) -> EvalOutput:
+                      generate_fn=None, shared_prefix: bool = False) -> EvalOutput:
     """Score `model` on `examples` of `dataset` in format `fmt` with `shots` demos, by the dataset's kind and metric.
 
     gold_leak=True replicates the release's LLMBar prompt, which contains the gold answer (PROTOCOL §4.5).
     generate_fn(prompts, max_new_tokens, max_length) -> (texts, n_truncated) replaces `generate` (e.g. vLLM).
+    shared_prefix=True computes the demos' key/value cache once and reuses it for every item (same predictions;
+    `generate_fn`, e.g. vLLM with its own prefix caching, is called unchanged).
     """
     if dataset.kind not in ("classification", "generation", "multiple_choice"):
         raise ValueError(f"{dataset.name!r} is a {dataset.kind!r} set; only classification, generation and "
                          "multiple_choice sets are evaluated")
     render = functools.partial(tasks.render, gold_leak=gold_leak) if gold_leak else tasks.render
     prompts = kshot_prompts(dataset, examples, fmt, shots, render=render)
+    prefix = kshot_demos(dataset, examples, fmt, shots) if shared_prefix else None
+    n_fallback = 0
     if dataset.kind == "classification":
         if dataset.metric != "accuracy" or not dataset.force_words:
             raise ValueError(f"{dataset.name!r}: classification needs metric 'accuracy' and force words, "
                              f"got metric {dataset.metric!r} and force words {dataset.force_words!r}")
-        predictions, n_truncated = classify(model, tokenizer, prompts, dataset.force_words, batch_size, max_length)
+        if prefix is None:
+            predictions, n_truncated = classify(model, tokenizer, prompts, dataset.force_words, batch_size, max_length)
+        else:
+            predictions, n_truncated, n_fallback = classify_shared_prefix(
+                model, tokenizer, prompts, dataset.force_words, batch_size, max_length, prefix=prefix)
         references = [ex["target"] for ex in examples]
         scores = accuracy(predictions, references, dataset.strip_order)
     elif dataset.kind == "generation":
@@ -350,8 +585,11 @@ def evaluate_examples(model, tokenizer, dataset, examples: Sequence[dict], fmt: 
             raise ValueError(f"{dataset.name!r}: generation is scored with 'rougeL', got {dataset.metric!r}")
         if generate_fn is not None:
             predictions, n_truncated = generate_fn(prompts, max_new_tokens, max_length)
-        else:
+        elif prefix is None:
             predictions, n_truncated = generate(model, tokenizer, prompts, max_new_tokens, batch_size, max_length)
+        else:
+            predictions, n_truncated, n_fallback = generate_shared_prefix(
+                model, tokenizer, prompts, max_new_tokens, batch_size, max_length, prefix=prefix)
         references = [ex["target"] for ex in examples]
         scores = rouge_l(predictions, references)
     else:
@@ -359,10 +597,15 @@ def evaluate_examples(model, tokenizer, dataset, examples: Sequence[dict], fmt: 
             raise ValueError(f"{dataset.name!r}: multiple choice needs a metric in {RANK_METRICS}, "
                              f"got {dataset.metric!r}")
         uncond = dataset.target.uncond_context if dataset.metric == "acc_uncond" else None
-        items, n_truncated = rank_classify(model, tokenizer, prompts, [ex["choices"] for ex in examples],
-                                           batch_size, max_length, uncond_context=uncond)
+        choices = [ex["choices"] for ex in examples]
+        if prefix is None:
+            items, n_truncated = rank_classify(model, tokenizer, prompts, choices, batch_size, max_length,
+                                               uncond_context=uncond)
+        else:
+            items, n_truncated, n_fallback = rank_classify_shared_prefix(
+                model, tokenizer, prompts, choices, batch_size, max_length, uncond_context=uncond, prefix=prefix)
         chosen = [rank_choice(item, dataset.metric) for item in items]
         predictions = [str(c) for c in chosen]
         references = [str(ex["gold"]) for ex in examples]
         scores = np.array([float(c == ex["gold"]) for c, ex in zip(chosen, examples)])
-    return EvalOutput(scores, predictions, references, n_truncated)
+    return EvalOutput(scores, predictions, references, n_truncated, n_fallback)
