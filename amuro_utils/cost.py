@@ -107,6 +107,9 @@ class Knobs:
     sort_by_length: bool = True  # evaluate.py batches prompts sorted by length
     generation_engine: str = "hf"  # "hf" (transformers generate) | "vllm" (continuous batching, CUDA graphs)
     prefix_cache: bool = False  # vLLM generation: the shared 4-shot demo prefix is computed once per set (APC)
+    # transformers evaluation with the demos' key/value cache computed once per set (evaluate.py shared_prefix);
+    # priced with the cached/uncached time ratios of throughput.json's "shared_prefix" entry
+    shared_prefix: bool = True
     # None = the TrainSettings'; "fastest" = the quickest divisor of the batch per job. Every micro-batch size gives
     # the same gradient (train.py); larger ones trade per-step overhead for padding.
     micro_batch_size: int | str | None = None
@@ -123,38 +126,46 @@ def _eval_seconds(job: Job, throughput: dict, knobs: Knobs) -> dict[str, float]:
     batch = knobs.eval_batch_size or profile.eval_batch_size
     new = throughput["workload"]["generated_tokens"]
     out = {"classification": 0.0, "generation": 0.0, "multiple_choice": 0.0}
+    ratios = throughput.get("shared_prefix", {}).get("ratios", {}) if knobs.shared_prefix else {}
     for eval_set, _fmt in job.evals:
         kind = tasks.get(eval_set).kind
         spec = _eval_spec(throughput, profile, eval_set)
-        n = spec["n"]
-        if e["source"] == "measured":
-            out[kind] += n / e["prompts_per_s"][kind]
-            continue
-        if kind == "multiple_choice":
-            seqs = n * spec["choices"]
-            length = min(spec["context_tokens"] + spec["choice_tokens"], profile.max_length)
-            out[kind] += _prefill_s(e, n_params, seqs * length, math.ceil(seqs / batch))
-            continue
-        prompt, demos, truncated = _prompt_tokens(spec, profile)
-        # Only vLLM generation has the prefix cache here (vllm_backend enables it); HF classification does not.
-        cached = knobs.prefix_cache and kind == "generation" and knobs.generation_engine == "vllm"
-        per_item = prompt - demos if cached else prompt
-        # Truncated prompts all have the budget's length: nothing to pad.
-        pad = _padding(spec["query_std"], prompt, batch, knobs.sort_by_length or truncated)
-        if kind == "classification":
-            out[kind] += _prefill_s(e, n_params, n * per_item * pad, math.ceil(n / batch))
-            continue
-        if knobs.generation_engine == "vllm":
-            # Continuous batching: no padding, decode batch = vllm_decode_batch, CUDA-graph step overhead.
-            gen_batch, overhead, pad = e["vllm_decode_batch"], e["vllm_decode_step_overhead_s"], 1.0
-        else:
-            gen_batch, overhead = batch, e["decode_step_overhead_s"]
-        prefill = _prefill_s(e, n_params, n * per_item * pad + (demos if cached else 0), math.ceil(n / batch))
-        # Each decode step reads the weights once per batch and every sequence's KV cache (prompt + half the output).
-        context = prompt * pad + new / 2
-        weights = math.ceil(n / gen_batch) * (2 * n_params / e["hbm_bytes_per_s"] + overhead)
-        out[kind] += prefill + new * (weights + n * context * kv / e["hbm_bytes_per_s"])
+        seconds = _set_seconds(e, model, profile, spec, kind, batch, new, knobs)
+        truncated = kind != "multiple_choice" and _prompt_tokens(spec, profile)[2]
+        hf_path = kind != "generation" or knobs.generation_engine == "hf"
+        # over-budget prompts take the uncached path (evaluate.py), as does vLLM generation
+        out[kind] += seconds * (ratios.get(kind, 1.0) if hf_path and not truncated else 1.0)
     return out
+
+
+def _set_seconds(e: dict, model: dict, profile: Profile, spec: dict, kind: str, batch: int, new: int,
+                 knobs: Knobs) -> float:
+    """Seconds to evaluate one set (uncached demos) on the throughput entry's GPU."""
+    n_params, kv, n = model["params"], model["kv_bytes_per_token"], spec["n"]
+    if e["source"] == "measured":
+        return n / e["prompts_per_s"][kind]
+    if kind == "multiple_choice":
+        seqs = n * spec["choices"]
+        length = min(spec["context_tokens"] + spec["choice_tokens"], profile.max_length)
+        return _prefill_s(e, n_params, seqs * length, math.ceil(seqs / batch))
+    prompt, demos, truncated = _prompt_tokens(spec, profile)
+    # vLLM's automatic prefix caching of the demos (vllm_backend enables it), priced from token counts
+    cached = knobs.prefix_cache and kind == "generation" and knobs.generation_engine == "vllm"
+    per_item = prompt - demos if cached else prompt
+    # Truncated prompts all have the budget's length: nothing to pad.
+    pad = _padding(spec["query_std"], prompt, batch, knobs.sort_by_length or truncated)
+    if kind == "classification":
+        return _prefill_s(e, n_params, n * per_item * pad, math.ceil(n / batch))
+    if knobs.generation_engine == "vllm":
+        # Continuous batching: no padding, decode batch = vllm_decode_batch, CUDA-graph step overhead.
+        gen_batch, overhead, pad = e["vllm_decode_batch"], e["vllm_decode_step_overhead_s"], 1.0
+    else:
+        gen_batch, overhead = batch, e["decode_step_overhead_s"]
+    prefill = _prefill_s(e, n_params, n * per_item * pad + (demos if cached else 0), math.ceil(n / batch))
+    # Each decode step reads the weights once per batch and every sequence's KV cache (prompt + half the output).
+    context = prompt * pad + new / 2
+    weights = math.ceil(n / gen_batch) * (2 * n_params / e["hbm_bytes_per_s"] + overhead)
+    return prefill + new * (weights + n * context * kv / e["hbm_bytes_per_s"])
 
 
 def _train_seconds(job: Job, throughput: dict, knobs: Knobs) -> float:
@@ -217,9 +228,11 @@ def plan_table(profile: Profile, throughput: dict | None = None, knobs: Knobs = 
 
 
 KNOB_STEPS = (
-    ("the release's execution: eval batch 1, HF generate", Knobs(eval_batch_size=1, sort_by_length=False)),
-    ("+ batched evaluation (profile batch size, unsorted)", Knobs(sort_by_length=False)),
-    ("+ length-sorted batches (this code's default)", Knobs()),
+    ("the release's execution: eval batch 1, HF generate",
+     Knobs(eval_batch_size=1, sort_by_length=False, shared_prefix=False)),
+    ("+ batched evaluation (profile batch size, unsorted)", Knobs(sort_by_length=False, shared_prefix=False)),
+    ("+ length-sorted batches", Knobs(shared_prefix=False)),
+    ("+ shared-prefix KV cache (this code's default; transformers only)", Knobs()),
     ("+ vLLM for generation", Knobs(generation_engine="vllm")),
     ("+ vLLM prefix caching of the shared 4-shot demos", Knobs(generation_engine="vllm", prefix_cache=True)),
     ("+ fastest training micro-batch per task (same gradient)",

@@ -8,9 +8,9 @@ An identity is a plain nested dict of exactly the settings that can change the r
 - eval: the evaluation data selection (source, rows, fields, target rule, this format's template, force words, strip
   order, metric, item limit and shots) and the scoring settings (context length, dtype, bootstrap seed; generation
   also the new-token budget and backend; chat-prompted sets the gold-leak switch).
-Left out, because they do not change a result: the profile's name and description, figure notes, batch sizes and
-device (batched outputs equal batch size 1, tested), job layout, pruning and weight keeping, package versions
-(recorded in provenance instead). A changed identity is reported by its changed fields (dotted paths).
+Left out, because they do not change a result: the profile's name and description, figure notes, batch sizes,
+the shared-prefix cache and the device (batched and cached outputs equal batch size 1 uncached, tested), job
+layout, pruning and weight keeping, package versions (recorded in provenance instead). A changed identity is reported by its changed fields (dotted paths).
 """
 
 from __future__ import annotations

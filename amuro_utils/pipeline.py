@@ -249,9 +249,11 @@ def evaluate_requests(profile: Profile, model, tokenizer, requests: list[tuple[d
         out = evaluate.evaluate_examples(model, tokenizer, dataset, cache[eval_set], fmt, profile.shots,
                                          batch_size=profile.eval_batch_size, max_length=profile.max_length,
                                          max_new_tokens=profile.max_new_tokens,
-                                         gold_leak=profile.llmbar_gold_leak, generate_fn=generate_fn)
+                                         gold_leak=profile.llmbar_gold_leak, generate_fn=generate_fn,
+                                         shared_prefix=profile.shared_prefix)
         summary = evaluate.bootstrap_ci(out.scores, seed=profile.bootstrap_seed)
         metrics = {"metric": dataset.metric, **summary, "n_truncated": int(out.n_truncated),
+                   "n_prefix_fallback": int(out.n_prefix_fallback),
                    "seconds": round(time.perf_counter() - start, 3),
                    "constant_prediction": analysis.constant_predictor(out.predictions, dataset.kind,
                                                                       dataset.strip_order)}

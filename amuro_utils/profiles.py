@@ -165,6 +165,7 @@ class Profile:
     keep_weights: bool = False  # keep fine-tuned weights (bf16) after their evaluation plan is recorded
     prune_revisions: bool = False  # delete each hub revision from the HF cache once its job is recorded
     generation_backend: str = "transformers"  # "transformers" | "vllm" (GPU only; see README)
+    shared_prefix: bool = True  # compute the 4 demos' key/value cache once per (set, format, model); same outputs
     jobs_per_ckpt: bool = True  # run_all: one papermill job per checkpoint (cluster) or one per notebook
     sensitivity: SensitivitySettings = SensitivitySettings()
     # fine-tuning methods, each run for every (checkpoint, task): "full" and/or "lora" (peft, settings in `lora`);

@@ -12,7 +12,7 @@ from amuro_utils.profiles import PAPER, PAPER_REFERENCE, TINY
 
 def test_jobs_cover_the_study():
     jobs = plan.jobs(PAPER)
-    assert len(jobs) == 8 + 4 * 8 + 8
+    assert len(jobs) == 8 + 4 * 8 + 9  # instruction tuning also at step550000 (the overtraining pair)
     assert [j.notebook for j in jobs[:8]] == ["pretrain_probe"] * 8
     assert jobs[0].evals == tuple(plan.base_plan(PAPER)) and jobs[0].fine_tunes == ()
     xsum = next(j for j in jobs if j.task == "xsum" and j.ckpt == "step424000")
