@@ -5,25 +5,43 @@
 #   ./run_all.sh --profile paper      the paper's recipe on OLMo-1B (needs a CUDA GPU and the HF Hub or a filled cache)
 #   ./run_all.sh --profile paper-reference   every figure from the authors' released numbers (no model is run)
 #   ./run_all.sh --profile paper --dry-run   print the plan: one papermill command per job, with GPU-hour estimates
+#   ./run_all.sh --profile paper --slurm DIR [--partition P] [--account A] [--sbatch-option OPT]... [--submit]
+#                                     write SLURM job arrays (one per stage, chained with afterok) for the unfinished jobs
 #
 # Executed notebooks go to results/<profile>/notebooks/, figures and tables to figures/<profile>/.
 # Kill it at any moment and run it again: finished jobs are skipped, the interrupted one resumes from its records.
 set -euo pipefail
+CALLER_DIR=$PWD  # --slurm DIR is relative to where the user stands
 cd "$(dirname "$0")"
 
-usage() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; echo; echo "Options: --profile NAME  --dry-run  --help"; }
+usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; echo; echo "Options: --profile NAME  --dry-run  --slurm DIR  --partition P  --account A  --sbatch-option OPT  --submit  --help"; }
 
 PROFILE="tiny"
 DRY_RUN=0
+SLURM_DIR=""
+SLURM_ARGS=()  # handed to `python -m amuro_utils.slurm` untouched: sbatch judges partition, account and options
+needs_value() { [ $# -ge 2 ] || { echo "$1 needs a value" >&2; exit 2; }; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --profile) [ $# -ge 2 ] || { echo "--profile needs a name (tiny, paper, paper-reference)" >&2; exit 2; }; PROFILE="$2"; shift 2 ;;
     --profile=*) PROFILE="${1#*=}"; shift ;;
     --dry-run) DRY_RUN=1; shift ;;
+    --slurm) needs_value "$@"; SLURM_DIR="$2"; shift 2 ;;
+    --slurm=*) SLURM_DIR="${1#*=}"; shift ;;
+    --partition|--account|--sbatch-option) needs_value "$@"; SLURM_ARGS+=("$1=$2"); shift 2 ;;
+    --partition=*|--account=*|--sbatch-option=*) SLURM_ARGS+=("$1"); shift ;;
+    --submit) SLURM_ARGS+=("--submit"); shift ;;
     -h|--help) usage; exit 0 ;;
     *) echo "unknown option: $1" >&2; usage >&2; exit 2 ;;
   esac
 done
+if [ -z "$SLURM_DIR" ] && [ ${#SLURM_ARGS[@]} -gt 0 ]; then
+  echo "${SLURM_ARGS[0]%%=*} only goes with --slurm DIR" >&2; exit 2
+fi
+if [ -n "$SLURM_DIR" ]; then
+  [ "$DRY_RUN" = 0 ] || { echo "--dry-run and --slurm exclude each other: --slurm DIR writes the plan as sbatch scripts" >&2; exit 2; }
+  case "$SLURM_DIR" in /*) ;; *) SLURM_DIR="$CALLER_DIR/$SLURM_DIR" ;; esac
+fi
 
 # Set-up on first use: a local virtual environment with the CPU build of torch (GPU users: see README).
 # shellcheck source=scripts/setup_venv.sh
@@ -32,36 +50,22 @@ export PYTHONUNBUFFERED=1
 
 "$PY" -c "from amuro_utils.profiles import get_profile; get_profile('$PROFILE')" || exit 2
 
+if [ -n "$SLURM_DIR" ]; then
+  exec "$PY" -m amuro_utils.slurm --profile "$PROFILE" --out "$SLURM_DIR" ${SLURM_ARGS[@]+"${SLURM_ARGS[@]}"}
+fi
+
 if [ "$DRY_RUN" = 1 ]; then
   echo "# plan for profile '$PROFILE' (one papermill command per job; run them in this order, or as a job array per stage)"
   "$PY" -m amuro_utils.plan --profile "$PROFILE" --commands
   exit 0
 fi
 
-RESULTS="${AMURO_RESULTS_DIR:-$PWD/results}"
-NB_OUT="$RESULTS/$PROFILE/notebooks"
-DONE_DIR="$RESULTS/$PROFILE/jobs"
-mkdir -p "$NB_OUT" "$DONE_DIR"
 JOBS=$("$PY" -m amuro_utils.plan --profile "$PROFILE" --jobs) || exit 2
 start_all=$(date +%s)
 while IFS=$'\t' read -r job notebook params; do
   [ -n "$job" ] || continue
-  if [ -f "$DONE_DIR/$job.done" ]; then
-    echo "== $job: done earlier, skipped"
-    continue
-  fi
-  echo "== $job: papermill notebooks/$notebook.ipynb $NB_OUT/$job.ipynb $params"
-  t0=$(date +%s)
   # shellcheck disable=SC2086  # params is a list of "-p name value" words made by amuro_utils.plan
-  if ! papermill "notebooks/$notebook.ipynb" "$NB_OUT/$job.ipynb" $params \
-        --log-level WARNING --stderr-file "$NB_OUT/$job.stderr.log" </dev/null; then
-    echo "!! notebook '$notebook' failed (job $job). The partial executed notebook is $NB_OUT/$job.ipynb;" >&2
-    echo "!! the failing cell's error:" >&2
-    "$PY" -m amuro_utils.nbtools error "$NB_OUT/$job.ipynb" >&2 || true
-    exit 1
-  fi
-  echo "$(( $(date +%s) - t0 ))" > "$DONE_DIR/$job.done"
-  echo "== $job: finished in $(( $(date +%s) - t0 )) s"
+  scripts/run_job.sh "$PROFILE" "$job" "$notebook" $params || exit 1
 done <<< "$JOBS"
 echo "== all jobs of profile '$PROFILE' finished in $(( $(date +%s) - start_all )) s"
-echo "   figures: figures/$(echo "$PROFILE" | tr - _)/   executed notebooks: $NB_OUT/"
+echo "   figures: figures/$(echo "$PROFILE" | tr - _)/   executed notebooks: ${AMURO_RESULTS_DIR:-$PWD/results}/$PROFILE/notebooks/"
