@@ -7,8 +7,11 @@ import json
 import math
 import os
 import re
+import shutil
+import signal
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import replace
 from datetime import datetime
@@ -276,14 +279,16 @@ WAIT_S = 3600  # the smoke study takes 2-5 minutes on a quiet 2-core machine; 33
 
 
 @pytest.fixture(scope="module")
-def local_slurm(tmp_path_factory):
+def local_slurm():
     """(SLURM_CONF of a one-node cluster started for this module, None) or (None, why none could start)."""
     if not LOCAL_SLURM.exists():
         reason = f"{LOCAL_SLURM.resolve()} not found (CI has it at ../shared relative to the repository)"
         print(f"no SLURM cluster: {reason}")
         yield None, reason
         return
-    folder = tmp_path_factory.mktemp("slurm_cluster")
+    # munged runs as the munge user: its folder must be reachable by it, which pytest's 0700 tmp folders are not
+    folder = Path(tempfile.mkdtemp(prefix="amuro-slurm-"))
+    folder.chmod(0o755)
     start = time.perf_counter()
     try:
         proc = subprocess.run(["bash", str(LOCAL_SLURM), "start", str(folder)], capture_output=True, text=True,
@@ -301,6 +306,7 @@ def local_slurm(tmp_path_factory):
             yield folder / "slurm.conf", None
     finally:
         subprocess.run(["bash", str(LOCAL_SLURM), "stop", str(folder)], capture_output=True)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture
@@ -390,7 +396,7 @@ def test_smoke_study_through_real_slurm_arrays(local_slurm, smoke_store, tmp_pat
     ids = dict(line.split("\t") for line in (out / "submitted.tsv").read_text().splitlines())
     counts = {"pretrain_probe": 1, "instruction_tuning": 1, "sft": 1, "analysis": 3}
     assert {stage: len(_tasks(out, stage)) for stage in ids} == counts
-    try:
+    try:  # a failed or timed-out test leaves nothing running on the cluster
         seen = _wait_for_arrays(ids, counts, env, out)
     finally:
         subprocess.run(["scancel", *ids.values()], env=env, capture_output=True)
@@ -417,7 +423,10 @@ def test_smoke_study_through_real_slurm_arrays(local_slurm, smoke_store, tmp_pat
     assert again.returncode == 0, again.stderr[-2000:]
     ids = dict(line.split("\t") for line in (out / "submitted.tsv").read_text().splitlines())
     assert list(ids) == ["analysis"] and _tasks(out, "analysis") == [["05_transfer", "transfer", "-p profile smoke"]]
-    seen = _wait_for_arrays(ids, {"analysis": 1}, env, out)
+    try:
+        seen = _wait_for_arrays(ids, {"analysis": 1}, env, out)
+    finally:
+        subprocess.run(["scancel", *ids.values()], env=env, capture_output=True)
     assert seen[("analysis", 0)]["JobState"] == "COMPLETED"
     _check_smoke_study(results, figures)
     done = subprocess.run([sys.executable, "-m", "amuro_utils.slurm", "--profile", "smoke", "--out", str(out)],
@@ -439,12 +448,18 @@ def test_smoke_array_tasks_by_hand_where_slurm_cannot_start(local_slurm, smoke_s
     for stage in built:  # submission order satisfies every afterok
         logs = [open(out / "logs" / f"{stage.name}_{i}.out", "w") for i in range(len(stage.jobs))]
         tasks = [subprocess.Popen(["bash", str(out / f"{stage.name}.sbatch")], stdout=log, stderr=subprocess.STDOUT,
-                                  env={**os.environ, "SLURM_ARRAY_TASK_ID": str(i)}) for i, log in enumerate(logs)]
-        time.sleep(1)
-        running = sum(task.poll() is None for task in tasks)
-        codes = [task.wait(timeout=WAIT_S) for task in tasks]
-        for log in logs:
-            log.close()
+                                  env={**os.environ, "SLURM_ARRAY_TASK_ID": str(i)}, start_new_session=True)
+                 for i, log in enumerate(logs)]
+        try:
+            time.sleep(1)
+            running = sum(task.poll() is None for task in tasks)
+            codes = [task.wait(timeout=WAIT_S) for task in tasks]
+        finally:
+            for task in tasks:  # a timed-out or interrupted task must not outlive the test
+                if task.poll() is None:
+                    os.killpg(task.pid, signal.SIGTERM)
+            for log in logs:
+                log.close()
         assert codes == [0] * len(tasks), _log_tails(out)
         if stage.name == "analysis":
             assert running >= 2  # several tasks at once against one results store
