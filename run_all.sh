@@ -14,7 +14,7 @@ set -euo pipefail
 CALLER_DIR=$PWD  # --slurm DIR is relative to where the user stands
 cd "$(dirname "$0")"
 
-usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; echo; echo "Options: --profile NAME  --dry-run  --slurm DIR  --partition P  --account A  --sbatch-option OPT  --submit  --help"; }
+usage() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; echo; echo "Options: --profile NAME  --dry-run  --slurm DIR  --partition P  --account A  --sbatch-option OPT  --submit  --help"; }
 
 PROFILE="tiny"
 DRY_RUN=0

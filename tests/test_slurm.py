@@ -305,7 +305,11 @@ def local_slurm():
             print(f"one-node SLURM cluster up in {time.perf_counter() - start:.1f} s ({folder})")
             yield folder / "slurm.conf", None
     finally:
+        daemons = [int(f.read_text()) for f in folder.glob("*.pid")]
         subprocess.run(["bash", str(LOCAL_SLURM), "stop", str(folder)], capture_output=True)
+        deadline = time.time() + 30
+        while time.time() < deadline and any(Path(f"/proc/{pid}").exists() for pid in daemons):
+            time.sleep(0.2)  # slurmctld saves its state into the folder as it exits
         shutil.rmtree(folder, ignore_errors=True)
 
 
