@@ -405,9 +405,12 @@ def test_smoke_study_through_real_slurm_arrays(local_slurm, smoke_store, tmp_pat
     finally:
         subprocess.run(["scancel", *ids.values()], env=env, capture_output=True)
     wall = time.perf_counter() - start
-    print(f"smoke study through SLURM arrays: {wall:.0f} s wall (submission to the last task's end)")
     assert {key: (f["JobState"], f["ExitCode"]) for key, f in seen.items()} == {
         key: ("COMPLETED", "0:0") for key in seen}, _log_tails(out)
+    longest = {stage: max((_when(f["EndTime"]) - _when(f["StartTime"])).total_seconds()
+                          for (name, _), f in seen.items() if name == stage) for stage in counts}
+    print(f"smoke study through SLURM arrays: {wall:.0f} s wall (submission to the last task's end); longest task "
+          "per array: " + ", ".join(f"{stage} {secs:.0f} s" for stage, secs in longest.items()))
     _check_smoke_study(results, figures)
 
     # afterok held: no array started before every array it waits for had ended
