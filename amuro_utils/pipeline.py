@@ -365,42 +365,29 @@ def run_instruction_tuning(profile: Profile, ckpt: str, *, progress: bool = True
 # Springer et al. 2025: progressive sensitivity
 
 
-def sensitivity(profile: Profile, ckpts: list[str], *, seed: int = 0) -> pd.DataFrame:
-    """Δ held-out loss after adding isotropic Gaussian noise N(0, σ²) to every weight, per checkpoint and σ.
+def sensitivity(profile: Profile, ckpts: list[str], *, progress: bool = True) -> pd.DataFrame:
+    """Springer et al. progressive sensitivity (amuro_utils.sensitivity.probe) of each checkpoint: one row per
+    (ckpt, scaling, magnitude, seed) with columns ckpt, step, scaling, magnitude, seed, base_loss, loss, delta_loss,
+    block_deltas, n_tokens. Cached per checkpoint in results/<profile>/sensitivity/<ckpt>.json; recomputed only when
+    the profile's `sensitivity` settings change."""
+    from . import sensitivity as springer
 
-    Results are cached in results/<profile>/sensitivity.csv; a checkpoint already there is not recomputed.
-    """
-    import torch
-
-    path = results_dir(profile.name) / "sensitivity.csv"
-    done = pd.read_csv(path) if path.exists() else pd.DataFrame(columns=["ckpt", "sigma", "loss", "delta_loss"])
-    rows, blocks = [], None
+    settings, folder = profile.sensitivity, results_dir(profile.name) / "sensitivity"
+    frames, blocks = [], None
     for ckpt in ckpts:
-        if ckpt in set(done["ckpt"]):
-            continue
-        loaded = load_base(profile, ckpt)
-        if blocks is None:  # one ladder, one tokenizer: the held-out text is tokenized once
-            blocks = ladder.heldout_token_blocks(loaded.tokenizer, profile.sensitivity_block,
-                                                 profile.sensitivity_tokens)
-        clean = {k: v.detach().clone() for k, v in loaded.model.state_dict().items()}
-        base_loss = None
-        for sigma in profile.sensitivity_sigmas:
-            gen = torch.Generator().manual_seed(seed)
-            with torch.no_grad():
-                for name, param in loaded.model.named_parameters():
-                    noise = torch.randn(param.shape, generator=gen, dtype=torch.float32) * sigma
-                    param.copy_(clean[name] + noise.to(param.dtype).to(param.device))
-            loss = ladder.mean_token_loss(loaded.model, blocks)
-            base_loss = loss if sigma == 0 else base_loss
-            rows.append({"ckpt": ckpt, "sigma": sigma, "loss": loss, "delta_loss": loss - base_loss})
-        _release(loaded)
-    if rows:
-        done = pd.concat([done, pd.DataFrame(rows)], ignore_index=True)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".csv.partial")
-        done.to_csv(tmp, index=False)
-        os.replace(tmp, path)
-    return done[done["ckpt"].isin(ckpts)].reset_index(drop=True)
+        frame = springer.load_frame(folder / f"{ckpt}.json", settings)
+        if frame is None:
+            loaded = load_base(profile, ckpt)
+            if blocks is None:  # one ladder, one tokenizer: the held-out text is tokenized once
+                blocks = springer.heldout_token_blocks(loaded.tokenizer, settings.block, settings.tokens)
+            frame = springer.probe(loaded.model, blocks, settings, progress=progress)
+            frame.insert(0, "step", loaded.provenance["step"])
+            frame.insert(0, "ckpt", ckpt)
+            springer.save_frame(folder / f"{ckpt}.json", frame, settings, _provenance(profile, loaded, "base"))
+            _release(loaded)
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
+        columns=["ckpt", "step", *springer.FRAME_COLUMNS])
 
 
 def figure_inputs(profile: Profile, results_source: str = "", overlay_paper: bool = False, *,

@@ -7,9 +7,16 @@ draws every figure from the authors' released numbers instead of a run.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 FORMATS = ("default", "instruct", "inputoutput")
+# Readings of Springer et al.'s "Gaussian noise of a fixed magnitude" (amuro_utils.sensitivity documents each).
+NOISE_SCALINGS = {
+    "init": "per tensor N(0, (γ·σ_init)²), σ_init = the std that tensor was initialised with (Springer et al.)",
+    "relative": "per tensor N(0, (γ·RMS)²), RMS = the root mean square of that tensor's own weights",
+    "isotropic": "N(0, σ²) on every weight, the same σ everywhere",
+}
 
 
 @dataclass(frozen=True)
@@ -60,6 +67,42 @@ class InstructionPlan:
     train: TrainSettings = TrainSettings(epochs=5)
 
 
+def check_scaling(scaling: str) -> str:
+    """`scaling` if it is a known noise scaling, else a ValueError that lists the options."""
+    if scaling not in NOISE_SCALINGS:
+        options = "; ".join(f"{name!r}: {what}" for name, what in NOISE_SCALINGS.items())
+        raise ValueError(f"unknown noise scaling {scaling!r}; options: {options}")
+    return scaling
+
+
+@dataclass(frozen=True)
+class SensitivitySettings:
+    """Springer et al. (2025) progressive-sensitivity probe: which noise, how large, how many draws, how much text."""
+
+    scaling: str = "init"  # the reading the scorecard's claim S1 is judged on (NOISE_SCALINGS)
+    magnitudes: tuple[float, ...] = (0.5, 1.0)  # γ of `scaling` (σ itself for "isotropic")
+    seeds: int = 5  # noise draws per magnitude: seeds 0 … seeds-1, the same draws at every checkpoint
+    tokens: int = 262144  # held-out tokens scored (a multiple of `block`)
+    block: int = 512  # tokens per held-out block; Δloss is paired per block and bootstrapped over blocks
+    batch_size: int = 8
+    also: Mapping[str, tuple[float, ...]] = field(default_factory=dict)  # other readings probed beside `scaling`
+
+    def __post_init__(self):
+        for scaling, magnitudes in {self.scaling: self.magnitudes, **self.also}.items():
+            check_scaling(scaling)
+            if not magnitudes or any(not m > 0 for m in magnitudes):
+                raise ValueError(f"sensitivity magnitudes of {scaling!r} must be positive numbers, got {magnitudes}")
+        if self.seeds < 1 or self.block < 2 or self.tokens < self.block or self.batch_size < 1:
+            raise ValueError(f"sensitivity needs seeds ≥ 1, block ≥ 2, tokens ≥ block and batch_size ≥ 1; got "
+                             f"seeds={self.seeds}, block={self.block}, tokens={self.tokens}, "
+                             f"batch_size={self.batch_size}")
+
+    def readings(self) -> dict[str, tuple[float, ...]]:
+        """Every probed scaling → its magnitudes, the default scaling first."""
+        return {self.scaling: tuple(self.magnitudes), **{k: tuple(v) for k, v in self.also.items()
+                                                          if k != self.scaling}}
+
+
 @dataclass(frozen=True)
 class Profile:
     """Everything that distinguishes one run of the study from another."""
@@ -88,9 +131,7 @@ class Profile:
     prune_revisions: bool = False  # delete each hub revision from the HF cache once its job is recorded
     generation_backend: str = "transformers"  # "transformers" | "vllm" (GPU only; see README)
     jobs_per_ckpt: bool = True  # run_all: one papermill job per checkpoint (cluster) or one per notebook
-    sensitivity_sigmas: tuple[float, ...] = (0.0, 0.005, 0.01, 0.02)
-    sensitivity_tokens: int = 65536
-    sensitivity_block: int = 512  # tokens per held-out block scored by the sensitivity probe
+    sensitivity: SensitivitySettings = SensitivitySettings()  # the Springer et al. probe (amuro_utils.sensitivity)
     figure_note: str = ""  # stamped on every figure of this profile
     extra: dict = field(default_factory=dict)
 
@@ -176,8 +217,7 @@ TINY = Profile(
     paraphrase_splits="fixed",
     jobs_per_ckpt=False,
     keep_weights=False,
-    sensitivity_tokens=4096,
-    sensitivity_block=128,
+    sensitivity=SensitivitySettings(magnitudes=(0.5, 1.0), seeds=4, tokens=8192, block=128, batch_size=16),
     figure_note="tiny profile (offline CPU demo) — not the paper's numbers",
     # the paper's manual "learned in fine-tuning" split, with the tiny profile's stand-ins (qqp for paws)
     extra={"learned_in_ft": ("mnli_matched", "qqp", "xsum", "socialiqa", "boolq")},
@@ -192,8 +232,7 @@ SMOKE = replace(
     tasks=tuple(replace(t, n_train=16, train=replace(t.train, epochs=1)) for t in TINY.tasks),
     instruction=replace(TINY.instruction, n_train=16, train=replace(TINY.instruction.train, epochs=1)),
     eval_limit=6,
-    sensitivity_sigmas=(0.0, 0.01),
-    sensitivity_tokens=512,
+    sensitivity=SensitivitySettings(magnitudes=(1.0,), seeds=2, tokens=512, block=128, batch_size=4),
     figure_note="smoke profile (CI) — not the paper's numbers",
     extra={**TINY.extra, "tiny_ladder": {"total_steps": 20, "seq_len": 64, "batch_size": 8, "max_docs_per_source": 150,
                                          "warmup_steps": 2, "eval_every": 10, "heldout_blocks": 8}},

@@ -6,11 +6,12 @@ from __future__ import annotations
 import dataclasses
 import json
 
+import pandas as pd
 import pytest
 import torch
 
 from amuro_utils import paths, pipeline
-from amuro_utils.profiles import PAPER, get_profile
+from amuro_utils.profiles import PAPER, SensitivitySettings, get_profile
 
 
 def _paper_like(tmp_path, monkeypatch):
@@ -23,7 +24,8 @@ def _paper_like(tmp_path, monkeypatch):
         PAPER, name="paper-offline-test", ckpts=("step1000", "step424000", "main"), tasks=(mnli,),
         instruction=dataclasses.replace(PAPER.instruction, benchmarks=("arc_easy",), llmbar=("llmbar_Natural",)),
         data_source="offline", eval_limit=6, eval_batch_size=4, max_length=512, device="cpu", eval_dtype="float32",
-        formats=("default", "instruct"), prune_revisions=False, sensitivity_tokens=256, sensitivity_block=64)
+        formats=("default", "instruct"), prune_revisions=False,
+        sensitivity=SensitivitySettings(magnitudes=(3.0,), seeds=2, tokens=512, block=64, batch_size=8))
 
 
 def test_paper_code_path_through_the_offline_hub(offline_olmo_hub, tmp_path, monkeypatch):
@@ -53,9 +55,13 @@ def test_paper_code_path_through_the_offline_hub(offline_olmo_hub, tmp_path, mon
     assert pipeline.run_sft(prof, "step424000", prof.task("mnli"), progress=False)["status"] == "recorded"
     assert pipeline.run_base(prof, ["step424000"], progress=False) == 0
 
-    sens = pipeline.sensitivity(prof, ["step424000"])
-    assert list(sens["sigma"]) == list(prof.sensitivity_sigmas) and sens["delta_loss"].iloc[0] == 0.0
-    assert sens["delta_loss"].iloc[-1] > 0  # σ = 0.02 noise on every weight raises the held-out loss
+    sens = pipeline.sensitivity(prof, ["step424000"], progress=False)
+    assert list(sens["seed"]) == [0, 1] and set(sens["ckpt"]) == {"step424000"} and set(sens["step"]) == {424000}
+    assert (sens["delta_loss"] > 0).all()  # noise of 3× the init spread raises the held-out loss
+    assert sens["block_deltas"].iloc[0].shape == (8,)
+    monkeypatch.setattr(pipeline, "load_base", lambda *a, **k: pytest.fail("a cached checkpoint was reloaded"))
+    cached = pipeline.sensitivity(prof, ["step424000"], progress=False)  # read back from its JSON
+    pd.testing.assert_frame_equal(cached.drop(columns="block_deltas"), sens.drop(columns="block_deltas"))
 
 
 def test_missing_records_name_the_notebook_to_run(tmp_path, monkeypatch):
