@@ -377,7 +377,7 @@ def sensitivity(profile: Profile, ckpts: list[str], *, progress: bool = True) ->
     for ckpt in ckpts:
         frame = springer.load_frame(folder / f"{ckpt}.json", settings)
         if frame is None:
-            loaded = load_base(profile, ckpt)
+            loaded = load_base(profile, ckpt, dtype=settings.dtype)
             if blocks is None:  # one ladder, one tokenizer: the held-out text is tokenized once
                 blocks = springer.heldout_token_blocks(loaded.tokenizer, settings.block, settings.tokens)
             frame = springer.probe(loaded.model, blocks, settings, progress=progress)

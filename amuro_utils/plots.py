@@ -518,7 +518,9 @@ def fig_sensitivity(sensitivity: pd.DataFrame, profile: Profile, *, overlay: pd.
     notes = _Notes(profile)
     present = set(table["ckpt"])
     notes.cells("sensitivity", [c for c in profile.ckpts if c not in present])
-    fig, axes = _figure(max(len(scalings), 1), max(min(len(scalings), 3), 1), panel_size=(5.2, 3.8))
+    ncols = max(min(len(scalings), 3), 1)
+    fig, axes = _figure(ncols if len(scalings) <= 3 else len(scalings), ncols,
+                        panel_size=(max(5.2, 9.0 / ncols), 3.8))  # one panel: wide enough for the title
     x = np.arange(len(profile.ckpts))
     for panel, (ax, scaling) in enumerate(zip(axes, scalings)):
         rows = table[table["scaling"] == scaling]
@@ -546,10 +548,11 @@ def fig_sensitivity(sensitivity: pd.DataFrame, profile: Profile, *, overlay: pd.
         ax.legend(fontsize=8, loc="upper left", frameon=False)
     seeds = sorted(set(table["n_seeds"])) if "n_seeds" in table else []
     tokens = sorted(set(table["n_tokens"].dropna())) if "n_tokens" in table else []
-    detail = (f"\nmean over {'/'.join(map(str, seeds))} noise seeds and {'/'.join(f'{int(t):,}' for t in tokens)} "
-              "held-out tokens; band = 95 % CI, bootstrap over seeds and text blocks") if seeds and tokens else ""
+    detail = (f"mean over {'/'.join(map(str, seeds))} noise seeds and {'/'.join(f'{int(t):,}' for t in tokens)} "
+              "scored held-out tokens; band = 95 % CI, bootstrap over seeds and text blocks") if seeds and tokens else ""
     title = "Progressive sensitivity (Springer et al. 2025): held-out loss rise after Gaussian weight noise"
-    _finish(fig, title + detail, profile, notes)
+    width = int(fig.get_figwidth() * 11)  # characters of a 12-pt title line
+    _finish(fig, "\n".join(textwrap.fill(line, width) for line in (title, detail) if line), profile, notes)
     return fig
 
 

@@ -80,12 +80,18 @@ class SensitivitySettings:
     """Springer et al. (2025) progressive-sensitivity probe: which noise, how large, how many draws, how much text."""
 
     scaling: str = "init"  # the reading the scorecard's claim S1 is judged on (NOISE_SCALINGS)
-    magnitudes: tuple[float, ...] = (0.5, 1.0)  # γ of `scaling` (σ itself for "isotropic")
-    seeds: int = 5  # noise draws per magnitude: seeds 0 … seeds-1, the same draws at every checkpoint
-    tokens: int = 262144  # held-out tokens scored (a multiple of `block`)
+    # γ of `scaling` (σ itself for "isotropic"). The defaults are the paper profile's, NOT sized on OLMo-1B (no GPU
+    # and no OLMo-1B weights here): a log grid on which γ·0.02 noise is ~1–10 % of a 0.02-RMS weight.
+    magnitudes: tuple[float, ...] = (0.01, 0.03, 0.1)
+    seeds: int = 8  # noise draws per magnitude: seeds 0 … seeds-1, the same draws at every checkpoint
+    tokens: int = 32768  # held-out tokens scored (a multiple of `block`; the held-out passages hold 34,249)
     block: int = 512  # tokens per held-out block; Δloss is paired per block and bootstrapped over blocks
     batch_size: int = 8
-    also: Mapping[str, tuple[float, ...]] = field(default_factory=dict)  # other readings probed beside `scaling`
+    # other readings probed beside `scaling` ("isotropic" σ = 0.02·γ is "init" γ for OLMo, so it is not repeated)
+    also: Mapping[str, tuple[float, ...]] = field(default_factory=lambda: {"relative": (0.01, 0.03, 0.1)})
+    # weights are perturbed and scored in this dtype (None = the profile's eval_dtype); float32 keeps a small γ·ε
+    # from being rounded away by bfloat16's 8-bit mantissa
+    dtype: str | None = "float32"
 
     def __post_init__(self):
         for scaling, magnitudes in {self.scaling: self.magnitudes, **self.also}.items():
@@ -217,7 +223,9 @@ TINY = Profile(
     paraphrase_splits="fixed",
     jobs_per_ckpt=False,
     keep_weights=False,
-    sensitivity=SensitivitySettings(magnitudes=(0.5, 1.0), seeds=4, tokens=8192, block=128, batch_size=16),
+    # sized on the tiny ladder (benchmarks/bench_sensitivity.py): γ = 2 is the smallest magnitude whose Δloss is
+    # several CI half-widths from 0 at every checkpoint; 6 seeds × 4,096 tokens ≈ 29k token-forwards per checkpoint
+    sensitivity=SensitivitySettings(magnitudes=(2.0,), seeds=6, tokens=4096, block=128, batch_size=16, also={}),
     figure_note="tiny profile (offline CPU demo) — not the paper's numbers",
     # the paper's manual "learned in fine-tuning" split, with the tiny profile's stand-ins (qqp for paws)
     extra={"learned_in_ft": ("mnli_matched", "qqp", "xsum", "socialiqa", "boolq")},
@@ -232,7 +240,7 @@ SMOKE = replace(
     tasks=tuple(replace(t, n_train=16, train=replace(t.train, epochs=1)) for t in TINY.tasks),
     instruction=replace(TINY.instruction, n_train=16, train=replace(TINY.instruction.train, epochs=1)),
     eval_limit=6,
-    sensitivity=SensitivitySettings(magnitudes=(1.0,), seeds=2, tokens=512, block=128, batch_size=4),
+    sensitivity=SensitivitySettings(magnitudes=(2.0,), seeds=2, tokens=512, block=128, batch_size=4, also={}),
     figure_note="smoke profile (CI) — not the paper's numbers",
     extra={**TINY.extra, "tiny_ladder": {"total_steps": 20, "seq_len": 64, "batch_size": 8, "max_docs_per_source": 150,
                                          "warmup_steps": 2, "eval_every": 10, "heldout_blocks": 8}},

@@ -79,9 +79,11 @@ def block_losses(model, blocks, batch_size: int = 8) -> np.ndarray:
     with torch.no_grad():
         for start in range(0, len(blocks), batch_size):
             batch = blocks[start:start + batch_size].to(model.device)
-            logits = model(input_ids=batch).logits[:, :-1].float()
-            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1), reduction="none")
-            out.append(loss.view(len(batch), -1).mean(dim=1).double().cpu())
+            logits = model(input_ids=batch).logits
+            # targets shifted left, the last position ignored: no copy of the [batch, block, vocab] logits
+            targets = torch.cat([batch[:, 1:], torch.full_like(batch[:, :1], -100)], dim=1)
+            loss = F.cross_entropy(logits.view(-1, logits.shape[-1]).float(), targets.view(-1), reduction="none")
+            out.append((loss.view(len(batch), -1).double().sum(dim=1) / (batch.shape[1] - 1)).cpu())
     return torch.cat(out).numpy()
 
 

@@ -1,11 +1,13 @@
 """Sizing the Springer et al. sensitivity probe on the tiny ladder: Δloss and its CI per checkpoint, per noise scaling
 and magnitude, for several numbers of noise seeds and held-out tokens; and what one probe costs per checkpoint.
 
-Prints figures (not a test). Stage 1 (`--measure`) scores every checkpoint of the tiny ladder clean and under every
+Prints figures (not a test). `--cost` times the tiny profile's own probe (its SensitivitySettings) on every
+checkpoint, at 2 and at 1 torch threads, side by side, with the machine's load average. Stage 1 (`--measure`) scores every checkpoint of the tiny ladder clean and under every
 (scaling, magnitude, seed) on the held-out blocks and saves the per-block losses; stage 2 (default) reads them and
 prints, per reading, ckpt × Δloss [95 % CI] for sub-samples of seeds and blocks (the first n of each, as the probe
 would use them), and the CI half-width as a function of seeds × tokens.
 
+    .venv/bin/python benchmarks/bench_sensitivity.py --cost
     .venv/bin/python benchmarks/bench_sensitivity.py --measure [--threads 2] [--seeds 8] [--tokens 32768]
     .venv/bin/python benchmarks/bench_sensitivity.py [--seeds-grid 1,2,4,8] [--blocks-grid 16,32,64,128,256]
 """
@@ -60,6 +62,32 @@ def measure(args) -> None:
     print(f"saved {OUT}")
 
 
+def cost(args) -> None:
+    """Seconds of the tiny profile's probe per checkpoint and in total, at 2 and 1 threads (models loaded first)."""
+    import os
+
+    import torch
+
+    profile = get_profile("tiny")
+    settings = profile.sensitivity
+    models = {c: ladder.load(profile.ladder, c, device="cpu", dtype=settings.dtype,
+                             cache_dir=ladder.tiny_cache_dir())[:2] for c in profile.ckpts}
+    blocks = sensitivity.heldout_token_blocks(next(iter(models.values()))[1], settings.block, settings.tokens)
+    forwards = 1 + settings.seeds * sum(map(len, settings.readings().values()))
+    print(f"tiny probe: {settings}; {forwards} forwards × {blocks.numel():,} tokens per checkpoint")
+    for threads in (2, 1):
+        torch.set_num_threads(threads)
+        load = os.getloadavg()[0]
+        seconds = {}
+        for ckpt, (model, _) in models.items():
+            start = time.perf_counter()
+            sensitivity.probe(model, blocks, settings)
+            seconds[ckpt] = time.perf_counter() - start
+        print(f"threads {threads} (load average {load:.1f} → {os.getloadavg()[0]:.1f}): total "
+              f"{sum(seconds.values()):.1f} s; per checkpoint "
+              + ", ".join(f"{c} {s:.1f}" for c, s in seconds.items()), flush=True)
+
+
 def report(args) -> None:
     """ckpt × Δloss [95 % CI] per reading for sub-samples of seeds and blocks, and the CI width table."""
     import pandas as pd
@@ -101,6 +129,7 @@ def report(args) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--measure", action="store_true")
+    parser.add_argument("--cost", action="store_true")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seeds", type=int, default=8)
     parser.add_argument("--tokens", type=int, default=32768)
@@ -110,7 +139,7 @@ def main() -> None:
     parser.add_argument("--seeds-grid", default="1,2,4,8")
     parser.add_argument("--blocks-grid", default="16,32,64,128,256")
     args = parser.parse_args()
-    measure(args) if args.measure else report(args)
+    cost(args) if args.cost else measure(args) if args.measure else report(args)
 
 
 if __name__ == "__main__":

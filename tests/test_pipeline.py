@@ -25,7 +25,7 @@ def _paper_like(tmp_path, monkeypatch):
         instruction=dataclasses.replace(PAPER.instruction, benchmarks=("arc_easy",), llmbar=("llmbar_Natural",)),
         data_source="offline", eval_limit=6, eval_batch_size=4, max_length=512, device="cpu", eval_dtype="float32",
         formats=("default", "instruct"), prune_revisions=False,
-        sensitivity=SensitivitySettings(magnitudes=(3.0,), seeds=2, tokens=512, block=64, batch_size=8))
+        sensitivity=SensitivitySettings(magnitudes=(3.0,), seeds=2, tokens=512, block=64, batch_size=8, also={}))
 
 
 def test_paper_code_path_through_the_offline_hub(offline_olmo_hub, tmp_path, monkeypatch):

@@ -226,7 +226,8 @@ def test_sensitivity_panel_per_scaling_with_ci_bands():
     assert default.get_ylabel() == "Δ held-out loss vs unperturbed (nats/token)"
     assert default.get_xlabel() == plots.LADDER_XLABEL
     assert _footnote(fig) == "missing cells (drawn as gaps): sensitivity: main"
-    assert "mean over 3 noise seeds and 2,540 held-out tokens; band = 95 % CI" in fig._suptitle.get_text()
+    assert "mean over 3 noise seeds and 2,540 scored held-out tokens; band = 95 % CI" in " ".join(
+        fig._suptitle.get_text().split())
     plots.fig_sensitivity(table, TINY)  # a summary table draws the same figure
     with pytest.raises(ValueError, match=r"lacks columns \['block_deltas'\]"):
         plots.fig_sensitivity(frame.drop(columns="block_deltas"), TINY)
