@@ -224,8 +224,9 @@ TINY = Profile(
     jobs_per_ckpt=False,
     keep_weights=False,
     # sized on the tiny ladder (benchmarks/bench_sensitivity.py): γ = 2 is the smallest magnitude whose Δloss is
-    # several CI half-widths from 0 at every checkpoint; 6 seeds × 4,096 tokens ≈ 29k token-forwards per checkpoint
-    sensitivity=SensitivitySettings(magnitudes=(2.0,), seeds=6, tokens=4096, block=128, batch_size=16, also={}),
+    # several CI half-widths from 0 at every checkpoint; noise seeds narrow the CI more than text does (6 seeds ×
+    # 2,048 tokens: ±0.018 nats, 4 seeds × 4,096: ±0.019), and 7 forwards × 2,048 tokens keep the probe ≈ 25 s
+    sensitivity=SensitivitySettings(magnitudes=(2.0,), seeds=6, tokens=2048, block=128, batch_size=16, also={}),
     figure_note="tiny profile (offline CPU demo) — not the paper's numbers",
     # the paper's manual "learned in fine-tuning" split, with the tiny profile's stand-ins (qqp for paws)
     extra={"learned_in_ft": ("mnli_matched", "qqp", "xsum", "socialiqa", "boolq")},

@@ -4,18 +4,18 @@ The perturbation: Gaussian noise of a fixed magnitude added to a pre-trained che
 sensitivity: the rise in pre-training-text loss over the unperturbed checkpoint (Δloss, nats/token). The claim
 (scorecard S1): at a fixed magnitude, Δloss grows with the number of pre-training tokens.
 
-"A fixed magnitude" has three readings, all offered (`perturb`, `noise_std`):
-- ``"init"`` (default) — θ + γ·ε, ε ~ N(0, Σ_init): per tensor σ_t = γ·(the std that tensor was initialised
-  with).
-  This is Springer et al.'s own definition: §3.3 ("Warmup: Gaussian perturbations") adds noise whose covariance is
-  "the covariance matrix of the initialization distribution of the parameters (prior to pre-training)", scaled by a
-  magnitude parameter. The arXiv text itself could not be opened here; the passage was read as quoted in a public
-  literature note (repository text found with the project's search tools), and agrees with PROTOCOL B §5.
-  γ = 1 moves each weight as far as its initialisation spread, so magnitudes are comparable across tensors,
-  checkpoints and model sizes.
-- ``"relative"`` — per tensor σ_t = γ·RMS(θ_t) of the checkpoint's own weights. Tracks weight growth during
-  pre-training: the same γ is a smaller absolute kick for a tensor that shrank, a larger one for one that grew.
-- ``"isotropic"`` — N(0, σ²) on every weight alike (this project's first probe).
+"A fixed magnitude" has three readings, all offered (`perturb`, `noise_std`, `SensitivitySettings.also`):
+- ``"init"`` (the default) — θ + γ·ε, ε ~ N(0, Σ_init): per tensor σ_t = γ × the std it was initialised with.
+  It is Springer et al.'s own definition: §3.3 ("Warmup: Gaussian perturbations") adds noise whose covariance is
+  "the covariance matrix of the initialization distribution of the parameters (prior to pre-training)", times a
+  magnitude parameter. (The arXiv text could not be opened here; the passage was read as quoted in a public
+  literature note found with the project's search tools.) It is also the reading under which "the same
+  perturbation" is literally the same at every checkpoint: σ_t does not depend on the checkpoint's weights.
+- ``"relative"`` — per tensor σ_t = γ × RMS(θ_t) of the checkpoint's own weights. The kick grows with the weights,
+  so it confounds sensitivity with weight growth (tiny ladder: the embedding's RMS grows 0.048 → 0.215 from step 10
+  to main, and relative-noise Δloss rises almost monotonically, in large part because the kick itself grows).
+- ``"isotropic"`` — N(0, σ²) on every weight alike. For OLMo, whose tensors are all initialised N(0, 0.02²), it is
+  the "init" reading with σ = 0.02·γ (`init_std`).
 
 Noise is drawn on the CPU from a `torch.Generator` seeded by (seed, parameter name), so a draw depends on neither
 the device nor the parameter order, and seed s perturbs every checkpoint of a ladder along the same direction ε
@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from . import ladder
-from .profiles import NOISE_SCALINGS, SensitivitySettings, check_scaling
+from .profiles import SensitivitySettings, check_scaling
 
 FRAME_COLUMNS = ("scaling", "magnitude", "seed", "base_loss", "loss", "delta_loss", "block_deltas", "n_tokens")
 SUMMARY_COLUMNS = ("scaling", "magnitude", "delta_loss", "ci_low", "ci_high", "base_loss", "n_seeds", "n_blocks",
