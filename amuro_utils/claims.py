@@ -1234,11 +1234,11 @@ def scorecard_markdown(table: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_scorecard(table: pd.DataFrame, profile: Profile) -> list:
-    """figures/<profile>/claims.csv (every column) and claims.md (source header, table, definitions)."""
+def write_scorecard(table: pd.DataFrame, profile: Profile, stem: str = "claims") -> list:
+    """figures/<profile>/<stem>.csv (every column) and <stem>.md (source header, table, definitions)."""
     from . import plots
 
-    paths = plots.write_table(table, profile, "claims")
+    paths = plots.write_table(table, profile, stem)
     paths[1].write_text(_header(table, profile) + "\n" + scorecard_markdown(table) + "\n" + _definitions())
     return paths
 
@@ -1253,26 +1253,3 @@ def notebook_verdicts(notebook: str, df: pd.DataFrame, profile: Profile, *, sens
     header = _header(table, profile).replace("# Claims scorecard", f"### Claims of this notebook ({notebook})")
     return header + "\n" + scorecard_markdown(table) + \
         "\nDefinitions: `amuro_utils/claims.py` and the scorecard `figures/<profile>/claims.md`.\n"
-
-
-if __name__ == "__main__":
-    import argparse
-
-    from .paths import results_dir
-    from .profiles import get_profile
-    from .results import Store, load_paper_results
-
-    parser = argparse.ArgumentParser(description="Write figures/<profile>/claims.md and claims.csv: every claim of "
-                                                 "both papers judged on a profile's results.")
-    parser.add_argument("--profile", default="paper-reference")
-    parser.add_argument("--method", default="full")
-    args = parser.parse_args()
-    chosen = get_profile(args.profile)
-    if chosen.results_source == "paper":
-        frame = load_paper_results()
-    else:
-        frame = Store(results_dir(chosen.name) / "records").frame(items=True)
-    sensitivity_csv = results_dir(chosen.name) / "sensitivity.csv"
-    sens = pd.read_csv(sensitivity_csv) if sensitivity_csv.exists() else None
-    for path in write_scorecard(evaluate_all(frame, chosen, sensitivity=sens, method=args.method), chosen):
-        print(path)

@@ -201,9 +201,10 @@ def breakdown(job: Job, throughput: dict, knobs: Knobs = Knobs()) -> dict[str, f
         raise ValueError(f"ladder {job.profile.ladder!r} has no model entry in throughput.json "
                          f"(have {sorted(throughput['models'])}); GPU-hour estimates need its parameter count")
     seconds = {"train": _train_seconds(job, throughput, knobs), **_eval_seconds(job, throughput, knobs)}
-    if job.notebook == "pretrain_probe":  # Springer sensitivity probe: one held-out forward per σ
+    if job.notebook == "pretrain_probe":  # Springer sensitivity probe: held-out forwards, clean + each noise draw
         profile, e = job.profile, throughput["entry"]
-        tokens = len(profile.sensitivity.sigmas) * profile.sensitivity.tokens
+        probe = profile.sensitivity
+        tokens = (1 + probe.seeds * sum(map(len, probe.readings().values()))) * probe.tokens
         rate = e.get("prefill_tokens_per_s") or flops_derived(e, throughput["models"][profile.ladder])[
             "prefill_tokens_per_s"]
         seconds["sensitivity"] = tokens / rate

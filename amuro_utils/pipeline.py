@@ -467,37 +467,74 @@ def run_instruction_tuning(profile: Profile, ckpt="all", *, progress: bool = Tru
 # Springer et al. 2025: progressive sensitivity
 
 
-def sensitivity(profile: Profile, ckpt="all", *, enabled: bool = True) -> pd.DataFrame:
-    """Δ held-out loss after Gaussian noise on every weight, per checkpoint and noise level (Springer et al. 2025).
+def _sensitivity_path(profile: Profile, ckpt: ladder.Checkpoint) -> Path:
+    return results_dir(profile.name) / "sensitivity" / f"{ckpt.label}.json"
 
-    Each checkpoint's rows are cached in results/<profile>/sensitivity/<ckpt>.json with their settings identity and
-    recomputed when it changes. Empty when disabled or when the profile's results are released numbers.
-    """
-    columns = ["ckpt", "step", "sigma", "loss", "delta_loss"]
+
+def _cached_sensitivity(profile: Profile, point: ladder.Checkpoint) -> pd.DataFrame | None:
+    """A checkpoint's probe rows if they were made under the current settings identity, else None."""
+    path = _sensitivity_path(profile, point)
+    if not path.is_file():
+        return None
+    try:
+        cached = json.loads(path.read_text())
+    except ValueError:
+        log.warning("sensitivity rows %s are not valid JSON: recomputing", path)
+        return None
+    wanted = plan.sensitivity_identity(profile, point)
+    if cached.get("identity_hash") != identity.digest(wanted):
+        log.warning("sensitivity rows %s were made under other settings (changed: %s): recomputing", path,
+                    ", ".join(identity.changed_fields(cached.get("identity"), wanted)))
+        return None
+    frame = pd.DataFrame(cached["rows"], columns=list(probe.FRAME_COLUMNS))
+    frame["block_deltas"] = [np.asarray(d, dtype=float) for d in frame["block_deltas"]]
+    frame.insert(0, "step", cached["step"])
+    frame.insert(0, "ckpt", point.label)
+    return frame
+
+
+def sensitivity(profile: Profile, ckpt="all", *, enabled: bool = True, progress: bool = True) -> pd.DataFrame:
+    """Springer et al. (2025) progressive sensitivity of each checkpoint named by `ckpt` (amuro_utils.sensitivity):
+    one row per (ckpt, scaling, magnitude, seed) with ckpt, step, scaling, magnitude, seed, base_loss, loss,
+    delta_loss, block_deltas, n_tokens. Each checkpoint's rows are cached in results/<profile>/sensitivity/<ckpt>.json
+    with their settings identity and recomputed when it changes. Empty when disabled or for released numbers."""
+    columns = ["ckpt", "step", *probe.FRAME_COLUMNS]
     if not enabled or not runs_models(profile):
         return pd.DataFrame(columns=columns)
-    folder = results_dir(profile.name) / "sensitivity"
-    rows, blocks = [], None
+    settings, frames, blocks = profile.sensitivity, [], None
     for point in checkpoints(profile, ckpt):
-        wanted = plan.sensitivity_identity(profile, point)
-        path = folder / f"{point.label}.json"
-        cached = json.loads(path.read_text()) if path.is_file() else None
-        if cached is None or cached.get("identity_hash") != identity.digest(wanted):
-            if cached is not None:
-                log.warning("sensitivity rows %s were made under other settings (changed: %s): recomputing", path,
-                            ", ".join(identity.changed_fields(cached.get("identity"), wanted)))
-            loaded = load_base(profile, point)
+        frame = _cached_sensitivity(profile, point)
+        if frame is None:
+            loaded = load_base(profile, point, dtype=settings.dtype)
             if blocks is None:  # one ladder, one tokenizer: the held-out text is tokenized once
-                blocks = probe.heldout_token_blocks(loaded.tokenizer, profile.sensitivity.block,
-                                                    profile.sensitivity.tokens)
-            found = probe.probe(loaded.model, blocks, profile.sensitivity.sigmas, seed=profile.sensitivity.seed)
-            cached = {"identity": wanted, "identity_hash": identity.digest(wanted), "step": point.step,
-                      "rows": found}
+                blocks = probe.heldout_token_blocks(loaded.tokenizer, settings.block, settings.tokens)
+            rows = probe.probe(loaded.model, blocks, settings, progress=progress and sys.stderr.isatty())
+            wanted = plan.sensitivity_identity(profile, point)
+            record = {"identity": wanted, "identity_hash": identity.digest(wanted), "step": point.step,
+                      "provenance": _provenance(profile, loaded, None), "rows": rows.to_dict("records")}
+            path = _sensitivity_path(profile, point)
             path.parent.mkdir(parents=True, exist_ok=True)
-            results.atomic_write(path, json.dumps(cached))
+            results.atomic_write(path, json.dumps(identity.plain(record)))
             _release(loaded)
-        rows += [{"ckpt": point.label, "step": cached["step"], **row} for row in cached["rows"]]
-    return pd.DataFrame(rows, columns=columns)
+            frame = _cached_sensitivity(profile, point)
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+
+
+def sensitivity_rows(profile: Profile) -> pd.DataFrame:
+    """The cached, current sensitivity rows of the study's checkpoints (nothing is computed; empty if none)."""
+    frames = []
+    if runs_models(profile):
+        for label in profile.ckpts:
+            try:
+                point = plan.resolve(profile, label)
+            except ladder.LadderError:
+                continue
+            frame = _cached_sensitivity(profile, point)
+            if frame is not None:
+                frames.append(frame)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
+        columns=["ckpt", "step", *probe.FRAME_COLUMNS])
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -549,8 +586,7 @@ class Drawn:
         return f"Written:\n{files}"
 
 
-def draw(profile: Profile, notebook: str, *, overlay_paper: bool = False, enabled: bool = True,
-         sensitivity_rows: pd.DataFrame | None = None) -> Drawn:
+def draw(profile: Profile, notebook: str, *, overlay_paper: bool = False, enabled: bool = True) -> Drawn:
     """Draw a notebook's figures (PDF + PNG) and tables (CSV + markdown) into figures/<profile>/ from its records,
     with the paper's released numbers overlaid if asked. A profile with several fine-tuning methods also gets each
     other method's figures (file suffix `_<method>`) with the leading method's curves drawn dotted beside them.
@@ -574,8 +610,8 @@ def draw(profile: Profile, notebook: str, *, overlay_paper: bool = False, enable
         for stem, make in plots.NOTEBOOK_TABLES.get(notebook, {}).items():
             tables[stem + suffix] = make(df, shown)
             files += plots.write_table(tables[stem + suffix], profile, stem + suffix)
-    if sensitivity_rows is not None and len(sensitivity_rows):
-        files += plots.save(plots.fig_sensitivity(sensitivity_rows, profile), profile, "figS_sensitivity")
+    if notebook == "pretrain_probe" and len(probed := sensitivity_rows(profile)):
+        files += plots.save(plots.fig_sensitivity(probed, profile), profile, "figS_sensitivity")
     if notebook in ("sft", "instruction_tuning") and runs_models(profile):
         training = training_frame(profile)
         training = training[training["method"] == profile.method]
@@ -587,6 +623,47 @@ def draw(profile: Profile, notebook: str, *, overlay_paper: bool = False, enable
             files += plots.save(plots.fig_forgetting(training[training["fine_tune"].isin(names)], profile), profile,
                                 "figS3_forgetting")
     return Drawn(files, tables)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# what each notebook's run shows: the claims of both papers, computed
+
+
+def claim_inputs(profile: Profile) -> dict:
+    """Everything the scorecard judges: the records (with per-item scores), the sensitivity rows and the fine-tuning
+    records (forgetting), of this profile's run or of the authors' release."""
+    return {"df": load_frame(profile, items=True), "sensitivity": sensitivity_rows(profile),
+            "forgetting": training_frame(profile)}
+
+
+def verdicts(profile: Profile, notebook: str) -> str:
+    """Markdown: the verdicts of the claims a notebook's figures bear on (claims.NOTEBOOK_CLAIMS), computed from this
+    run, one table per fine-tuning method. The last notebook also writes the whole scorecard
+    (figures/<profile>/claims.md and .csv)."""
+    from . import claims
+
+    inputs = claim_inputs(profile)
+    parts = [claims.notebook_verdicts(notebook, inputs["df"], profile, sensitivity=inputs["sensitivity"],
+                                      forgetting=inputs["forgetting"], method=method) for method in profile.methods]
+    if notebook == plan.RUN_ORDER[-1]:
+        paths = scorecard(profile, inputs)
+        parts.append(f"The whole scorecard: `{paths[-1]}`")
+    return "\n\n".join(parts)
+
+
+def scorecard(profile: Profile, inputs: dict | None = None) -> list[Path]:
+    """Judge every claim of both papers on this profile's results (each fine-tuning method) and write
+    figures/<profile>/claims.md and claims.csv (other methods: claims_<method>.*)."""
+    from . import claims
+
+    inputs = inputs or claim_inputs(profile)
+    written = []
+    for method in profile.methods:
+        table = claims.evaluate_all(inputs["df"], profile, sensitivity=inputs["sensitivity"],
+                                    forgetting=inputs["forgetting"], method=method)
+        stem = "claims" if method == profile.method else f"claims_{method}"
+        written += claims.write_scorecard(table, profile, stem=stem)
+    return written
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -614,3 +691,14 @@ def require(df: pd.DataFrame, profile: Profile, fine_tunes: list[str]) -> None:
                        for f in lacking})
         raise RuntimeError(f"no records for fine_tune {lacking} in profile {profile.name!r}; run first:\n  "
                            + "\n  ".join(cmds))
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Judge every claim of both papers on a profile's recorded results (or "
+                                                 "the authors' release): figures/<profile>/claims.md and claims.csv.")
+    parser.add_argument("--profile", default="paper-reference")
+    chosen = setup(parser.parse_args().profile)
+    print("\n".join(map(str, scorecard(chosen))))
+

@@ -637,49 +637,75 @@ def fig7_ood(df: pd.DataFrame, profile: Profile, *, overlay: pd.DataFrame | None
 # Springer et al. 2025: progressive sensitivity
 
 
+SCALING_TITLES = {"init": "noise std = γ × each tensor's init std (Springer et al.)",
+                  "relative": "noise std = γ × each tensor's RMS", "isotropic": "noise std = σ on every weight"}
+MAGNITUDE_SYMBOLS = {"init": "γ", "relative": "γ", "isotropic": "σ"}
+
+
+def _sensitivity_table(frame: pd.DataFrame, what: str) -> pd.DataFrame:
+    """A sensitivity.summary() table: `frame` itself if it is one, else the summary of the probe's rows."""
+    from . import sensitivity as springer
+
+    if not isinstance(frame, pd.DataFrame):
+        raise TypeError(f"{what} must be the DataFrame of pipeline.sensitivity() or sensitivity.summary()")
+    if "block_deltas" not in frame.columns and {"ckpt", "scaling", "magnitude", "delta_loss", "ci_low",
+                                                "ci_high"} <= set(frame.columns):
+        return frame
+    lacking = [c for c in ("ckpt", "scaling", "magnitude", "seed", "base_loss", "block_deltas")
+               if c not in frame.columns]
+    if lacking:
+        raise ValueError(f"{what} lacks columns {lacking}; pass the frame of pipeline.sensitivity() (columns ckpt, "
+                         "step, scaling, magnitude, seed, base_loss, loss, delta_loss, block_deltas) or its "
+                         "sensitivity.summary()")
+    return springer.summary(frame)
+
+
 def fig_sensitivity(sensitivity: pd.DataFrame, profile: Profile, *, overlay: pd.DataFrame | None = None):
-    """Springer et al. 2025 probe: Δ held-out loss vs Gaussian noise σ, one line per checkpoint, and per σ over the ladder."""
-    for what, frame in (("sensitivity", sensitivity), ("overlay", overlay)):
-        if frame is None:
-            continue
-        lacking = [c for c in ("ckpt", "sigma", "delta_loss") if c not in frame.columns]
-        if lacking:
-            raise ValueError(f"{what} lacks columns {lacking}; pass the frame of pipeline.sensitivity() "
-                             "(columns ckpt, sigma, loss, delta_loss)")
-    colours, notes = ckpt_colours(profile), _Notes(profile)
-    sigmas = sorted(s for s in sensitivity["sigma"].unique() if s > 0)
-    notes.cells("sensitivity", [c for c in profile.ckpts if c not in set(sensitivity["ckpt"])])
-    fig, (ax_a, ax_b) = _figure(2, 2, panel_size=(5.6, 3.8))
-    for ckpt in profile.ckpts:
-        for frame, is_overlay in ((sensitivity, False), (overlay, True)):
-            if frame is None:
-                continue
-            cell = frame[frame["ckpt"] == ckpt].sort_values("sigma")
-            if len(cell):
-                style = {"color": colours[ckpt], "linestyle": "-", "marker": "o", "markersize": 4}
-                if is_overlay:
-                    style.update(OVERLAY_STYLE)
-                ax_a.plot(cell["sigma"], cell["delta_loss"], **style)
-    ax_a.set_xlabel("noise σ (std of N(0, σ²) added to every weight)")
-    ax_a.set_xticks(sorted(sensitivity["sigma"].unique()))  # the measured σ grid, labelled compactly
-    ax_a.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-    ax_a.set_ylabel("Δ held-out loss (nats/token)")
-    ax_a.set_title("A  loss increase vs noise, per checkpoint", fontsize=10, loc="left")
-    ax_a.grid(alpha=0.3)
-    shades = plt.get_cmap("plasma")
-    handles_b = []
-    for i, sigma in enumerate(sigmas):
-        colour = shades(0.15 + 0.7 * i / max(len(sigmas) - 1, 1))
-        cell = sensitivity[sensitivity["sigma"] == sigma].set_index("ckpt")["delta_loss"]
-        _line(ax_b, cell.reindex(list(profile.ckpts)).to_numpy(dtype=float), np.full(len(profile.ckpts), np.nan),
-              color=colour, linestyle="-", marker="o")
-        handles_b.append(Line2D([], [], color=colour, marker="o", markersize=4, label=f"σ = {sigma:g}"))
-    _ladder_axis(ax_b, profile)
-    ax_b.set_ylabel("Δ held-out loss (nats/token)")
-    ax_b.set_title("B  loss increase over the ladder, per σ", fontsize=10, loc="left")
-    ax_b.legend(handles=handles_b, fontsize=8, loc="upper left", frameon=False)
-    _finish(fig, "Progressive sensitivity (Springer et al. 2025): Gaussian weight perturbation", profile, notes,
-            _ckpt_handles(profile, overlay, lines=True))
+    """Springer et al. 2025 progressive sensitivity: Δ held-out loss over the ladder with its 95 % CI band, one line
+    per noise magnitude, one panel per noise scaling (the profile's default scaling first, in bold)."""
+    table = _sensitivity_table(sensitivity, "sensitivity")
+    over = _sensitivity_table(overlay, "overlay") if overlay is not None else None
+    default = profile.sensitivity.scaling
+    order = list(SCALING_TITLES)
+    scalings = sorted(table["scaling"].unique(), key=lambda s: (s != default, order.index(s) if s in order else 99))
+    notes = _Notes(profile)
+    present = set(table["ckpt"])
+    notes.cells("sensitivity", [c for c in profile.ckpts if c not in present])
+    ncols = max(min(len(scalings), 3), 1)
+    fig, axes = _figure(ncols if len(scalings) <= 3 else len(scalings), ncols,
+                        panel_size=(max(5.2, 9.0 / ncols), 3.8))  # one panel: wide enough for the title
+    x = np.arange(len(profile.ckpts))
+    for panel, (ax, scaling) in enumerate(zip(axes, scalings)):
+        rows = table[table["scaling"] == scaling]
+        magnitudes = sorted(rows["magnitude"].unique())
+        shades = plt.get_cmap("plasma")
+        for i, magnitude in enumerate(magnitudes):
+            colour = shades(0.1 + 0.7 * i / max(len(magnitudes) - 1, 1))
+            cell = rows[rows["magnitude"] == magnitude].set_index("ckpt").reindex(list(profile.ckpts))
+            notes.cells(f"{scaling} {MAGNITUDE_SYMBOLS.get(scaling, 'γ')}={magnitude:g}",  # gaps inside the run
+                        [c for c, v in zip(profile.ckpts, cell["delta_loss"]) if np.isnan(v) and c in present])
+            ax.plot(x, cell["delta_loss"], color=colour, marker="o", markersize=4, linewidth=1.8,
+                    label=f"{MAGNITUDE_SYMBOLS.get(scaling, 'γ')} = {magnitude:g}")
+            ax.fill_between(x, cell["ci_low"].to_numpy(dtype=float), cell["ci_high"].to_numpy(dtype=float),
+                            color=colour, alpha=0.22, linewidth=0)
+            if over is not None:
+                ref = over[(over["scaling"] == scaling) & (over["magnitude"] == magnitude)]
+                ax.plot(x, ref.set_index("ckpt")["delta_loss"].reindex(list(profile.ckpts)), color=colour,
+                        **OVERLAY_STYLE)
+        ax.axhline(0, color="0.3", linewidth=0.8)
+        _ladder_axis(ax, profile)
+        ax.set_ylabel("Δ held-out loss vs unperturbed (nats/token)")
+        tag = " — default" if scaling == default else ""
+        ax.set_title(f"{'ABC'[panel] if panel < 3 else ''}  {scaling}{tag}\n{SCALING_TITLES.get(scaling, scaling)}",
+                     fontsize=9.5, loc="left", fontweight="bold" if scaling == default else "normal")
+        ax.legend(fontsize=8, loc="upper left", frameon=False)
+    seeds = sorted(set(table["n_seeds"])) if "n_seeds" in table else []
+    tokens = sorted(set(table["n_tokens"].dropna())) if "n_tokens" in table else []
+    detail = (f"mean over {'/'.join(map(str, seeds))} noise seeds and {'/'.join(f'{int(t):,}' for t in tokens)} "
+              "scored held-out tokens; band = 95 % CI, bootstrap over seeds and text blocks") if seeds and tokens else ""
+    title = "Progressive sensitivity (Springer et al. 2025): held-out loss rise after Gaussian weight noise"
+    width = int(fig.get_figwidth() * 11)  # characters of a 12-pt title line
+    _finish(fig, "\n".join(textwrap.fill(line, width) for line in (title, detail) if line), profile, notes)
     return fig
 
 

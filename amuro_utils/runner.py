@@ -241,6 +241,7 @@ def main(argv=None) -> int:
     parser.add_argument("--jobs", action="store_true", help="tab-separated job list (id, notebook, parameters)")
     parser.add_argument("--rerun", metavar="JOB", help="force a job (or 'all') to run again, then run the study")
     parser.add_argument("--job", metavar="JOB", help="run this one job (unless done) and mark it; for array tasks")
+
     args = parser.parse_args(argv)
     try:
         profile = get_profile(args.profile)

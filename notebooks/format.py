@@ -29,7 +29,7 @@ results_source: str = ""  # empty: the profile default; run: records of this pro
 overlay_paper: bool = False  # draw the paper's released curves (dotted) beside this run's
 
 # %%
-from IPython.display import display
+from IPython.display import Markdown, display
 
 from amuro_utils import pipeline
 
@@ -43,6 +43,10 @@ drawn = pipeline.draw(prof, "format", overlay_paper=overlay_paper)
 display(*drawn.tables.values())
 
 # %% [markdown]
-# **What it shows.** In the paper, fine-tuned models score best in the format they were trained on and lose much
-# of their gain in the other formats, while base models are roughly indifferent to the format: fine-tuning
-# teaches the format along with the task.
+# ## What this run shows
+# The claims of both papers that these figures bear on, judged on this run's own records: the statistic, its 95 %
+# CI (paired bootstrap over items where records hold per-item scores), the paper's direction and the verdict.
+# Definitions: `amuro_utils/claims.py`; every claim: `figures/<profile>/claims.md`.
+
+# %%
+display(Markdown(pipeline.verdicts(prof, "format")))

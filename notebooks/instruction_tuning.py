@@ -34,6 +34,8 @@ overlay_paper: bool = False  # draw the paper's released curves (dotted) beside 
 make_figures: bool = True  # False for per-checkpoint cluster jobs; a final job with ckpt all draws the figures
 
 # %%
+from IPython.display import Markdown, display
+
 from amuro_utils import pipeline
 
 prof = pipeline.setup(profile, results_source)
@@ -46,12 +48,17 @@ print(prof.description)
 pipeline.run_instruction_tuning(prof, ckpt)
 
 # %% [markdown]
-# ## Figure 4
+# ## Figure 4, and the training-loss curves
+# The loss curves (`figT_instruction_training_loss`) show whether instruction tuning fitted its mixture.
 
 # %%
 pipeline.draw(prof, "instruction_tuning", overlay_paper=overlay_paper, enabled=make_figures)
 
 # %% [markdown]
-# **What it shows.** In the paper, instruction tuning lifts the benchmark scores of every checkpoint by a similar
-# margin, so the ranking of checkpoints is kept; the released LLMBar numbers are not clean measurements (their
-# prompts contained the gold answer — this project builds the prompt from the user turn only).
+# ## What this run shows
+# The claims of both papers that these figures bear on, judged on this run's own records: the statistic, its 95 %
+# CI (paired bootstrap over items where records hold per-item scores), the paper's direction and the verdict.
+# Definitions: `amuro_utils/claims.py`; every claim: `figures/<profile>/claims.md`.
+
+# %%
+display(Markdown(pipeline.verdicts(prof, "instruction_tuning")))

@@ -28,7 +28,7 @@ results_source: str = ""  # empty: the profile default; run: records of this pro
 overlay_paper: bool = False  # draw the paper's released curves (dotted) beside this run's
 
 # %%
-from IPython.display import display
+from IPython.display import Markdown, display
 
 from amuro_utils import pipeline
 
@@ -42,7 +42,10 @@ drawn = pipeline.draw(prof, "ood", overlay_paper=overlay_paper)
 display(*drawn.tables.values())
 
 # %% [markdown]
-# **What it shows.** In the paper, fine-tuning helps out-of-domain sets of the same task for NLI and question
-# generation, barely for summarisation, and appears to *hurt* paraphrase detection — but that last result is an
-# artefact of the paper's QQP/STS-B test splits, whose gold labels are all "no" (see the README; the
-# `fixed` paraphrase splits remove it).
+# ## What this run shows
+# The claims of both papers that these figures bear on, judged on this run's own records: the statistic, its 95 %
+# CI (paired bootstrap over items where records hold per-item scores), the paper's direction and the verdict.
+# Definitions: `amuro_utils/claims.py`; every claim: `figures/<profile>/claims.md`.
+
+# %%
+display(Markdown(pipeline.verdicts(prof, "ood")))

@@ -35,7 +35,7 @@ overlay_paper: bool = False  # draw the paper's released curves (dotted) beside 
 make_figures: bool = True  # False for per-checkpoint cluster jobs; a final job with ckpt all draws the figures
 
 # %%
-from IPython.display import display
+from IPython.display import Markdown, display
 
 from amuro_utils import pipeline
 
@@ -51,14 +51,19 @@ print(prof.description)
 pipeline.run_sft(prof, ckpt, task)
 
 # %% [markdown]
-# ## Figure 3 and Table 5
+# ## Figure 3, Table 5, the training-loss curves and forgetting
+# `figT_sft_training_loss` shows whether each fine-tuning fitted its training set (loss per optimizer step), and
+# `figS3_forgetting` how much it raised the loss on held-out pre-training text (Springer et al.'s forgetting).
 
 # %%
 drawn = pipeline.draw(prof, "sft", overlay_paper=overlay_paper, enabled=make_figures)
 display(*drawn.tables.values())
 
 # %% [markdown]
-# **What it shows.** In the paper, fine-tuning gains are largest for the tasks the base model had not learned
-# during pre-training (the "learned in fine-tuning" group: MNLI, PAWS, XSum, SocialIQa) and small for tasks that
-# pre-training already taught; continued pre-training improves the fine-tuned model in ways the base model's own
-# scores do not reveal.
+# ## What this run shows
+# The claims of both papers that these figures bear on, judged on this run's own records: the statistic, its 95 %
+# CI (paired bootstrap over items where records hold per-item scores), the paper's direction and the verdict.
+# Definitions: `amuro_utils/claims.py`; every claim: `figures/<profile>/claims.md`.
+
+# %%
+display(Markdown(pipeline.verdicts(prof, "sft")))

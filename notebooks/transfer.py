@@ -31,7 +31,7 @@ results_source: str = ""  # empty: the profile default; run: records of this pro
 overlay_paper: bool = False  # draw the paper's released curves (dotted) beside this run's
 
 # %%
-from IPython.display import display
+from IPython.display import Markdown, display
 
 from amuro_utils import pipeline
 
@@ -45,6 +45,10 @@ drawn = pipeline.draw(prof, "transfer", overlay_paper=overlay_paper)
 display(*drawn.tables.values())
 
 # %% [markdown]
-# **What it shows.** In the paper, fine-tuning on a classification task destroys most of the model's generation
-# ability (MRC −61.4 %: the model answers with label words), while fine-tuning on a generation task leaves
-# classification essentially unchanged (+0.3 %).
+# ## What this run shows
+# The claims of both papers that these figures bear on, judged on this run's own records: the statistic, its 95 %
+# CI (paired bootstrap over items where records hold per-item scores), the paper's direction and the verdict.
+# Definitions: `amuro_utils/claims.py`; every claim: `figures/<profile>/claims.md`.
+
+# %%
+display(Markdown(pipeline.verdicts(prof, "transfer")))

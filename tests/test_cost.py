@@ -107,7 +107,8 @@ def test_report_states_total_against_paper_and_goal(throughput, capsys):
     assert f"Total: {total:.1f} GPU-hours (paper: ~1,067 A100-hours; goal: <= 10 H100-hours)." in out
     assert f"exceeds the goal by {total - 10:.1f} h" in out and "estimate-flops" in out
     cost.main(["--profile", "tiny"])
-    assert "Profile 'tiny': 42 jobs, none needing a GPU estimate (runs on cpu)." in capsys.readouterr().out
+    # 4 base + 4 × 4 supervised + 5 instruction-tuning jobs (the overtraining pair's step550000 too)
+    assert "Profile 'tiny': 25 jobs, none needing a GPU estimate (runs on cpu)." in capsys.readouterr().out
 
 
 def test_seeds_multiply_the_training_cost(throughput):

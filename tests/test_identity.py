@@ -114,9 +114,9 @@ def test_dataset_variants_live_side_by_side(tmp_path):
 def test_sensitivity_identity_follows_the_noise_grid():
     point = identity.model_identity("amuro-local/tiny-olmo", "a" * 40)
     base = identity.sensitivity_identity(point, TINY.sensitivity, TINY.tiny_ladder)
-    other = identity.sensitivity_identity(point, dataclasses.replace(TINY.sensitivity, sigmas=(0.0, 0.05)),
+    other = identity.sensitivity_identity(point, dataclasses.replace(TINY.sensitivity, magnitudes=(0.5, 1.0)),
                                           TINY.tiny_ladder)
-    assert identity.changed_fields(base, other) == ["probe.sigmas"]
+    assert identity.changed_fields(base, other) == ["probe.magnitudes"]
 
 
 def test_cosmetic_and_execution_settings_change_nothing(tmp_path):
@@ -227,7 +227,8 @@ def test_changed_lr_recomputes_only_that_fine_tune_end_to_end(offline_olmo_hub, 
     prof = dataclasses.replace(
         PAPER, name="identity-test", ckpts=("main",), tasks=(mnli,), data_source="offline", eval_limit=6,
         eval_batch_size=4, max_length=512, device="cpu", eval_dtype="float32", formats=("default",),
-        prune_revisions=False, sensitivity=SensitivitySettings(sigmas=(0.0, 0.01), tokens=128, block=64))
+        prune_revisions=False,
+        sensitivity=SensitivitySettings(magnitudes=(1.0,), seeds=1, tokens=128, block=64, batch_size=4, also={}))
     pipeline.run_base(prof, "main", progress=False)
     pipeline.run_sft(prof, "main", "mnli", progress=False)
     before = {p.relative_to(tmp_path): json.loads(p.read_text())["provenance"]["created"]

@@ -194,7 +194,8 @@ def test_unigram_entropy_in_nats():
 
 def test_tiny_settings_follow_the_profile():
     settings = tiny_settings(TINY)
-    assert settings.save_steps == (10, 20, 40, 60, 80, 120, 160) and settings.total_steps == 160
+    # every named rung (the paper's labels) is saved: 10, 20, then the paper's fractions of 160 steps
+    assert settings.save_steps == (10, 20, 74, 92, 110, 119, 128, 159, 160) and settings.total_steps == 160
     with pytest.raises(LadderError, match="uses hub ladder 'olmo-1b'"):
         tiny_settings(PAPER)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 
+import pandas as pd
 import pytest
 import torch
 
@@ -24,7 +25,7 @@ def _paper_like(tmp_path, monkeypatch):
         instruction=dataclasses.replace(PAPER.instruction, benchmarks=("arc_easy",), llmbar=("llmbar_Natural",)),
         data_source="offline", eval_limit=6, eval_batch_size=4, max_length=512, device="cpu", eval_dtype="float32",
         formats=("default", "instruct"), prune_revisions=False,
-        sensitivity=SensitivitySettings(sigmas=(0.0, 0.005, 0.01, 0.02), tokens=256, block=64))
+        sensitivity=SensitivitySettings(magnitudes=(3.0,), seeds=2, tokens=512, block=64, batch_size=8, also={}))
 
 
 def test_paper_code_path_through_the_offline_hub(offline_olmo_hub, tmp_path, monkeypatch):
@@ -55,10 +56,13 @@ def test_paper_code_path_through_the_offline_hub(offline_olmo_hub, tmp_path, mon
     assert pipeline.run_sft(prof, "step424000", "mnli", progress=False)["status"].tolist() == ["recorded"]
     assert pipeline.run_base(prof, "step424000", progress=False) == 0
 
-    sens = pipeline.sensitivity(prof, "step424000")
-    assert list(sens["sigma"]) == list(prof.sensitivity.sigmas) and sens["delta_loss"].iloc[0] == 0.0
-    assert sens["delta_loss"].iloc[-1] > 0  # σ = 0.02 noise on every weight raises the held-out loss
-    assert sens["step"].unique().tolist() == [424000]
+    sens = pipeline.sensitivity(prof, "step424000", progress=False)
+    assert list(sens["seed"]) == [0, 1] and set(sens["ckpt"]) == {"step424000"} and set(sens["step"]) == {424000}
+    assert (sens["delta_loss"] > 0).all()  # noise of 3× the init spread raises the held-out loss
+    assert sens["block_deltas"].iloc[0].shape == (8,)
+    monkeypatch.setattr(pipeline, "load_base", lambda *a, **k: pytest.fail("a cached checkpoint was reloaded"))
+    cached = pipeline.sensitivity(prof, "step424000", progress=False)  # read back from its JSON
+    pd.testing.assert_frame_equal(cached.drop(columns="block_deltas"), sens.drop(columns="block_deltas"))
 
 
 def test_missing_records_name_the_notebook_to_run(tmp_path, monkeypatch):

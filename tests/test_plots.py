@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -16,7 +18,10 @@ import pytest  # noqa: E402
 from amuro_utils import plots  # noqa: E402
 from amuro_utils.profiles import ckpt_step, get_profile  # noqa: E402
 
-TINY = get_profile("tiny")
+# The tiny profile's tasks and sets on a seven-rung ladder named by its own steps (no named rungs), so that every
+# panel has seven known points; the tiny profile's own rung labels are tested in test_rung_ticks_show_the_ladder_step.
+TINY = replace(get_profile("tiny"), ckpts=("step10", "step20", "step40", "step60", "step80", "step120", "main"),
+               rungs=None)
 TICKS = ["10", "20", "40", "60", "80", "120", "main"]
 
 
@@ -201,17 +206,39 @@ def test_fig3b_gain_bars_group_means(frame):
     assert "mnli_matched←mnli: step40" in _footnote(fig)
 
 
-def test_sensitivity_lines_per_checkpoint():
-    sens = pd.DataFrame([{"ckpt": c, "sigma": s, "loss": 3.0, "delta_loss": s * (i + 1)}
-                         for i, c in enumerate(TINY.ckpts[:-1]) for s in (0.0, 0.01, 0.02)])
-    fig = plots.fig_sensitivity(sens, TINY)
-    by_sigma, over_ladder = fig.axes
-    colours = plots.ckpt_colours(TINY)
-    assert [_rgba(line.get_color()) for line in by_sigma.get_lines()] == [_rgba(colours[c]) for c in TINY.ckpts[:-1]]
-    assert len(over_ladder.get_lines()) == 2 and np.isnan(over_ladder.get_lines()[0].get_ydata()[-1])
+def _sensitivity_rows(ckpts, readings, n_seeds=3, n_blocks=20):
+    rng = np.random.default_rng(0)
+    return pd.DataFrame([
+        {"ckpt": c, "step": i, "scaling": scaling, "magnitude": m, "seed": s, "base_loss": 7.0,
+         "block_deltas": m * 0.01 * (i + 1) + rng.normal(0, 0.002, n_blocks), "n_tokens": n_blocks * 127}
+        for i, c in enumerate(ckpts) for scaling, mags in readings.items() for m in mags for s in range(n_seeds)])
+
+
+def test_sensitivity_panel_per_scaling_with_ci_bands():
+    from amuro_utils import sensitivity
+
+    frame = _sensitivity_rows(TINY.ckpts[:-1], {"relative": (0.1,), "init": (0.5, 1.0)})
+    fig = plots.fig_sensitivity(frame, TINY)
+    default, other = fig.axes
+    assert default.get_title(loc="left").startswith("A  init — default") and "init std" in default.get_title("left")
+    assert other.get_title(loc="left").startswith("B  relative")
+    assert [t.get_text() for t in default.get_legend().get_texts()] == ["γ = 0.5", "γ = 1"]
+    table = sensitivity.summary(frame)
+    for line, gamma in zip(default.get_lines()[:2], (0.5, 1.0)):
+        expected = table[(table["scaling"] == "init") & (table["magnitude"] == gamma)]["delta_loss"].to_numpy()
+        np.testing.assert_allclose(line.get_ydata()[:-1], expected)
+        assert np.isnan(line.get_ydata()[-1])  # main is missing: a gap
+    band = default.collections[1].get_paths()[0].vertices[:, 1]
+    init_1 = table[(table["scaling"] == "init") & (table["magnitude"] == 1.0)]
+    assert band.max() == pytest.approx(init_1["ci_high"].max()) and band.min() == pytest.approx(init_1["ci_low"].min())
+    assert default.get_ylabel() == "Δ held-out loss vs unperturbed (nats/token)"
+    assert default.get_xlabel() == plots.LADDER_XLABEL
     assert _footnote(fig) == "missing cells (drawn as gaps): sensitivity: main"
-    with pytest.raises(ValueError, match=r"lacks columns \['delta_loss'\]"):
-        plots.fig_sensitivity(sens.drop(columns="delta_loss"), TINY)
+    assert "mean over 3 noise seeds and 2,540 scored held-out tokens; band = 95 % CI" in " ".join(
+        fig._suptitle.get_text().split())
+    plots.fig_sensitivity(table, TINY)  # a summary table draws the same figure
+    with pytest.raises(ValueError, match=r"lacks columns \['block_deltas'\]"):
+        plots.fig_sensitivity(frame.drop(columns="block_deltas"), TINY)
 
 
 def test_bad_frames_get_clear_errors(frame):
@@ -246,3 +273,13 @@ def test_paper_reference_fig6_states_the_papers_mean_relative_changes():
     assert fig.axes[2].get_title() == "Class→Gen: mean relative change = -61.46 % (32 pair × checkpoint rows)"
     assert fig.axes[3].get_title() == "Gen→Class: mean relative change = +0.31 % (32 pair × checkpoint rows)"
     assert "[authors' released numbers]" in _title(fig)
+
+
+def test_rung_ticks_show_the_ladder_step():
+    tiny = get_profile("tiny")
+    assert [plots.tick_label(tiny, c) for c in tiny.ckpts] == ["1k\n(10)", "18k\n(20)", "342k\n(74)", "main\n(160)"]
+    fig, ax = plt.subplots()
+    plots._ladder_axis(ax, tiny)
+    assert ax.get_xlabel() == plots.LADDER_XLABEL + "; in brackets, the tiny ladder's own step"
+    assert [plots.tick_label(get_profile("paper"), c) for c in ("step1000", "main")] == ["1k", "main"]
+
