@@ -45,9 +45,12 @@ LADDERS = {
     "pythia-1b": Ladder(
         "pythia-1b", "EleutherAI/pythia-1b", r"step(?P<step>\d+)", 0, "<|endoftext|>", 1, "<|padding|>",
         note="154 branches: step0, step1 … step512 (log-spaced), step1000 … step143000; main == step143000."),
+    "pythia-160m": Ladder(
+        "pythia-160m", "EleutherAI/pythia-160m", r"step(?P<step>\d+)", 0, "<|endoftext|>", 1, "<|padding|>",
+        note="Pythia-160M (12 layers, d_model 768): the same 154 branches and tokenizer as pythia-1b."),
     "olmo-2-0425-1b": Ladder(
         "olmo-2-0425-1b", "allenai/OLMo-2-0425-1B", r"(?:stage1-)?step(?P<step>\d+)-tokens\d+B",
-        100257, None, 100277, None,
+        100257, "<|endoftext|>", 100277, "<|pad|>",
         note="Stage-1 branches stage1-stepN-tokensMB (some lack the stage1- prefix); stage-2 branches "
              "(stage2-ingredientK-…) resolve only by their full name."),
     "olmo-1b-0724": Ladder(

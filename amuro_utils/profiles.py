@@ -7,6 +7,7 @@ draws every figure from the authors' released numbers instead of a run.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -368,3 +369,82 @@ def get_profile(name: str) -> Profile:
         return PROFILES[name]
     except KeyError:
         raise ValueError(f"unknown profile {name!r}; available: {sorted(PROFILES)}") from None
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# More ladders: the paper's recipe on other model families, at the paper's fractions of pre-training.
+# Labels stay "stepN" (each family's own step) so that figures, tables and claims need nothing per family; they are
+# resolved to hub branches by listing the repo's refs at run time (amuro_utils.ladder), and a label whose branch
+# does not exist is refused with the nearest branches listed.
+
+PAPER_FINAL_STEP = 738_020  # OLMo-1B-hf's last branch, step738020-tokens3094B (= main)
+# The paper's rungs as fractions of pre-training: ≈ 0.14 %, 2.4 %, 46 %, 57 %, 68 %, 80 %, 100 %
+PAPER_FRACTIONS = tuple(ckpt_step(c) / PAPER_FINAL_STEP for c in PAPER_CKPTS if ckpt_step(c) is not None)
+# Springer et al.'s earlier rung, 2.3T of 3.1T tokens (PAPER.overtraining_pair[0])
+SPRINGER_FRACTION = 550_000 / PAPER_FINAL_STEP
+
+# Pythia (PROTOCOL B §1.3): step0, step1, 2, 4 … 512, then every 1000 steps to step143000 (~300B tokens, 2M/step).
+PYTHIA_STEPS = (0, *(2 ** i for i in range(10)), *range(1000, 143_001, 1000))
+PYTHIA_FINAL_STEP = 143_000
+# OLMo-2-0425-1B stage 1 (4T tokens, ~2.1M/step) ends at stage1-step1907359-tokens4001B. ASSUMED grid: every 10,000
+# steps. Branches seen in public code that reference the repo are all on it (stage1-step10000-tokens21B, …20000,
+# 30000, 40000, 50000, 100000, 140000, 150000, 300000, 480000, 800000, 950000, 990000, 1140000) besides
+# stage1-step300-tokens1B, stage1-step23100-tokens49B and the final step; the hub listing itself could not be read
+# offline. A rung that does not exist fails at resolution, naming the nearest branches.
+OLMO2_FINAL_STAGE1_STEP = 1_907_359
+OLMO2_STAGE1_STEPS = (*range(0, OLMO2_FINAL_STAGE1_STEP, 10_000), OLMO2_FINAL_STAGE1_STEP)
+OLMO2_STAGE2_STEPS = 23_852  # stage2-ingredient3-step23852-tokens51B: the mid-trained model `main` serves
+
+
+def steps_at_fractions(steps, final_step: int, fractions=PAPER_FRACTIONS) -> tuple[int, ...]:
+    """For each fraction of `final_step`, the available training step nearest to it in ratio (|log s/target|, so
+    an early rung is matched as closely as a late one; step 0, the untrained model, is never chosen)."""
+    positive = sorted(s for s in steps if s > 0)
+    if not positive:
+        raise ValueError("steps_at_fractions needs at least one positive step")
+    return tuple(min(positive, key=lambda s: (abs(math.log(s / (f * final_step))), s)) for f in fractions)
+
+
+PYTHIA_1B = replace(
+    PAPER,
+    name="pythia-1b",
+    description=("The paper's recipe on the Pythia-1B ladder (EleutherAI/pythia-1b, stepN branches) at the paper's "
+                 "fractions of pre-training; the final rung is step143000 (= main's weights)."),
+    ladder="pythia-1b",
+    # steps_at_fractions(PYTHIA_STEPS, 143000): 0.18 %, 2.8 %, 46 %, 57 %, 69 %, 80 %, 100 %. The final rung is
+    # labelled step143000, not main: main holds the same weights under a later commit (the safetensors upload),
+    # so only the step label carries its step into the tables and claims.
+    ckpts=("step256", "step4000", "step66000", "step82000", "step98000", "step115000", "step143000"),
+    table5_main_step=None,
+    overtraining_pair=("step107000", "step143000"),  # 74.5 % vs 100 % of pre-training, as 2.3T vs 3.1T tokens
+    figure_note="Pythia-1B ladder, the paper's recipe",
+)
+
+PYTHIA_160M = replace(
+    PYTHIA_1B,
+    name="pythia-160m",
+    description=("The paper's recipe on the Pythia-160M ladder (EleutherAI/pythia-160m): the pythia-1b profile's "
+                 "checkpoints on a model 6x smaller."),
+    ladder="pythia-160m",
+    figure_note="Pythia-160M ladder, the paper's recipe",
+)
+
+OLMO2_1B = replace(
+    PAPER,
+    name="olmo2-1b",
+    description=("The paper's recipe on the OLMo-2-0425-1B ladder (stage-1 branches stage1-stepN-tokensMB) at the "
+                 "paper's fractions of pre-training; step1907359 ends stage 1, main is the stage-2 (Dolmino "
+                 "mid-trained, +50B tokens) release."),
+    ladder="olmo-2-0425-1b",
+    # steps_at_fractions(OLMO2_STAGE1_STEPS, 1907359): 0.52 %, 2.6 %, 46 %, 58 %, 69 %, 80 %, 100 % of stage 1
+    ckpts=("step10000", "step50000", "step880000", "step1100000", "step1310000", "step1530000", "step1907359",
+           "main"),
+    # main has no stage-1 step (its branch is stage2-ingredient3-step23852-tokens51B): Table 5 places it after the
+    # stage-2 steps
+    table5_main_step=OLMO2_FINAL_STAGE1_STEP + OLMO2_STAGE2_STEPS,
+    # both rungs in stage 1, so that mid-training does not confound the comparison
+    overtraining_pair=("step1420000", "step1907359"),
+    figure_note="OLMo-2-0425-1B ladder, the paper's recipe (main = stage 2)",
+)
+
+PROFILES.update({p.name: p for p in (PYTHIA_1B, PYTHIA_160M, OLMO2_1B)})

@@ -62,7 +62,7 @@ def test_unknown_ckpt_lists_the_nearest(offline_olmo_hub):
 
 def test_unknown_ladder_lists_ladders():
     with pytest.raises(LadderError, match=r"unknown ladder 'olmo-7b'; available: \['olmo-1b', 'olmo-1b-0724', "
-                                          r"'olmo-2-0425-1b', 'pythia-1b', 'tiny-olmo'\]"):
+                                          r"'olmo-2-0425-1b', 'pythia-160m', 'pythia-1b', 'tiny-olmo'\]"):
         resolve("olmo-7b", "main")
 
 
