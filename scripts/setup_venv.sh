@@ -3,7 +3,7 @@
 # AMURO_VENV (an existing environment with a CUDA torch, e.g. $CONDA_PREFIX) on GPU machines.
 VENV="${AMURO_VENV:-.venv}"
 PY="$VENV/bin/python"
-if ! { [ -x "$PY" ] && "$PY" -c "import amuro_utils, papermill, torch, pytest, jupyterlab, ipywidgets, playwright" \
+if ! { [ -x "$PY" ] && "$PY" -c "import amuro_utils, papermill, torch, pytest, jupyterlab, ipywidgets, playwright, peft" \
          2>/dev/null; }; then
   echo "== setting up $VENV (first run only)"
   [ -x "$PY" ] || python3 -m venv "$VENV"
@@ -11,4 +11,4 @@ if ! { [ -x "$PY" ] && "$PY" -c "import amuro_utils, papermill, torch, pytest, j
   "$PY" -c "import torch" 2>/dev/null || "$PY" -m pip install -q "${AMURO_TORCH_SPEC:-torch==2.13.0}"
   "$PY" -m pip install -q -e ".[test]"
 fi
-export PATH="$PWD/$VENV/bin:$PATH"
+case "$VENV" in /*) export PATH="$VENV/bin:$PATH" ;; *) export PATH="$PWD/$VENV/bin:$PATH" ;; esac
