@@ -345,12 +345,12 @@ def load(ladder, ckpt, device=None, dtype=None, cache_dir=None, *, listing_dir=N
     branch = ckpt.branch
     snapshot = _snapshot(ladder.repo, branch, cache)
     _check_snapshot(snapshot)
-    # A cached revision is loaded without touching the network (no HEAD requests, no retries on a dead network);
-    # released branches do not move.
-    hub = {"revision": branch, "cache_dir": cache, "local_files_only": snapshot is not None}
+    # A cached revision is loaded from its snapshot folder, without touching the network (no HEAD requests, e.g.
+    # transformers' look-up of a peft adapter_config.json, and no retries on a dead network); branches do not move.
+    source, hub = ((snapshot, {}) if snapshot is not None
+                   else (ladder.repo, {"revision": branch, "cache_dir": cache}))
     try:
-        model, info = AutoModelForCausalLM.from_pretrained(ladder.repo, dtype=dtype, output_loading_info=True,
-                                                           **hub)
+        model, info = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, output_loading_info=True, **hub)
     except Exception:
         _check_snapshot(_snapshot(ladder.repo, branch, cache))  # a freshly downloaded file may be the cause
         raise
@@ -361,7 +361,7 @@ def load(ladder, ckpt, device=None, dtype=None, cache_dir=None, *, listing_dir=N
             f"{ladder.repo}@{branch} does not match {type(model).__name__}: {detail}. Loading it anyway would "
             "leave those weights randomly initialised (the old-format OLMo gotcha, PROTOCOL B §1.1); use the "
             "native -hf repo or convert the checkpoint.")
-    tokenizer = AutoTokenizer.from_pretrained(ladder.repo, **hub)
+    tokenizer = AutoTokenizer.from_pretrained(source, **hub)
     _check_tokenizer(ladder, tokenizer, model.get_input_embeddings().weight.shape[0])
     snapshot = _snapshot(ladder.repo, branch, cache)
     provenance = {"ladder": ladder.name, "repo": ladder.repo, "ckpt": ckpt.label, "revision": branch,
