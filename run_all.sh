@@ -7,6 +7,7 @@
 #   ./run_all.sh --profile paper --dry-run   print the plan: one papermill command per job, with GPU-hour estimates
 #   ./run_all.sh --status             every job and record of the plan: done, stale (changed settings) or missing
 #   ./run_all.sh --rerun JOB|all      force a job (or every job) to run again; its old records are kept aside
+#   ./run_all.sh --over-budget        run a CPU profile whose estimated wall time exceeds its budget_s anyway
 #   ./run_all.sh --profile paper --slurm DIR [--partition P] [--account A] [--sbatch-option OPT]... [--submit]
 #                                     write SLURM job arrays (one per stage, chained with afterok) for the unfinished jobs
 #
@@ -18,9 +19,9 @@ CALLER_DIR=$PWD  # --slurm DIR is relative to where the user stands
 cd "$(dirname "$0")"
 
 usage() {
-  sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'
   echo
-  echo "Options: --profile NAME  --dry-run  --status  --rerun JOB|all  --slurm DIR  --partition P  --account A"
+  echo "Options: --profile NAME  --dry-run  --status  --rerun JOB|all  --over-budget  --slurm DIR  --partition P  --account A"
   echo "         --sbatch-option OPT  --submit  --help"
 }
 
@@ -33,7 +34,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --profile) [ $# -ge 2 ] || { echo "--profile needs a name (tiny, paper, paper-reference)" >&2; exit 2; }; PROFILE="$2"; shift 2 ;;
     --profile=*) PROFILE="${1#*=}"; shift ;;
-    --dry-run|--status) ARGS+=("$1"); shift ;;
+    --dry-run|--status|--over-budget) ARGS+=("$1"); shift ;;
     --rerun) [ $# -ge 2 ] || { echo "--rerun needs a job id (see --status) or 'all'" >&2; exit 2; }; ARGS+=(--rerun "$2"); shift 2 ;;
     --rerun=*) ARGS+=(--rerun "${1#*=}"); shift ;;
     --slurm) needs_value "$@"; SLURM_DIR="$2"; shift 2 ;;

@@ -339,6 +339,169 @@ def preflight(profile: Profile, job: Job, *, free_disk: int | None = None, gpu_m
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# CPU wall time of a local profile (tiny, smoke): priced from a measured run, checked against the profile's budget
+
+CPU_THROUGHPUT_FILE = DATA_DIR / "cpu_throughput.json"
+MODEL_NOTEBOOKS = ("pretrain_probe", "sft", "instruction_tuning")
+
+
+class BudgetError(RuntimeError):
+    """A profile whose estimated wall time exceeds its declared budget (refused before anything runs)."""
+
+
+def _json_files(folder: Path, pattern: str) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted(folder.glob(pattern)) if p.is_file()]
+
+
+def _units(notebook: str, model_jobs) -> int:
+    """What a model notebook's per-unit overhead (loading, saving, forgetting losses, sensitivity) scales with."""
+    if notebook == "pretrain_probe":
+        return len(model_jobs)
+    return sum(len(job.fine_tunes) for job in model_jobs)
+
+
+def _cpu_work(profile: Profile, nb, rates: dict) -> float:
+    """Seconds of measured-rate work in one papermill job: ladder pre-training, fine-tuning, evaluation."""
+    from .tiny_ladder import tiny_settings
+
+    seconds = 0.0
+    if nb.notebook == "pretrain_probe" and nb.model_jobs and profile.tiny_ladder is not None:
+        st = tiny_settings(profile)
+        seconds += rates["pretrain_s_per_token"] * st.total_steps * st.batch_size * st.seq_len
+    for job in nb.model_jobs:
+        for run in job.fine_tunes:
+            rate = rates["train_s_per_example_epoch"].get(run.train_set)
+            if rate is None:
+                raise KeyError(f"train set {run.train_set!r}")
+            seconds += rate * run.n_train * run.train.epochs
+        for eval_set, _ in job.evals:
+            rate, items = rates["eval_s_per_item"].get(eval_set, (None, None))
+            if rate is None:
+                raise KeyError(f"eval set {eval_set!r}")
+            n = profile.eval_limit if items >= rates["eval_limit"] else min(items, profile.eval_limit)
+            seconds += rate * n * max(1, len(job.fine_tunes))
+    return seconds
+
+
+def calibrate_cpu(profile: Profile, root: Path | None = None) -> dict:
+    """Per-unit CPU costs measured by a finished run of `profile` (its records, fine-tuning records, job markers
+    and ladder summary): the rates `cpu_estimate` prices any local profile with."""
+    from .paths import results_dir
+    from .plan import notebook_jobs
+
+    root = Path(root or results_dir(profile.name))
+    markers = {p.stem: json.loads(p.read_text())["seconds"] for p in (root / "jobs").glob("*.done")}
+    missing = [nb.id for nb in notebook_jobs(profile) if nb.id not in markers]
+    if missing or profile.eval_limit is None:
+        raise ValueError(f"calibrate from a finished run with an eval_limit: {root} lacks jobs {missing}")
+    evals: dict[str, list[float]] = {}
+    from .results import Store
+
+    for record in (json.loads(p.read_text()) for p in Store(root / "records").files()):
+        seconds, n = record["metrics"].get("seconds"), len(record.get("scores") or [])
+        if seconds is not None and n:
+            evals.setdefault(record["key"]["eval_set"], [0.0, 0.0, 0])
+            evals[record["key"]["eval_set"]][0] += seconds
+            evals[record["key"]["eval_set"]][1] += n
+            evals[record["key"]["eval_set"]][2] = max(evals[record["key"]["eval_set"]][2], n)
+    train: dict[str, list[float]] = {}
+    for record in _json_files(root / "fine_tunes", "*/*.json"):
+        spec = record["identity"]["weights"]["fine_tune"]
+        done = record["n_examples"] * spec["settings"]["epochs"]
+        train.setdefault(spec["data"]["name"], [0.0, 0.0])
+        train[spec["data"]["name"]][0] += record["seconds"]
+        train[spec["data"]["name"]][1] += done
+    rates = {"eval_limit": profile.eval_limit,
+             "eval_s_per_item": {k: (s / n, int(most)) for k, (s, n, most) in sorted(evals.items())},
+             "train_s_per_example_epoch": {k: s / n for k, (s, n) in sorted(train.items())}}
+    ladder_file = root / "tiny_ladder.json"
+    if ladder_file.exists():
+        summary = json.loads(ladder_file.read_text())
+        st = summary["settings"]
+        rates["pretrain_s_per_token"] = summary["wall_s"] / (st["total_steps"] * st["batch_size"] * st["seq_len"])
+    overhead = {}
+    for nb in notebook_jobs(profile):
+        left = markers[nb.id] - _cpu_work(profile, nb, {**rates, "pretrain_s_per_token": 0.0}
+                                          if nb.notebook != "pretrain_probe" else rates)
+        units = _units(nb.notebook, nb.model_jobs) if nb.model_jobs else 0
+        overhead[nb.notebook] = {"per_unit_s": max(left, 0.0) / units} if units else {"fixed_s": max(left, 0.0)}
+    rates["overhead"] = overhead
+    return rates
+
+
+def write_cpu_calibration(profile: Profile, root: Path | None = None, path: Path = CPU_THROUGHPUT_FILE) -> dict:
+    """Measure the rates from a finished run and save them (with where and when) for every local profile."""
+    import platform
+    import time
+
+    rates = calibrate_cpu(profile, root)
+    data = {"about": ("Per-unit CPU wall time measured from a finished run (python -m amuro_utils.cost --calibrate "
+                      "PROFILE): seconds per pre-training token of the tiny ladder's architecture, per evaluated "
+                      "item of each set (its 4-shot prompts, with the item count seen), per training example and "
+                      "epoch of each train set, and the per-checkpoint / per-fine-tune overhead of each notebook "
+                      "(loading, saving, forgetting losses, sensitivity probe, kernel start). Used to price local "
+                      "profiles against their budget_s."),
+            "measured_on": {"profile": profile.name, "date": time.strftime("%Y-%m-%d"), "cpus": os.cpu_count(),
+                            "machine": platform.machine(), "python": platform.python_version()},
+            **rates}
+    path.write_text(json.dumps(data, indent=1) + "\n")
+    return data
+
+
+def cpu_estimate(profile: Profile, rates: dict | None = None) -> pd.DataFrame | None:
+    """Estimated wall seconds of every papermill job of a local (CPU) profile, from scratch; None where it cannot
+    be priced (a GPU profile, full test sets, or a set/train set the calibration has not measured)."""
+    from .plan import notebook_jobs
+
+    if profile.device != "cpu" or profile.results_source == "paper" or profile.eval_limit is None:
+        return None
+    rates = rates or (json.loads(CPU_THROUGHPUT_FILE.read_text()) if CPU_THROUGHPUT_FILE.exists() else None)
+    if rates is None:
+        return None
+    rows = []
+    for nb in notebook_jobs(profile):
+        try:
+            work = _cpu_work(profile, nb, rates)
+        except KeyError:
+            return None
+        over = rates["overhead"].get(nb.notebook, {})
+        units = _units(nb.notebook, nb.model_jobs) if nb.model_jobs else 0
+        extra = over.get("per_unit_s", 0.0) * units + over.get("fixed_s", 0.0)
+        rows.append({"job": nb.id, "work_s": work, "overhead_s": extra, "seconds": work + extra})
+    return pd.DataFrame(rows)
+
+
+def _budget(profile: Profile, rates: dict | None) -> tuple[str | None, bool]:
+    """(the budget line, whether the estimate exceeds the budget)."""
+    if profile.budget_s is None:
+        return None, False
+    frame = cpu_estimate(profile, rates)
+    if frame is None:
+        return (f"Profile {profile.name!r} declares a {profile.budget_s:.0f} s budget that cannot be priced "
+                f"(no measured rate for one of its sets in {CPU_THROUGHPUT_FILE.name}; run it once, then "
+                f"python -m amuro_utils.cost --calibrate {profile.name})."), False
+    total = float(frame["seconds"].sum())
+    over = total > profile.budget_s
+    parts = ", ".join(f"{row.job} {row.seconds:.0f}" for row in frame.itertuples())
+    return (f"Estimated wall time of profile {profile.name!r} from scratch on a 2-core CPU: {total:.0f} s "
+            f"({'OVER' if over else 'within'} its budget of {profile.budget_s:.0f} s; {parts})."), over
+
+
+def budget_report(profile: Profile, rates: dict | None = None) -> str | None:
+    """One line: the study's estimated CPU wall time against the profile's budget (None when it has none)."""
+    return _budget(profile, rates)[0]
+
+
+def check_budget(profile: Profile, rates: dict | None = None) -> str | None:
+    """The budget line; BudgetError when the estimate exceeds the budget (before anything runs)."""
+    line, over = _budget(profile, rates)
+    if over:
+        raise BudgetError(line + " Shrink the profile (fewer checkpoints, training examples or epochs), raise its "
+                          "budget_s, or run anyway with ./run_all.sh --over-budget.")
+    return line
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # command line
 
 
@@ -373,8 +536,17 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("--profile", default="paper")
     parser.add_argument("--gpu", default=None, help="throughput entry to use (default: the first; measured wins)")
+    parser.add_argument("--calibrate", metavar="PROFILE",
+                        help=f"measure the CPU rates from PROFILE's finished run into {CPU_THROUGHPUT_FILE.name}")
     args = parser.parse_args(argv)
-    print(report(get_profile(args.profile), load_throughput(gpu=args.gpu)))
+    if args.calibrate:
+        profile = get_profile(args.calibrate)
+        write_cpu_calibration(profile)
+        print(f"wrote {CPU_THROUGHPUT_FILE}\n" + (budget_report(profile) or ""))
+        return
+    profile = get_profile(args.profile)
+    line = budget_report(profile)
+    print(line if line and profile.device == "cpu" else report(profile, load_throughput(gpu=args.gpu)))
 
 
 if __name__ == "__main__":

@@ -172,6 +172,9 @@ def dry_run(profile: Profile) -> str:
         lines.append(line)
     if costed:
         lines += ["", cost.report(profile, throughput)]
+    budget = cost.budget_report(profile)
+    if budget:
+        lines += ["", budget]
     return "\n".join(lines)
 
 
@@ -220,8 +223,20 @@ def unfinished_jobs(profile: Profile) -> list[plan.NotebookJob]:
     return [job for job in plan.notebook_jobs(profile) if job_state(profile, job, cache).state != "done"]
 
 
-def run(profile: Profile) -> int:
-    """Run every job of the profile in order, skipping done ones; stop at the first failing notebook (exit 1)."""
+def run(profile: Profile, *, over_budget: bool = False) -> int:
+    """Run every job of the profile in order, skipping done ones; stop at the first failing notebook (exit 1).
+    A CPU profile whose estimated wall time exceeds its budget is refused first (exit 2) unless `over_budget`."""
+    from . import cost
+
+    try:
+        line = cost.check_budget(profile)
+    except cost.BudgetError as err:
+        if not over_budget:
+            print(f"!! {err}", file=sys.stderr, flush=True)
+            return 2
+        line = f"{err.args[0]} Running anyway (--over-budget)."
+    if line:
+        print(f"== {line}", flush=True)
     start_all = time.perf_counter()
     for job in plan.notebook_jobs(profile):
         if not run_job(profile, job):
@@ -241,6 +256,7 @@ def main(argv=None) -> int:
     parser.add_argument("--jobs", action="store_true", help="tab-separated job list (id, notebook, parameters)")
     parser.add_argument("--rerun", metavar="JOB", help="force a job (or 'all') to run again, then run the study")
     parser.add_argument("--job", metavar="JOB", help="run this one job (unless done) and mark it; for array tasks")
+    parser.add_argument("--over-budget", action="store_true", help="run a CPU profile over its budget_s anyway")
 
     args = parser.parse_args(argv)
     try:
@@ -266,7 +282,7 @@ def main(argv=None) -> int:
     if args.rerun:
         print(f"== forcing a rerun of {', '.join(rerun(profile, args.rerun))} (old records kept in "
               f"records/{results.STALE_DIR}/)", flush=True)
-    return run(profile)
+    return run(profile, over_budget=args.over_budget)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ Deterministic for its settings and corpus; rebuilt only when they change (the ch
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import json
@@ -58,15 +59,20 @@ def tiny_settings(profile: Profile) -> TinyLadderSettings:
 
 def corpus_docs(settings: TinyLadderSettings) -> list[str]:
     """The pre-training passages (each source's unique passages, in file order), before the held-out split."""
+    return list(_corpus_docs(settings.corpus, settings.max_docs_per_source))
+
+
+@functools.lru_cache(maxsize=4)  # read once per process: ladder identities and held-out blocks ask for it often
+def _corpus_docs(corpus: tuple[str, ...], max_docs_per_source: int | None) -> tuple[str, ...]:
     docs = []
-    for source in settings.corpus:
+    for source in corpus:
         if source not in CORPUS_SOURCES:
             raise LadderError(f"unknown corpus source {source!r}; available: {sorted(CORPUS_SOURCES)}")
         rel, text = CORPUS_SOURCES[source]
         with gzip.open(asset_path(rel), "rt", encoding="utf-8") as f:
             unique = dict.fromkeys(text(json.loads(line)["doc"]).strip() for line in f)  # many rows share a passage
-        docs.extend(list(unique)[: settings.max_docs_per_source])
-    return docs
+        docs.extend(list(unique)[:max_docs_per_source])
+    return tuple(docs)
 
 
 def split_corpus(settings: TinyLadderSettings, docs: list[str]) -> tuple[list[str], list[str]]:

@@ -107,8 +107,10 @@ def test_report_states_total_against_paper_and_goal(throughput, capsys):
     assert f"Total: {total:.1f} GPU-hours (paper: ~1,067 A100-hours; goal: <= 10 H100-hours)." in out
     assert f"exceeds the goal by {total - 10:.1f} h" in out and "estimate-flops" in out
     cost.main(["--profile", "tiny"])
-    # 4 base + 4 × 4 supervised + 5 instruction-tuning jobs (the overtraining pair's step550000 too)
-    assert "Profile 'tiny': 25 jobs, none needing a GPU estimate (runs on cpu)." in capsys.readouterr().out
+    # a CPU profile is priced in seconds against its budget (data/cpu_throughput.json), not in GPU-hours
+    assert "Estimated wall time of profile 'tiny' from scratch on a 2-core CPU" in capsys.readouterr().out
+    cost.main(["--profile", "paper-reference"])
+    assert "Profile 'paper-reference': 0 jobs, none needing a GPU estimate" in capsys.readouterr().out
 
 
 def test_seeds_multiply_the_training_cost(throughput):
@@ -148,3 +150,60 @@ def test_preflight_refuses_too_little_disk_or_gpu_memory(monkeypatch):
 def test_preflight_passes_cpu_profiles():
     job = plan.jobs(TINY)[0]
     assert cost.preflight(TINY, job, gpu_memory=0, free_disk=10**8) == {"disk_bytes": 0.0, "gpu_memory_bytes": 0.0}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# CPU budget of the local profiles
+
+
+def _toy_rates(profile):
+    """Round per-unit rates for every set and train set of `profile`: 0.01 s per item, 0.001 s per example-epoch."""
+    sets = {s for j in plan.jobs(profile) for s, _ in j.evals}
+    trains = {run.train_set for j in plan.jobs(profile) for run in j.fine_tunes}
+    return {"eval_limit": 100, "eval_s_per_item": {s: (0.01, 1000) for s in sets},
+            "train_s_per_example_epoch": {t: 0.001 for t in trains}, "pretrain_s_per_token": 1e-4,
+            "overhead": {"pretrain_probe": {"per_unit_s": 5.0}, "sft": {"per_unit_s": 2.0},
+                         "instruction_tuning": {"per_unit_s": 3.0}, "format": {"fixed_s": 7.0},
+                         "transfer": {"fixed_s": 7.0}, "ood": {"fixed_s": 7.0}}}
+
+
+def test_cpu_estimate_arithmetic_by_hand():
+    rates = _toy_rates(TINY)
+    frame = cost.cpu_estimate(TINY, rates)
+    by_job = dict(zip(frame["job"], frame["seconds"]))
+    st = TINY.tiny_ladder
+    n_ckpts = len(TINY.ckpts)
+    base_items = sum(len(j.evals) for j in plan.jobs(TINY) if j.notebook == "pretrain_probe") * TINY.eval_limit
+    assert by_job["01_pretrain_probe"] == pytest.approx(1e-4 * st.total_steps * st.batch_size * st.seq_len
+                                                        + 0.01 * base_items + 5.0 * n_ckpts)
+    sft = [j for j in plan.jobs(TINY) if j.notebook == "sft"]
+    expected = sum(0.001 * run.n_train * run.train.epochs + 2.0 + 0.01 * TINY.eval_limit * len(j.evals)
+                   for j in sft for run in j.fine_tunes)
+    assert by_job["03_sft"] == pytest.approx(expected)
+    assert by_job["06_ood"] == 7.0 and len(frame) == len(plan.notebook_jobs(TINY))
+    # a set the calibration never measured cannot be priced: None, and the budget line says how to calibrate
+    rates["eval_s_per_item"].pop("xsum")
+    assert cost.cpu_estimate(TINY, rates) is None
+    assert "--calibrate tiny" in cost.budget_report(TINY, rates)
+    assert cost.cpu_estimate(PAPER, _toy_rates(TINY)) is None  # GPU profiles are priced in GPU-hours
+
+
+def test_tiny_profile_fits_its_budget_by_the_committed_measurement():
+    """data/cpu_throughput.json holds rates measured from a finished tiny run on a 2-core machine."""
+    frame = cost.cpu_estimate(TINY)
+    assert frame is not None, "data/cpu_throughput.json lacks a rate for a set of the tiny profile: recalibrate"
+    assert TINY.budget_s == 600 and frame["seconds"].sum() <= TINY.budget_s
+    assert "within its budget of 600 s" in cost.budget_report(TINY)
+
+
+def test_a_profile_over_its_budget_is_refused_before_anything_runs(monkeypatch, tmp_path, capsys):
+    from amuro_utils import paths, runner
+
+    monkeypatch.setattr(paths, "RESULTS_ROOT", tmp_path / "results")
+    greedy = replace(TINY, name="greedy", ckpts=TINY.rung_labels(), budget_s=60)
+    with pytest.raises(cost.BudgetError, match="--over-budget"):
+        cost.check_budget(greedy)
+    assert runner.run(greedy) == 2
+    assert "OVER its budget of 60 s" in capsys.readouterr().err
+    assert not (tmp_path / "results").exists()  # refused before the ladder, a record or a marker was written
+    assert "OVER its budget" in runner.dry_run(greedy)

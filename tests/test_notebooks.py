@@ -139,7 +139,7 @@ def test_smoke_run_executes_every_notebook_and_emits_every_figure(smoke_run):
 def test_one_checkpoint_job_with_papermill(smoke_run, tmp_path):
     root, _, _ = smoke_run
     out = tmp_path / "sft_one.ipynb"
-    # "10" is resolved to the ladder label step10; its records exist, so this job only re-reads and re-draws
+    # "10" is the ladder's step10 branch, the rung labelled step1000 (the paper's first rung); its records exist, so this job only re-reads and re-draws
     subprocess.run([str(Path(PY).parent / "papermill"), "notebooks/sft.ipynb", str(out), "-p", "profile", "smoke",
                     "-p", "ckpt", "10", "-p", "task", "mnli"], cwd=REPO, env=_env(root), check=True,
                    capture_output=True)
@@ -149,7 +149,7 @@ def test_one_checkpoint_job_with_papermill(smoke_run, tmp_path):
     assert len(tables) == 1
     header, row = tables[0].splitlines()[:2]
     assert header.split() == ["ckpt", "task", "method", "seed", "status"]
-    assert row.split()[1:] == ["step10", "mnli", "full", "42", "recorded"]
+    assert row.split()[1:] == ["step1000", "mnli", "full", "42", "recorded"]
 
 
 def _wait_for(proc, condition, what: str, timeout: float = 600):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from dataclasses import replace
 
 import matplotlib
@@ -217,8 +219,9 @@ def _sensitivity_rows(ckpts, readings, n_seeds=3, n_blocks=20):
 def test_sensitivity_panel_per_scaling_with_ci_bands():
     from amuro_utils import sensitivity
 
-    frame = _sensitivity_rows(TINY.ckpts[:-1], {"relative": (0.1,), "init": (0.5, 1.0)})
-    fig = plots.fig_sensitivity(frame, TINY)
+    four = dataclasses.replace(TINY, ckpts=("step1000", "step18000", "step342000", "main"))
+    frame = _sensitivity_rows(four.ckpts[:-1], {"relative": (0.1,), "init": (0.5, 1.0)})
+    fig = plots.fig_sensitivity(frame, four)
     default, other = fig.axes
     assert default.get_title(loc="left").startswith("A  init — default") and "init std" in default.get_title("left")
     assert other.get_title(loc="left").startswith("B  relative")
@@ -277,7 +280,8 @@ def test_paper_reference_fig6_states_the_papers_mean_relative_changes():
 
 def test_rung_ticks_show_the_ladder_step():
     tiny = get_profile("tiny")
-    assert [plots.tick_label(tiny, c) for c in tiny.ckpts] == ["1k\n(10)", "18k\n(20)", "342k\n(74)", "main\n(160)"]
+    assert [plots.tick_label(tiny, c) for c in tiny.ckpts] == ["1k\n(10)", "main\n(160)"]
+    assert [plots.tick_label(tiny, c) for c in ("step18000", "step342000")] == ["18k\n(20)", "342k\n(74)"]
     fig, ax = plt.subplots()
     plots._ladder_axis(ax, tiny)
     assert ax.get_xlabel() == plots.LADDER_XLABEL + "; in brackets, the tiny ladder's own step"

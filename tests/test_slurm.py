@@ -350,7 +350,7 @@ def _check_smoke_study(results: Path, figures: Path) -> None:
         assert nb.metadata["papermill"]["parameters"] == dict(job.params)
     frame = Store(results / "smoke" / "records").frame()
     assert set(frame["ckpt"]) == set(SMOKE.ckpts)
-    assert set(frame["fine_tune"]) == {"base", *SMOKE.fine_tunes}
+    assert set(frame["fine_tune"]) == {"base", *(run.name for job in plan.jobs(SMOKE) for run in job.fine_tunes)}
     assert frame.groupby("fine_tune")["ckpt"].nunique().eq(len(SMOKE.ckpts)).all()  # every model on both checkpoints
     for stem in SMOKE_FIGURES:
         assert (figures / "smoke" / f"{stem}.png").stat().st_size > 10_000, stem
