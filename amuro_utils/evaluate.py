@@ -372,6 +372,16 @@ def _prefix_route(ids: Sequence[Sequence[int]], prefix_ids: Sequence[int],
     return cached, fallback
 
 
+def _fill_uncached(out: list, fallback: list[int], prompts: Sequence[str], run) -> int:
+    """Put `run`'s outputs for the fallback prompts (the uncached path) in their places; returns its n_truncated."""
+    if not fallback:
+        return 0
+    outputs, n_truncated = run([prompts[i] for i in fallback])
+    for i, value in zip(fallback, outputs):
+        out[i] = value
+    return n_truncated
+
+
 def _prefix_cache(model, prefix_ids: Sequence[int]):
     """Key/value cache (transformers DynamicCache) of the prefix, computed once at batch size 1."""
     from transformers import DynamicCache
@@ -417,12 +427,8 @@ def classify_shared_prefix(model, tokenizer, prompts: Sequence[str], force_words
     _check_nonempty(ids, prompts)
     cached, fallback = _prefix_route(ids, prefix_ids, [not cut for cut in over])
     words: list[str | None] = [None] * len(prompts)
-    n_truncated = 0
-    if fallback:
-        uncached, n_truncated = classify(model, tokenizer, [prompts[i] for i in fallback], force_words, batch_size,
-                                         max_length)
-        for i, word in zip(fallback, uncached):
-            words[i] = word
+    n_truncated = _fill_uncached(words, fallback, prompts, lambda some: classify(
+        model, tokenizer, some, force_words, batch_size, max_length))
     if cached:
         cand_ids, owner = candidate_token_ids(tokenizer, force_words)
         cand = torch.tensor(cand_ids, device=model.device)
@@ -448,12 +454,8 @@ def generate_shared_prefix(model, tokenizer, prompts: Sequence[str], max_new_tok
     _check_nonempty(ids, prompts)
     cached, fallback = _prefix_route(ids, prefix_ids, [not cut for cut in over])
     texts: list[str | None] = [None] * len(prompts)
-    n_truncated = 0
-    if fallback:
-        uncached, n_truncated = generate(model, tokenizer, [prompts[i] for i in fallback], max_new_tokens, batch_size,
-                                         max_length, **generate_kwargs)
-        for i, text in zip(fallback, uncached):
-            texts[i] = text
+    n_truncated = _fill_uncached(texts, fallback, prompts, lambda some: generate(
+        model, tokenizer, some, max_new_tokens, batch_size, max_length, **generate_kwargs))
     if cached:
         settings = _generate_settings(tokenizer, max_new_tokens, generate_kwargs)
         cache, n_prefix = _prefix_cache(model, prefix_ids), len(prefix_ids)

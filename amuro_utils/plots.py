@@ -40,6 +40,7 @@ METRIC_LABELS = {"accuracy": "accuracy", "rougeL": "ROUGE-L F1", "acc_uncond": "
                  "acc_per_token": "accuracy", "acc_raw": "accuracy"}
 KIND_WORDS = {"Class": "classification", "Gen": "generation"}
 LADDER_XLABEL = "pre-training checkpoint (step)"
+RUNG_XLABEL = "\n(in brackets: the ladder's own step)"  # a ladder whose rungs carry the paper's labels (tiny)
 CI_LEVEL = 0.90  # the paper's gain and OOD bars show 90 % confidence intervals
 # What a score must beat to mean anything: chance (uniform guess) and the majority-class share of the items scored.
 CHANCE_STYLE = {"color": "0.45", "linestyle": ":", "linewidth": 1.2}
@@ -278,7 +279,7 @@ def tick_label(profile: Profile, ckpt: str) -> str:
 def _ladder_axis(ax, profile: Profile) -> None:
     ax.set_xticks(range(len(profile.ckpts)), [tick_label(profile, c) for c in profile.ckpts])
     ax.set_xlim(-0.4, len(profile.ckpts) - 0.6)
-    ax.set_xlabel(LADDER_XLABEL + ("; in brackets, the tiny ladder's own step" if profile.rungs else ""))
+    ax.set_xlabel(LADDER_XLABEL + (RUNG_XLABEL if profile.rungs else ""))
     ax.grid(axis="y", alpha=0.3)
 
 

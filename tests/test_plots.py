@@ -284,6 +284,6 @@ def test_rung_ticks_show_the_ladder_step():
     assert [plots.tick_label(tiny, c) for c in ("step18000", "step342000")] == ["18k\n(20)", "342k\n(74)"]
     fig, ax = plt.subplots()
     plots._ladder_axis(ax, tiny)
-    assert ax.get_xlabel() == plots.LADDER_XLABEL + "; in brackets, the tiny ladder's own step"
+    assert ax.get_xlabel() == plots.LADDER_XLABEL + "\n(in brackets: the ladder's own step)"
     assert [plots.tick_label(get_profile("paper"), c) for c in ("step1000", "main")] == ["1k", "main"]
 
