@@ -388,29 +388,25 @@ def calibrate_cpu(profile: Profile, root: Path | None = None) -> dict:
     and ladder summary): the rates `cpu_estimate` prices any local profile with."""
     from .paths import results_dir
     from .plan import notebook_jobs
+    from .results import Store
 
     root = Path(root or results_dir(profile.name))
     markers = {p.stem: json.loads(p.read_text())["seconds"] for p in (root / "jobs").glob("*.done")}
     missing = [nb.id for nb in notebook_jobs(profile) if nb.id not in markers]
     if missing or profile.eval_limit is None:
         raise ValueError(f"calibrate from a finished run with an eval_limit: {root} lacks jobs {missing}")
-    evals: dict[str, list[float]] = {}
-    from .results import Store
-
+    evals: dict[str, list[float]] = {}  # eval set -> [seconds, items scored, most items in one record]
     for record in (json.loads(p.read_text()) for p in Store(root / "records").files()):
         seconds, n = record["metrics"].get("seconds"), len(record.get("scores") or [])
         if seconds is not None and n:
-            evals.setdefault(record["key"]["eval_set"], [0.0, 0.0, 0])
-            evals[record["key"]["eval_set"]][0] += seconds
-            evals[record["key"]["eval_set"]][1] += n
-            evals[record["key"]["eval_set"]][2] = max(evals[record["key"]["eval_set"]][2], n)
-    train: dict[str, list[float]] = {}
+            total = evals.setdefault(record["key"]["eval_set"], [0.0, 0, 0])
+            total[0], total[1], total[2] = total[0] + seconds, total[1] + n, max(total[2], n)
+    train: dict[str, list[float]] = {}  # train set -> [seconds, examples × epochs]
     for record in _json_files(root / "fine_tunes", "*/*.json"):
         spec = record["identity"]["weights"]["fine_tune"]
-        done = record["n_examples"] * spec["settings"]["epochs"]
-        train.setdefault(spec["data"]["name"], [0.0, 0.0])
-        train[spec["data"]["name"]][0] += record["seconds"]
-        train[spec["data"]["name"]][1] += done
+        total = train.setdefault(spec["data"]["name"], [0.0, 0])
+        total[0] += record["seconds"]
+        total[1] += record["n_examples"] * spec["settings"]["epochs"]
     rates = {"eval_limit": profile.eval_limit,
              "eval_s_per_item": {k: (s / n, int(most)) for k, (s, n, most) in sorted(evals.items())},
              "train_s_per_example_epoch": {k: s / n for k, (s, n) in sorted(train.items())}}
@@ -420,10 +416,9 @@ def calibrate_cpu(profile: Profile, root: Path | None = None) -> dict:
         st = summary["settings"]
         rates["pretrain_s_per_token"] = summary["wall_s"] / (st["total_steps"] * st["batch_size"] * st["seq_len"])
     overhead = {}
-    for nb in notebook_jobs(profile):
-        left = markers[nb.id] - _cpu_work(profile, nb, {**rates, "pretrain_s_per_token": 0.0}
-                                          if nb.notebook != "pretrain_probe" else rates)
-        units = _units(nb.notebook, nb.model_jobs) if nb.model_jobs else 0
+    for nb in notebook_jobs(profile):  # what the measured work leaves of each job's wall time
+        left = markers[nb.id] - _cpu_work(profile, nb, rates)
+        units = _units(nb.notebook, nb.model_jobs)
         overhead[nb.notebook] = {"per_unit_s": max(left, 0.0) / units} if units else {"fixed_s": max(left, 0.0)}
     rates["overhead"] = overhead
     return rates
@@ -465,8 +460,7 @@ def cpu_estimate(profile: Profile, rates: dict | None = None) -> pd.DataFrame | 
         except KeyError:
             return None
         over = rates["overhead"].get(nb.notebook, {})
-        units = _units(nb.notebook, nb.model_jobs) if nb.model_jobs else 0
-        extra = over.get("per_unit_s", 0.0) * units + over.get("fixed_s", 0.0)
+        extra = over.get("per_unit_s", 0.0) * _units(nb.notebook, nb.model_jobs) + over.get("fixed_s", 0.0)
         rows.append({"job": nb.id, "work_s": work, "overhead_s": extra, "seconds": work + extra})
     return pd.DataFrame(rows)
 
