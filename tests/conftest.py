@@ -240,20 +240,19 @@ def family_hub_cache(tmp_path_factory) -> FamilyHub:
     from amuro_utils.ladder import write_hub_revision
 
     cache = tmp_path_factory.mktemp("family_hub_cache")
-    commits = {}
-    for repo in PYTHIA_REPOS:
-        tokenizer, branches = pythia_tokenizer(), {}
-        for seed, branch in enumerate(PYTHIA_BRANCHES):
-            model = tiny_pythia(seed)
-            branches[branch] = write_legacy_pythia_revision(cache, repo, branch, model, tokenizer)
+
+    def ladder(repo, tokenizer, names, make_model, write):
+        """One seeded model per branch, written by `write`; `main` = the last model in the current layout."""
+        branches = {}
+        for seed, branch in enumerate(names):
+            model = make_model(seed)
+            branches[branch] = write(cache, repo, branch, model, tokenizer)
         branches["main"] = write_hub_revision(cache, repo, "main", model, tokenizer)
-        commits[repo] = branches
-    tokenizer, branches = dolma2_tokenizer(), {}
-    for seed, branch in enumerate(OLMO2_BRANCHES):
-        model = tiny_olmo2(seed)
-        branches[branch] = write_hub_revision(cache, OLMO2_REPO, branch, model, tokenizer)
-    branches["main"] = write_hub_revision(cache, OLMO2_REPO, "main", model, tokenizer)
-    commits[OLMO2_REPO] = branches
+        return branches
+
+    commits = {repo: ladder(repo, pythia_tokenizer(), PYTHIA_BRANCHES, tiny_pythia, write_legacy_pythia_revision)
+               for repo in PYTHIA_REPOS}
+    commits[OLMO2_REPO] = ladder(OLMO2_REPO, dolma2_tokenizer(), OLMO2_BRANCHES, tiny_olmo2, write_hub_revision)
     return FamilyHub(cache, commits)
 
 
