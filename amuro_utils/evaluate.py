@@ -175,11 +175,14 @@ def _force_word_argmax(logits: torch.Tensor, cand: torch.Tensor, owner: Sequence
 
 
 def accuracy(predictions: Sequence[str], references: Sequence[str],
-             strip_order: Sequence[tuple[str, str]]) -> np.ndarray:
-    """Per-item 0/1: stripped prediction == stripped gold; with an empty strip_order, exact string equality."""
+             strip_order: Sequence[tuple[str, str]], exact_match: bool = True) -> np.ndarray:
+    """Per-item 0/1: stripped prediction == stripped gold; with an empty strip_order, exact string equality
+    (`exact_match=False`: equality after stripping surrounding whitespace, the named LLMBar deviation)."""
     if len(predictions) != len(references):
         raise ValueError(f"{len(predictions)} predictions for {len(references)} references")
     if not strip_order:  # LLMBar: '1'/'2' compared as strings, so ' 1' counts wrong (PROTOCOL §4.2)
+        if not exact_match:
+            return np.array([float(str(p).strip() == str(r).strip()) for p, r in zip(predictions, references)])
         return np.array([float(p == r) for p, r in zip(predictions, references)])
     scores = []
     for p, r in zip(predictions, references):
@@ -556,10 +559,11 @@ def bootstrap_ci(scores, seed: int = 0, n_resamples: int = 3000, confidence: flo
 
 def evaluate_examples(model, tokenizer, dataset, examples: Sequence[dict], fmt: str, shots: int, *, batch_size: int,
                       max_length: int, max_new_tokens: int = 60, gold_leak: bool = False,
-                      generate_fn=None, shared_prefix: bool = False) -> EvalOutput:
+                      exact_match: bool = True, generate_fn=None, shared_prefix: bool = False) -> EvalOutput:
     """Score `model` on `examples` of `dataset` in format `fmt` with `shots` demos, by the dataset's kind and metric.
 
-    gold_leak=True replicates the release's LLMBar prompt, which contains the gold answer (PROTOCOL §4.5).
+    gold_leak=True replicates the release's LLMBar prompt, which contains the gold answer (PROTOCOL §4.5);
+    exact_match=False scores LLMBar ignoring the space before "1"/"2" (a named deviation; the release: True).
     generate_fn(prompts, max_new_tokens, max_length) -> (texts, n_truncated) replaces `generate` (e.g. vLLM).
     shared_prefix=True computes the demos' key/value cache once and reuses it for every item (same predictions;
     `generate_fn`, e.g. vLLM with its own prefix caching, is called unchanged).
@@ -581,7 +585,7 @@ def evaluate_examples(model, tokenizer, dataset, examples: Sequence[dict], fmt: 
             predictions, n_truncated, n_fallback = classify_shared_prefix(
                 model, tokenizer, prompts, dataset.force_words, batch_size, max_length, prefix=prefix)
         references = [ex["target"] for ex in examples]
-        scores = accuracy(predictions, references, dataset.strip_order)
+        scores = accuracy(predictions, references, dataset.strip_order, exact_match)
     elif dataset.kind == "generation":
         if dataset.metric != "rougeL":
             raise ValueError(f"{dataset.name!r}: generation is scored with 'rougeL', got {dataset.metric!r}")

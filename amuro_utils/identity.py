@@ -109,6 +109,7 @@ def eval_identity(profile: Profile, eval_set: str, fmt: str) -> dict:
         scoring.update(max_new_tokens=profile.max_new_tokens, backend=profile.generation_backend)
     if dataset.chat_prompt:
         scoring["gold_leak"] = profile.llmbar_gold_leak
+        scoring["exact_match"] = profile.llmbar_exact_match
     return {"data": dataset_identity(eval_set, profile.data_source, fmt),
             "items": {"limit": profile.eval_limit, "shots": profile.shots}, "scoring": scoring}
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import analysis, evaluate, identity, ladder, plan, results, sensitivity as probe, tasks, tiny_ladder
+from . import analysis, evaluate, identity, ladder, plan, results, sensitivity as probe, stats, tasks, tiny_ladder
 from .paths import results_dir
 from .profiles import FineTune, Profile, TaskPlan, ckpt_step, get_profile
 
@@ -249,7 +249,8 @@ def evaluate_requests(profile: Profile, model, tokenizer, requests: list[tuple[d
         out = evaluate.evaluate_examples(model, tokenizer, dataset, cache[eval_set], fmt, profile.shots,
                                          batch_size=profile.eval_batch_size, max_length=profile.max_length,
                                          max_new_tokens=profile.max_new_tokens,
-                                         gold_leak=profile.llmbar_gold_leak, generate_fn=generate_fn,
+                                         gold_leak=profile.llmbar_gold_leak,
+                                         exact_match=profile.llmbar_exact_match, generate_fn=generate_fn,
                                          shared_prefix=profile.shared_prefix)
         summary = evaluate.bootstrap_ci(out.scores, seed=profile.bootstrap_seed)
         metrics = {"metric": dataset.metric, **summary, "n_truncated": int(out.n_truncated),
@@ -605,10 +606,11 @@ def draw(profile: Profile, notebook: str, *, overlay_paper: bool = False, enable
         rest = tuple(m for m in profile.methods if m != other)
         variants.append((dataclasses.replace(profile, methods=(other, *rest)), leading, f"_{other}"))
     for shown, over, suffix in variants:
+        study = stats.Study(df, shown, method=shown.method)  # figures and tables read one study per method
         for stem, make in plots.NOTEBOOK_FIGURES[notebook].items():
-            files += plots.save(make(df, shown, overlay=over), profile, stem + suffix)  # open: shown inline
+            files += plots.save(make(study, shown, overlay=over), profile, stem + suffix)  # open: shown inline
         for stem, make in plots.NOTEBOOK_TABLES.get(notebook, {}).items():
-            tables[stem + suffix] = make(df, shown)
+            tables[stem + suffix] = make(study)
             files += plots.write_table(tables[stem + suffix], profile, stem + suffix)
     if notebook == "pretrain_probe" and len(probed := sensitivity_rows(profile)):
         files += plots.save(plots.fig_sensitivity(probed, profile), profile, "figS_sensitivity")
@@ -636,6 +638,13 @@ def claim_inputs(profile: Profile) -> dict:
             "forgetting": training_frame(profile)}
 
 
+def studies(profile: Profile, inputs: dict | None = None) -> dict[str, "stats.Study"]:
+    """One stats.Study per fine-tuning method of the profile, from the scorecard's inputs (claim_inputs)."""
+    inputs = inputs or claim_inputs(profile)
+    return {method: stats.Study(inputs["df"], profile, sensitivity=inputs["sensitivity"],
+                                forgetting=inputs["forgetting"], method=method) for method in profile.methods}
+
+
 def verdicts(profile: Profile, notebook: str) -> str:
     """Markdown: the verdicts of the claims a notebook's figures bear on (claims.NOTEBOOK_CLAIMS), computed from this
     run, one table per fine-tuning method. The last notebook also writes the whole scorecard
@@ -643,24 +652,25 @@ def verdicts(profile: Profile, notebook: str) -> str:
     from . import claims
 
     inputs = claim_inputs(profile)
-    parts = [claims.notebook_verdicts(notebook, inputs["df"], profile, sensitivity=inputs["sensitivity"],
-                                      forgetting=inputs["forgetting"], method=method) for method in profile.methods]
+    by_method = studies(profile, inputs)
+    parts = [claims.notebook_verdicts(notebook, inputs["df"], profile, method=method, study=study)
+             for method, study in by_method.items()]
     if notebook == plan.RUN_ORDER[-1]:
-        paths = scorecard(profile, inputs)
+        paths = scorecard(profile, inputs, by_method)
         parts.append(f"The whole scorecard: `{paths[-1]}`")
     return "\n\n".join(parts)
 
 
-def scorecard(profile: Profile, inputs: dict | None = None) -> list[Path]:
+def scorecard(profile: Profile, inputs: dict | None = None, by_method: dict | None = None) -> list[Path]:
     """Judge every claim of both papers on this profile's results (each fine-tuning method) and write
     figures/<profile>/claims.md and claims.csv (other methods: claims_<method>.*)."""
     from . import claims
 
     inputs = inputs or claim_inputs(profile)
+    by_method = by_method or studies(profile, inputs)
     written = []
-    for method in profile.methods:
-        table = claims.evaluate_all(inputs["df"], profile, sensitivity=inputs["sensitivity"],
-                                    forgetting=inputs["forgetting"], method=method)
+    for method, study in by_method.items():
+        table = claims.evaluate_all(inputs["df"], profile, method=method, study=study)
         stem = "claims" if method == profile.method else f"claims_{method}"
         written += claims.write_scorecard(table, profile, stem=stem)
     return written
@@ -674,7 +684,7 @@ def figure_inputs(profile: Profile, overlay_paper: bool = False, *,
                   needs_sft: bool = False) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     """(records a notebook draws, the paper's released rows to overlay or None). needs_sft: stop with the commands
     to run when base or fine-tuned records are missing."""
-    df = load_frame(profile)
+    df = load_frame(profile, items=True)  # per-item scores: the figures' intervals are the scorecard's
     if needs_sft:
         require(df, profile, ["base", *[t.name for t in profile.tasks]])
     return df, (load_frame(profile, "paper") if overlay_paper else None)

@@ -200,6 +200,9 @@ class Profile:
     eval_dtype: str = "bfloat16"
     requires_gpu: bool = True
     llmbar_gold_leak: bool = False  # True replicates the release's prompt that contains the gold answer
+    # True (the release, PROTOCOL §4.2): LLMBar accuracy is exact string equality with "1"/"2", so " 1" counts
+    # wrong; False is the named deviation that strips surrounding whitespace first (the scorecard flags the cells)
+    llmbar_exact_match: bool = True
     bootstrap_seed: int = 0
     keep_weights: bool = False  # keep fine-tuned weights (bf16) after their evaluation plan is recorded
     prune_revisions: bool = False  # delete each hub revision from the HF cache once its job is recorded
@@ -217,7 +220,9 @@ class Profile:
     # profile does not evaluate; a profile's own tuple must name only sets it evaluates.
     learned_in_pt: tuple[str, ...] | None = None
     learned_in_ft: tuple[str, ...] | None = None
-    table5_main_step: float | None = None  # the step Table 5's slope gives "main" (None: the recorded step)
+    # The step every statistic (fitted changes, Table 5's slope) gives "main" when its records carry none (OLMo-1B's
+    # main resolves to step 738,020 through its commit; None: the recorded step, else main has no step)
+    main_step: float | None = None
     tiny_ladder: TinyLadderSettings | None = None  # recipe of a local ladder (pre-trained by amuro_utils.tiny_ladder)
     # The ladder's named rungs, label -> branch, when labels are not the branch names: the tiny ladder gives the
     # paper's labels (step1000 … main) to its own steps, so every profile accepts the paper's labels. `ckpts` is the
@@ -273,7 +278,6 @@ PAPER = Profile(
     tasks=_PAPER_TASKS,
     instruction=InstructionPlan("tulu", "tulu_v2", 0.05, None, _BENCHMARKS, _LLMBAR),
     prune_revisions=True,
-    table5_main_step=750_000,  # the release's Table 5 slope treats "main" as step 750,000
     overtraining_pair=("step550000", "main"),  # ≈2.3T vs 3T tokens (Springer et al. 2025, Fig. 1)
 )
 
@@ -425,7 +429,6 @@ PYTHIA_1B = replace(
     # labelled step143000, not main: main holds the same weights under a later commit (the safetensors upload),
     # so only the step label carries its step into the tables and claims.
     ckpts=("step256", "step4000", "step66000", "step82000", "step98000", "step115000", "step143000"),
-    table5_main_step=None,
     overtraining_pair=("step107000", "step143000"),  # 74.5 % vs 100 % of pre-training, as 2.3T vs 3.1T tokens
     figure_note="Pythia-1B ladder, the paper's recipe",
 )
@@ -451,7 +454,7 @@ OLMO2_1B = replace(
            "main"),
     # main has no stage-1 step (its branch is stage2-ingredient3-step23852-tokens51B): Table 5 places it after the
     # stage-2 steps
-    table5_main_step=OLMO2_FINAL_STAGE1_STEP + OLMO2_STAGE2_STEPS,
+    main_step=OLMO2_FINAL_STAGE1_STEP + OLMO2_STAGE2_STEPS,
     # both rungs in stage 1, so that mid-training does not confound the comparison
     overtraining_pair=("step1420000", "step1907359"),
     figure_note="OLMo-2-0425-1B ladder, the paper's recipe (main = stage 2)",

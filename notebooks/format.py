@@ -44,9 +44,13 @@ display(*drawn.tables.values())
 
 # %% [markdown]
 # ## What this run shows
-# The claims of both papers that these figures bear on, judged on this run's own records: the statistic, its 95 %
-# CI (paired bootstrap over items where records hold per-item scores), the paper's direction and the verdict.
-# Definitions: `amuro_utils/claims.py`; every claim: `figures/<profile>/claims.md`.
+# The claims of both papers that these figures bear on, judged on this run's own records. Each verdict rests on a
+# 95 % interval that resamples the units the claim ranges over (task pairs, sets, tasks, checkpoints), then items,
+# then training seeds; the measurement-only interval (items and seeds: the paper's own bootstrap) and its verdict
+# stand beside it. Each row says whether the verdict survives leaving out any one unit and the claim sentence's
+# other readings; a verdict that constant-predictor cells decide is *uninformative*. The figures above draw the
+# same intervals. Definitions: `amuro_utils/claims.py`, `amuro_utils/stats.py`; every claim:
+# `figures/<profile>/claims.md`.
 
 # %%
 display(Markdown(pipeline.verdicts(prof, "format")))

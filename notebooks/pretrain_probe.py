@@ -37,8 +37,7 @@ make_figures: bool = True  # False for per-checkpoint cluster jobs; a final job 
 # %%
 from IPython.display import Markdown, display
 
-from amuro_utils import pipeline
-from amuro_utils.sensitivity import summary as sensitivity_summary
+from amuro_utils import pipeline, stats
 
 prof = pipeline.setup(profile, results_source)
 print(prof.description)
@@ -69,7 +68,7 @@ print(f"{pipeline.run_base(prof, ckpt)} new evaluation records")
 
 # %%
 sens = pipeline.sensitivity(prof, ckpt, enabled=sensitivity)
-sensitivity_summary(sens).round(4)
+stats.sensitivity_table(sens, prof).round(4)
 
 # %% [markdown]
 # ## Figure 2
@@ -79,9 +78,13 @@ pipeline.draw(prof, "pretrain_probe", overlay_paper=overlay_paper, enabled=make_
 
 # %% [markdown]
 # ## What this run shows
-# The claims of both papers that these figures bear on, judged on this run's own records: the statistic, its 95 %
-# CI (paired bootstrap over items where records hold per-item scores), the paper's direction and the verdict.
-# Definitions: `amuro_utils/claims.py`; every claim: `figures/<profile>/claims.md`.
+# The claims of both papers that these figures bear on, judged on this run's own records. Each verdict rests on a
+# 95 % interval that resamples the units the claim ranges over (task pairs, sets, tasks, checkpoints), then items,
+# then training seeds; the measurement-only interval (items and seeds: the paper's own bootstrap) and its verdict
+# stand beside it. Each row says whether the verdict survives leaving out any one unit and the claim sentence's
+# other readings; a verdict that constant-predictor cells decide is *uninformative*. The figures above draw the
+# same intervals. Definitions: `amuro_utils/claims.py`, `amuro_utils/stats.py`; every claim:
+# `figures/<profile>/claims.md`.
 
 # %%
 display(Markdown(pipeline.verdicts(prof, "pretrain_probe")))

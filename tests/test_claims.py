@@ -14,7 +14,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from amuro_utils import analysis, claims, paths, plots, tasks  # noqa: E402
+from amuro_utils import analysis, claims, paths, plots, stats, tasks  # noqa: E402
 from amuro_utils.profiles import PAPER, ckpt_step, get_profile  # noqa: E402
 from amuro_utils.results import Store, load_paper_results  # noqa: E402
 
@@ -81,7 +81,9 @@ def test_known_effects_give_each_verdict():
     supported = one(claims.evaluate_all(transfer_frame(tuned=0.1), SMALL, ids=["B6"]), "B6a")
     assert supported["value"] == pytest.approx(-50.0) and supported["verdict"] == "supported"
     assert supported["ci_low"] < -50 < supported["ci_high"] < -40
-    assert supported["n_cells"] == 6 and supported["resampled"] == "cells ~ N(performance, std²)"
+    assert supported["n_cells"] == 6 and supported["resampled"] == "checkpoints, then cells ~ N(performance, std²)"
+    assert supported["resampled_measurement"] == "cells ~ N(performance, std²)"
+    assert supported["verdict_measurement"] == "supported"
     assert one(claims.evaluate_all(transfer_frame(tuned=0.3), SMALL, ids=["B6"]), "B6a")["verdict"] == "contradicted"
     noisy = one(claims.evaluate_all(transfer_frame(tuned=0.19, std=0.05), SMALL, ids=["B6"]), "B6a")
     assert noisy["verdict"] == "inconclusive" and noisy["ci_low"] < 0 < noisy["ci_high"]
@@ -258,6 +260,9 @@ def test_constant_predictors_are_counted_per_claim(tmp_path):
     result = one(claims.evaluate_all(store.frame(items=True), SMALL, ids=["B3"]), "B3")
     assert (result["n_cells"], result["constant_cells"]) == (6, 3)
     assert "constant predictors" not in result["note"]
+    # every fine-tuned cell is a constant predictor: without them nothing is left to judge
+    assert result["verdict"] == "uninformative" and result["without_constant"] == "not measurable"
+    assert result["uninformative_why"] == "without its 3 constant-predictor cells the verdict is not measurable"
     assert "xsum←xsum: no fine-tuned row at any checkpoint" in result["missing"]
     for c in SMALL.ckpts:
         _write(store, c, "base", ["contradiction"] * 20, gold)
@@ -307,10 +312,16 @@ def release():
 def test_release_reproduces_the_papers_numbers(release):
     assert round(one(release, "B6a")["value"], 2) == -61.46
     assert round(one(release, "B6b")["value"], 2) == 0.31
-    assert one(release, "B6a")["verdict"] == "supported" and one(release, "B6b")["verdict"] == "supported"
+    # measurement alone (the paper's bootstrap) supports B6a; resampling pairs × checkpoints does not, because one
+    # row (xsum←paws at 424k, base .019: +491 %) carries the mean — leaving out that pair or checkpoint supports it
+    b6a = one(release, "B6a")
+    assert b6a["verdict_measurement"] == "supported" and b6a["verdict"] == "inconclusive"
+    assert b6a["leave_one_out"] == "without pair xsum←paws: supported; without checkpoint step424000: supported"
+    assert b6a["readings"] == "ratio of means: supported (-69.15)"
+    assert one(release, "B6b")["verdict"] == "supported"
     assert one(release, "B7a")["value"] == pytest.approx(0.2458, abs=5e-5)
     assert one(release, "B7b")["value"] == pytest.approx(-0.1821, abs=5e-5)
-    assert one(release, "B6a")["resampled"] == "cells ~ N(performance, std²)"
+    assert one(release, "B6a")["resampled"] == "task pairs × checkpoints, then cells ~ N(performance, std²)"
     # the paper's landmarks land on its checkpoints: up to 424k (inclusive), and from 424k on
     assert one(release, "B4a")["note"].startswith("checkpoints step1000, step18000, step342000, step424000;")
     assert one(release, "B4b")["note"].startswith("checkpoints step424000, step505000, step592000, step738000, main;")
@@ -321,9 +332,11 @@ def test_release_reproduces_the_papers_numbers(release):
 def test_release_flags_the_verdicts_a_known_defect_decides(release):
     assert one(release, "B7b")["defect"] == "paraphrase OOD gold all 'no'"
     assert "without the 32 'paraphrase OOD gold all 'no'' cells: not measurable" in one(release, "B7b")["note"]
-    assert one(release, "B8a")["defect"] == "LLMBar gold leak"
-    assert one(release, "B7a")["defect"] == "" and one(release, "B6a")["defect"] == ""
-    assert "'XSum step424000 base outlier' touches 1 cells, verdict unchanged" in one(release, "B6a")["note"]
+    assert one(release, "B8a")["defect"] == "LLMBar gold leak; LLMBar exact match"
+    assert one(release, "B7a")["defect"] == ""
+    # the outlier base XSum score at 424k is what keeps B6a's units interval from supporting it
+    assert one(release, "B6a")["defect"] == "XSum step424000 base outlier"
+    assert "without the 1 'XSum step424000 base outlier' cells: supported" in one(release, "B6a")["note"]
 
 
 def test_release_cannot_measure_springer_claims(release):
@@ -369,7 +382,7 @@ def test_s1_progressive_sensitivity_from_the_sensitivity_frame():
     legacy = pd.DataFrame([{"ckpt": c, "sigma": m, "loss": 6.0, "delta_loss": g * m}
                            for c, g in growth["isotropic"].items() for m in (0.0, 0.01)])
     old = one(claims.evaluate_all(transfer_frame(), SMALL, ids=["S1"], sensitivity=legacy), "S1")
-    assert old["verdict"] == "inconclusive" and "no CI" in old["note"]
+    assert old["verdict"] == "inconclusive" and "no measurement CI" in old["note"]
     with pytest.raises(ValueError, match="sensitivity frame lacks columns"):
         claims.evaluate_all(transfer_frame(), SMALL, ids=["S1"], sensitivity=legacy.drop(columns="sigma"))
 
@@ -420,7 +433,7 @@ def test_write_scorecard(tmp_path, monkeypatch):
     assert list(pd.read_csv(csv).columns) == list(claims.SCORECARD_COLUMNS)
     text = md.read_text()
     assert text.startswith("# Claims scorecard — profile `claims-test`\n\nSource: this project's records")
-    assert "| B6a | classification→generation transfer hurts (−61.4 %) | §6.2, Fig. 6 |" in text
+    assert "| B6a | classification→generation transfer hurts (−61.4 %) | mean relative change Class→Gen (%) |" in text
     assert "## Definitions" in text and "- **B6** — B6 (§6.2, Fig. 6)" in text
 
 
@@ -455,4 +468,102 @@ def test_figures_show_chance_majority_and_constant_predictors():
     # a frame without item columns or the constant flag: chance only, no crash
     fig = plots.fig5_format(frame.drop(columns=["references", "constant"]), profile)
     assert _hlines(fig.axes[0], ":") == [0.3333] and _hlines(fig.axes[0], "-.") == []
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# degenerate evidence, robustness, the LLMBar exact-match defect, one computation for figures and verdicts
+
+
+def gain_frame(gains: dict, n: int = 200, seed: int = 0, constant=None):
+    """Per-item scores of mnli_matched (base 0.4) and its fine-tuned model at each SMALL checkpoint, the fine-tuned
+    model right on `gains[ckpt]` more items; `constant` = the checkpoints whose fine-tuned cell is flagged."""
+    rng = np.random.default_rng(seed)
+    base = (rng.random(n) < 0.4).astype(float)
+    rows = []
+    for c in SMALL.ckpts:
+        tuned = base.copy()
+        tuned[np.flatnonzero(base == 0)[: int(round(gains[c] * n))]] = 1.0
+        rows.append(row("mnli_matched", "base", c, base.mean(), scores=base, constant=False))
+        rows.append(row("mnli_matched", "mnli", c, tuned.mean(), scores=tuned, constant=c in (constant or ())))
+    return pd.DataFrame(rows)
+
+
+def test_a_verdict_decided_by_constant_predictors_is_uninformative():
+    gains = {"step10": 0.0, "step40": 0.0, "main": 0.3}
+    clean = one(claims.evaluate_all(gain_frame(gains), SMALL, ids=["B4"]), "B4c")
+    assert clean["verdict"] == "contradicted" and clean["without_constant"] == "contradicted"
+    # the same numbers, but the gain at main comes from a model that answers one label for every item
+    flagged = claims.evaluate_all(gain_frame(gains, constant=("main",)), SMALL, ids=["B4"])
+    b4c = one(flagged, "B4c")
+    assert b4c["judged"] == "contradicted" and b4c["verdict"] == "uninformative"
+    assert b4c["without_constant"] == "not measurable" and b4c["constant_cells"] == 1
+    assert "without its 1 constant-predictor cells the verdict is not measurable" in b4c["uninformative_why"]
+    assert "uninformative" in claims.headline(flagged) and claims.headline(flagged).startswith("Verdicts: ")
+    counts = claims.headline(flagged)
+    assert "1 uninformative" in counts  # counted apart from supported and contradicted
+
+
+def test_leave_one_out_names_the_unit_a_verdict_rests_on():
+    # two NLI OOD sets: one gains +0.3 at every checkpoint, the other nothing
+    rng = np.random.default_rng(1)
+    rows = []
+    for e, gain in (("rte", 0.3), ("cb", 0.0)):
+        base = (rng.random(300) < 0.3).astype(float)
+        tuned = base.copy()
+        tuned[np.flatnonzero(base == 0)[: int(gain * 300)]] = 1.0
+        for c in SMALL.ckpts:
+            rows += [row(e, "base", c, base.mean(), scores=base), row(e, "mnli", c, tuned.mean(), scores=tuned)]
+    b7a = one(claims.evaluate_all(pd.DataFrame(rows), SMALL, ids=["B7"]), "B7a")
+    assert b7a["verdict_measurement"] == "supported"  # these two sets, measured: a clear mean gain
+    assert b7a["verdict"] == "inconclusive"  # sets of this kind: one gains, one does not
+    assert b7a["holds_leave_one_out"] is False and b7a["leave_one_out"] == "without pair cb←mnli: supported"
+    # the paper's "boosts every out-of-domain NLI set": cb does not gain
+    assert b7a["readings"] == "every OOD NLI set gains (the smallest set mean): inconclusive (+0)"
+
+
+def test_llmbar_exact_match_is_a_named_switch_flagged_where_it_decides():
+    from amuro_utils import evaluate
+
+    assert evaluate.accuracy([" 1", "2", " 2"], ["1", "2", "1"], ()).tolist() == [0.0, 1.0, 0.0]
+    assert evaluate.accuracy([" 1", "2", " 2"], ["1", "2", "1"], (), exact_match=False).tolist() == [1.0, 1.0, 0.0]
+    it = SMALL.instruction.name
+    frame = pd.DataFrame([row("llmbar_Natural", f, c, p, std=0.01) for c in SMALL.ckpts
+                          for f, p in (("base", 0.5), (it, 0.0))])  # the tuned model answers " 1" / " 2": 0.00
+    faithful = one(claims.evaluate_all(frame, SMALL, ids=["B8"]), "B8a")
+    assert faithful["verdict"] == "contradicted" and faithful["defect"] == "LLMBar exact match"
+    deviation = one(claims.evaluate_all(frame, dataclasses.replace(SMALL, llmbar_exact_match=False), ids=["B8"]),
+                    "B8a")
+    assert deviation["defect"] == ""  # scored without the space quirk, nothing to flag
+    from amuro_utils import identity
+
+    scoring = [identity.eval_identity(p, "llmbar_Natural", "default")["scoring"]
+               for p in (SMALL, dataclasses.replace(SMALL, llmbar_exact_match=False))]
+    assert scoring[0]["exact_match"] is True and scoring[1]["exact_match"] is False  # records never mix
+
+
+def test_figures_draw_the_scorecards_intervals():
+    """Fig. 7's group bars and Fig. 3b's gain bars are the statistics B7a and Table 5 judge, intervals included."""
+    rng = np.random.default_rng(2)
+    rows = []
+    for e, f, gain in (("rte", "mnli", 0.2), ("cb", "mnli", 0.1), ("mnli_matched", "mnli", 0.25)):
+        base = (rng.random(120) < 0.35).astype(float)
+        for i, c in enumerate(SMALL.ckpts):
+            tuned = base.copy()
+            tuned[np.flatnonzero(base == 0)[: int((gain + 0.05 * i) * 120)]] = 1.0
+            rows += [row(e, "base", c, base.mean(), scores=base), row(e, f, c, tuned.mean(), scores=tuned)]
+    frame = pd.DataFrame(rows)
+    b7a = one(claims.evaluate_all(frame, SMALL, ids=["B7"]), "B7a")
+    fig = plots.fig7_ood(frame, SMALL)
+    groups = fig.axes[1]
+    nli = [b for b in groups.patches if b.get_height() != 0][0]
+    assert nli.get_height() == pytest.approx(b7a["value"], abs=1e-12)
+    segments = [seg for coll in groups.collections for seg in coll.get_segments()]
+    assert any(np.allclose(sorted(seg[:, 1]), [b7a["ci_low"], b7a["ci_high"]]) for seg in segments)
+    plt.close(fig)
+    table5 = stats.table5(stats.Study(frame, SMALL)).set_index(["group", "ckpt"])
+    fig = plots.fig3b_gain_bars(frame, SMALL)
+    heights = [b.get_height() for b in fig.axes[0].patches if np.isfinite(b.get_height())]
+    expected = [table5.loc[("Learned in FT", c), "raw_change"] for c in SMALL.ckpts]
+    assert sorted(np.round(heights, 12)) == sorted(np.round(expected, 12))
     plt.close(fig)

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-from amuro_utils import analysis, cost, ladder, paths, pipeline, plan, plots
+from amuro_utils import analysis, cost, ladder, paths, pipeline, plan, plots, stats
 from amuro_utils.ladder import CheckpointMismatchError, LadderError, load, resolve, write_hub_revision
 from amuro_utils.profiles import (OLMO2_1B, OLMO2_FINAL_STAGE1_STEP, OLMO2_STAGE1_STEPS, PAPER, PAPER_FRACTIONS,
                                   PYTHIA_1B, PYTHIA_160M, PYTHIA_FINAL_STEP, PYTHIA_STEPS, SPRINGER_FRACTION,
@@ -35,7 +35,7 @@ def test_profiles_are_registered_on_their_ladders():
     assert ladder.get_ladder("pythia-160m").repo == "EleutherAI/pythia-160m"
     for profile in NEW_PROFILES:  # the paper's recipe: only the ladder (and its labels) differ
         same = {f.name for f in dataclasses.fields(PAPER)} - {"name", "description", "ladder", "ckpts",
-                                                              "table5_main_step", "overtraining_pair", "figure_note"}
+                                                              "main_step", "overtraining_pair", "figure_note"}
         assert all(getattr(profile, f) == getattr(PAPER, f) for f in same)
 
 
@@ -63,7 +63,7 @@ def test_olmo2_ladder_sits_at_the_papers_fractions_of_stage1():
     # the earliest rung: the grid's first trained step (0.52 %), nearer in ratio than step 0 (untrained)
     assert steps_at_fractions((0, 10000, 20000), 1_907_359, (PAPER_FRACTIONS[0],)) == (10000,)
     assert OLMO2_1B.overtraining_pair == ("step1420000", "step1907359")
-    assert OLMO2_1B.table5_main_step == 1_907_359 + 23_852  # main = stage 2 after the whole of stage 1
+    assert OLMO2_1B.main_step == 1_907_359 + 23_852  # main = stage 2 after the whole of stage 1
 
 
 def test_steps_at_fractions_matches_in_ratio_and_refuses_an_empty_ladder():
@@ -239,7 +239,7 @@ def test_family_runs_the_papers_pipeline_offline(offline_family_hub, tmp_path, m
         wanted = [cells[(fine_tune, c)] for c in ckpts]
         assert any(np.allclose(line.get_ydata(), wanted) for line in ax.lines), fine_tune
     plt.close(fig)
-    table = analysis.table5(frame, prof)
+    table = stats.table5(stats.Study(frame, prof))
     learned_in_ft = table[table["group"] == analysis.GROUP_FT]
     assert learned_in_ft["ckpt"].tolist() == list(ckpts) and learned_in_ft["step"].tolist() == table_steps
     assert learned_in_ft["n_pairs"].tolist() == [1] * len(ckpts)  # mnli_matched ← mnli, the one FT pair evaluated

@@ -17,7 +17,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from amuro_utils import plots  # noqa: E402
+from amuro_utils import plots, stats  # noqa: E402
 from amuro_utils.profiles import ckpt_step, get_profile  # noqa: E402
 
 # The tiny profile's tasks and sets on a seven-rung ladder named by its own steps (no named rungs), so that every
@@ -179,9 +179,9 @@ def test_fig6_bars_and_mean_relative_changes(frame):
                                                                "xsum\n← qqp", "socialiqa\n← qqp"]
     heights = [bar.get_height() for bar in rel_cg.containers[0]]
     np.testing.assert_allclose(heights, [-50.0] * 4)
-    assert rel_cg.get_title() == "Class→Gen: mean relative change = -50.00 % (28 pair × checkpoint rows)"
+    assert rel_cg.get_title() == "Class→Gen: mean relative change = -50.00 %\n95 % CI [-51.8, -48.1], 28 pair × checkpoint rows"
     # mnli_matched ← (xsum, socialiqa) at step40 stays: only the mnli fine-tune is missing there
-    assert rel_gc.get_title() == "Gen→Class: mean relative change = +10.00 % (28 pair × checkpoint rows)"
+    assert rel_gc.get_title() == "Gen→Class: mean relative change = +10.00 %\n95 % CI [+7.2, +12.8], 28 pair × checkpoint rows"
     assert raw_cg.get_ylabel() == "Δ vs base (raw score)" and rel_cg.get_ylabel() == "Δ vs base (% of base)"
 
 
@@ -226,7 +226,7 @@ def test_sensitivity_panel_per_scaling_with_ci_bands():
     assert default.get_title(loc="left").startswith("A  init — default") and "init std" in default.get_title("left")
     assert other.get_title(loc="left").startswith("B  relative")
     assert [t.get_text() for t in default.get_legend().get_texts()] == ["γ = 0.5", "γ = 1"]
-    table = sensitivity.summary(frame)
+    table = stats.sensitivity_table(frame, TINY)
     for line, gamma in zip(default.get_lines()[:2], (0.5, 1.0)):
         expected = table[(table["scaling"] == "init") & (table["magnitude"] == gamma)]["delta_loss"].to_numpy()
         np.testing.assert_allclose(line.get_ydata()[:-1], expected)
@@ -273,8 +273,8 @@ def test_paper_reference_fig6_states_the_papers_mean_relative_changes():
 
     profile = get_profile("paper-reference")
     fig = plots.fig6_transfer(load_paper_results(), profile)
-    assert fig.axes[2].get_title() == "Class→Gen: mean relative change = -61.46 % (32 pair × checkpoint rows)"
-    assert fig.axes[3].get_title() == "Gen→Class: mean relative change = +0.31 % (32 pair × checkpoint rows)"
+    assert fig.axes[2].get_title() == "Class→Gen: mean relative change = -61.46 %\n95 % CI [-100.0, +32.1], 32 pair × checkpoint rows"
+    assert fig.axes[3].get_title() == "Gen→Class: mean relative change = +0.31 %\n95 % CI [-1.9, +2.9], 32 pair × checkpoint rows"
     assert "[authors' released numbers]" in _title(fig)
 
 

@@ -6,11 +6,10 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 
-from amuro_utils import sensitivity
+from amuro_utils import sensitivity, stats
 from amuro_utils.profiles import PAPER, SMOKE, TINY, SensitivitySettings
 from tests.conftest import tiny_olmo
 
@@ -153,48 +152,6 @@ def test_block_losses_match_the_model_loss():
     assert sensitivity.mean_token_loss(model, blocks) == pytest.approx(np.mean(expected), rel=1e-5)
 
 
-def _synthetic_frame(n_blocks: int, seed: int = 0) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    block_effect = rng.normal(0.0, 0.05, n_blocks)  # some text is more sensitive than other text
-    rows = []
-    for ckpt, true in (("step10", 0.01), ("main", 0.05)):
-        for s in range(4):
-            seed_effect = rng.normal(0.0, 0.01)
-            deltas = true + seed_effect + block_effect + rng.normal(0.0, 0.02, n_blocks)
-            rows.append({"ckpt": ckpt, "step": 10 if ckpt == "step10" else 160, "scaling": "init", "magnitude": 1.0,
-                         "seed": s, "base_loss": 7.0, "loss": 7.0 + deltas.mean(), "delta_loss": deltas.mean(),
-                         "block_deltas": deltas, "n_tokens": n_blocks * 127})
-    return pd.DataFrame(rows)
-
-
-def test_summary_ci_contains_the_mean_and_narrows_with_more_blocks():
-    small, large = (sensitivity.summary(_synthetic_frame(n)) for n in (16, 256))
-    assert list(small.columns) == ["ckpt", "step", "scaling", "magnitude", "delta_loss", "ci_low", "ci_high",
-                                   "base_loss", "n_seeds", "n_blocks", "n_tokens"]
-    assert list(small["ckpt"]) == ["step10", "main"] and (small["n_seeds"] == 4).all()
-    assert list(large["n_blocks"]) == [256, 256] and list(large["n_tokens"]) == [256 * 127] * 2
-    for table in (small, large):
-        assert (table["ci_low"] < table["delta_loss"]).all() and (table["delta_loss"] < table["ci_high"]).all()
-    width = lambda t: (t["ci_high"] - t["ci_low"]).to_numpy()  # noqa: E731
-    assert (width(large) < 0.6 * width(small)).all()
-    frame = _synthetic_frame(64)
-    np.testing.assert_allclose(sensitivity.summary(frame)["delta_loss"],
-                               frame.groupby("ckpt", sort=False)["delta_loss"].mean())
-    again = sensitivity.summary(frame)
-    pd.testing.assert_frame_equal(again, sensitivity.summary(frame))  # seeded
-    with pytest.raises(ValueError, match=r"lacks columns \['block_deltas'\]"):
-        sensitivity.summary(frame.drop(columns="block_deltas"))
-
-
-def test_bootstrap_resamples_seeds_as_well_as_blocks():
-    rng = np.random.default_rng(1)
-    blocks_only = rng.normal(0.1, 0.02, (1, 200)).repeat(6, axis=0)  # six identical seeds
-    seeds_differ = blocks_only + rng.normal(0.0, 0.05, (6, 1))  # plus a per-seed offset
-    _, lo1, hi1 = sensitivity.bootstrap_delta(blocks_only)
-    _, lo2, hi2 = sensitivity.bootstrap_delta(seeds_differ)
-    assert hi2 - lo2 > 3 * (hi1 - lo1)
-
-
 def test_large_noise_raises_the_loss_of_a_random_tiny_olmo():
     from amuro_utils.offline import olmo_tokenizer
 
@@ -203,7 +160,7 @@ def test_large_noise_raises_the_loss_of_a_random_tiny_olmo():
     frame = sensitivity.probe(tiny_olmo(), blocks, SensitivitySettings(magnitudes=(10.0,), seeds=2, tokens=512,
                                                                        block=64, also={"isotropic": (0.2,)}))
     assert (frame["delta_loss"] > 0.3).all()  # noise ten times the init spread: the loss of 10.8 rises markedly
-    assert (sensitivity.summary(frame)["ci_low"] > 0).all()  # and its 95 % CI excludes 0
+    assert (stats.sensitivity_table(frame.assign(ckpt="main"), TINY)["ci_low"] > 0).all()  # its 95 % CI excludes 0
     # for OLMo every tensor is initialised N(0, 0.02²): "init" γ = 10 is "isotropic" σ = 0.2, draw for draw
     np.testing.assert_allclose(frame["block_deltas"][0], frame["block_deltas"][1], atol=1e-6)
 

@@ -39,6 +39,13 @@ def test_seeds_and_lora_run_end_to_end_with_figures_and_scorecards(tmp_path, mon
     labels = [t.get_text() for leg in fig.legends for t in leg.get_texts()]
     assert "± std across training seeds" in labels  # the seed spread is drawn beside the bootstrap band
     plt.close("all")
+    # every method's table is that method's: LoRA's format gaps are not full fine-tuning's repeated
+    formats = pipeline.draw(prof, "format").tables
+    full_gap, lora_gap = (formats[k].set_index(["eval_set", "model"]) for k in ("format_gap", "format_gap_lora"))
+    assert full_gap.loc[("socialiqa", "base"), "default"] == \
+        lora_gap.loc[("socialiqa", "base"), "default"]  # the base models are shared
+    assert full_gap.loc[("socialiqa", "fine_tuned"), "default"] != lora_gap.loc[("socialiqa", "fine_tuned"), "default"]
+    plt.close("all")
 
     written = {p.name for p in pipeline.scorecard(prof)}
     assert written == {"claims.md", "claims.csv", "claims_lora.md", "claims_lora.csv"}
