@@ -179,6 +179,25 @@ class SensitivitySettings:
 
 
 @dataclass(frozen=True)
+class ProbeSettings:
+    """Linear probes on frozen hidden states (beyond the paper, amuro_utils.probes): a fixed budget of each
+    classification task's training rows, split into probe-training and held-out rows."""
+
+    n_train: int = 200  # rows the probe is fit on (cross-validated)
+    n_test: int = 100  # held-out rows it is scored on
+    folds: int = 5  # K of the K-fold choice of C
+    Cs: tuple[float, ...] = (0.001, 0.01, 0.1, 1.0, 10.0)  # inverse L2 strengths tried
+    max_iter: int = 2000
+    seed: int = 0  # the probe's own row shuffle (not the fine-tuning sample's)
+    batch_size: int = 16
+
+    def __post_init__(self):
+        if self.n_train < 2 * self.folds or self.n_test < 1 or not self.Cs:
+            raise ValueError(f"probe settings need n_train ≥ 2 × folds, n_test ≥ 1 and some Cs; got n_train="
+                             f"{self.n_train}, folds={self.folds}, n_test={self.n_test}, Cs={self.Cs}")
+
+
+@dataclass(frozen=True)
 class Profile:
     """Everything that distinguishes one run of the study from another."""
 
