@@ -141,7 +141,7 @@ class Part:
     threshold: float = 0.0
     margin: float | None = None
     unit: str = ""
-    cells: str = "performance"  # "performance" | "sensitivity" | "forgetting"
+    cells: str = "performance"  # "performance" | "sensitivity" | "forgetting" | "union" (stats.Study.cells_for)
     names: Callable = _cell_name  # how a missing cell is named
     unmeasurable: str = ""  # set when the part cannot be computed at all (no frame, no profile field)
     readings: tuple = ()
@@ -898,6 +898,8 @@ def _listed(names: list[str]) -> str:
 
 def _missing_names(study: Study, part: Part, keys: list) -> list[str]:
     """Missing cells by name; a performance pair missing at every ladder checkpoint is named once."""
+    if part.cells == "union":
+        return [f"{k[0]} {' / '.join(map(str, k[1:]))}: no row" for k in keys]
     if part.cells != "performance":
         return [part.names(k) for k in keys]
     by_pair: dict[tuple, list] = {}
@@ -973,7 +975,7 @@ def _evaluate_part(study: Study, part: Part) -> dict:
     if part.unmeasurable:
         row["missing"] = part.unmeasurable
         return row
-    cells = study.cells if part.cells == "performance" else study.blocks(part.cells)
+    cells = study.cells_for(part.cells)
     try:
         est = stats.estimate(cells, part.compute, part.resample)
     except Unmeasurable as err:

@@ -254,6 +254,43 @@ class View:
         return vec
 
 
+class CellsUnion:
+    """Several Cells read as one, a cell's key prefixed by its bank's name (e.g. ('perf', eval_set, …),
+    ('probe', task, layer, ckpt)): for statistics that combine records, probes and held-out losses. Banks bootstrap
+    independently, except that item groups with the same (seed, eval set, n, gold) draw the same items in every
+    bank, so a set's dynamics records stay paired with its ordinary records."""
+
+    def __init__(self, banks: dict):
+        self.banks = {k: v for k, v in banks.items() if v is not None}
+        first = next(iter(self.banks.values()))
+        self.n_boot, self.seed = first.n_boot, first.seed
+        self.unpaired = {}
+
+    def _bank(self, key: tuple):
+        return self.banks.get(key[0]), key[1:]
+
+    def vector(self, key: tuple) -> np.ndarray | None:
+        """[point, resamples…] of a prefixed cell; None if its bank or the cell is absent."""
+        bank, rest = self._bank(key)
+        return None if bank is None else bank.vector(rest)
+
+    def mode(self, key: tuple) -> str:
+        bank, rest = self._bank(key)
+        return bank.mode(rest)
+
+    def seed_sd(self, key: tuple) -> float:
+        bank, rest = self._bank(key)
+        return bank.seed_sd(rest)
+
+    def constant(self, key: tuple) -> bool | None:
+        bank, rest = self._bank(key)
+        return bank.constant(rest)
+
+    def sources(self, key: tuple) -> set:
+        bank, rest = self._bank(key)
+        return bank.sources(rest)
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # units: what a statistic ranges over, and how each unit counts in one evaluation
 
@@ -352,6 +389,51 @@ def fitted_change(steps, vectors, weights=None) -> np.ndarray | None:
     return np.where(np.isfinite(out), out, np.nan)
 
 
+def half_time(fractions, vectors) -> np.ndarray | None:
+    """Per column, the fraction of fine-tuning at which a curve (values at `fractions`, 0 … 1) first covers half of
+    its change from the first to the last point, interpolated linearly between points; NaN where it does not move.
+    None with fewer than 2 points."""
+    pts = [(f, v) for f, v in zip(fractions, vectors) if v is not None]
+    if len(pts) < 2:
+        return None
+    f = np.array([p[0] for p in pts], dtype=float)
+    v = np.vstack([p[1] for p in pts])
+    total = v[-1] - v[0]
+    target = v[0] + total / 2
+    sign = np.sign(total)
+    out = np.full(v.shape[1], np.nan)
+    done = sign == 0
+    for i in range(1, len(f)):
+        reached = ~done & ((v[i] - target) * sign >= 0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            share = np.where(v[i] != v[i - 1], (target - v[i - 1]) / (v[i] - v[i - 1]), 0.0)
+        out = np.where(reached, f[i - 1] + np.clip(share, 0, 1) * (f[i] - f[i - 1]), out)
+        done |= reached
+    return out
+
+
+def spearman(x, y, w=None) -> np.ndarray:
+    """Per column, Spearman's rank correlation of x and y over units (rows of (U, C) arrays), each unit counted
+    w times (mid-ranks of the weighted sample, then the weighted Pearson correlation of the ranks); NaN where
+    fewer than 3 units weigh more than 0 or a variable is constant."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    w = np.ones_like(x) if w is None else np.broadcast_to(np.asarray(w, dtype=float), x.shape)
+    w = np.where(np.isfinite(x) & np.isfinite(y), w, 0.0)
+
+    def ranks(a):
+        less = (a[None, :, :] < a[:, None, :]) * w[None, :, :]
+        same = (a[None, :, :] == a[:, None, :]) * w[None, :, :]
+        return less.sum(axis=1) + (same.sum(axis=1) + 1) / 2
+
+    rx, ry = ranks(np.nan_to_num(x)), ranks(np.nan_to_num(y))
+    total = w.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mx, my = (w * rx).sum(0) / total, (w * ry).sum(0) / total
+        cov = (w * (rx - mx) * (ry - my)).sum(0)
+        rho = cov / np.sqrt((w * (rx - mx) ** 2).sum(0) * (w * (ry - my) ** 2).sum(0))
+    return np.where(((w > 0).sum(axis=0) >= 3) & np.isfinite(rho), rho, np.nan)
+
+
 @dataclasses.dataclass
 class Estimate:
     """A statistic: its point estimate, its resamples with units resampled (`resamples`, the default interval) and
@@ -422,12 +504,14 @@ class Study:
     """
 
     def __init__(self, df: pd.DataFrame | None, profile: Profile, *, sensitivity: pd.DataFrame | None = None,
-                 forgetting: pd.DataFrame | None = None, method: str = "full", n_boot: int = N_BOOT, seed: int = 0):
-        self.profile, self.method, self.n_boot, self.seed = profile, method, n_boot, seed
+                 forgetting: pd.DataFrame | None = None, method: str = "full", n_boot: int = N_BOOT, seed: int = 0,
+                 dynamics: pd.DataFrame | None = None, probes: pd.DataFrame | None = None,
+                 schedule: str = "fixed"):
+        self.profile, self.method, self.n_boot, self.seed, self.schedule = profile, method, n_boot, seed, schedule
         if df is None:  # a study of the Springer frames only
             df = pd.DataFrame(columns=["ckpt", "step", "fine_tune", "eval_set", "format", "shots", "performance"])
         self.df = df
-        rows = select(df, profile, method)
+        rows = select(df, profile, method, schedule)
         std_col = "std" if "std" in rows else None
 
         def release_n(row) -> float:
@@ -443,8 +527,12 @@ class Study:
         self.sensitivity_frame = None if sensitivity is None or not len(sensitivity) else \
             sensitivity_frame(sensitivity)
         self.forgetting_frame = None if forgetting is None or not len(forgetting) else \
-            _forgetting_frame(forgetting, method)
+            _forgetting_frame(forgetting, method, schedule)
+        self.dynamics_frame = None if dynamics is None or not len(dynamics) else \
+            select(dynamics, profile, method, schedule)
+        self.probe_frame = None if probes is None or not len(probes) else probes
         self._blocks: dict[str, Cells] = {}
+        self._union: CellsUnion | None = None
 
     @property
     def ladder(self) -> list[str]:
@@ -486,13 +574,36 @@ class Study:
                     self.steps[c] = float(s)
         return self._blocks[which]
 
+    def cells_for(self, name: str):
+        """The cells a statistic reads: 'performance' (records), 'sensitivity' / 'forgetting' (held-out blocks) or
+        'union' (all of them and the dynamics and probe rows, keys prefixed: `union`)."""
+        if name == "performance":
+            return self.cells
+        return self.union() if name == "union" else self.blocks(name)
+
+    def union(self) -> CellsUnion:
+        """Every bank of the study in one (stats.CellsUnion): 'perf' (records), 'dyn' (records along fine-tuning,
+        keyed eval_set, fine_tune, ckpt, format, ft_fraction), 'probe' (task, layer, ckpt), 'sens', 'forget'."""
+        if self._union is None:
+            banks = {"perf": self.cells, "sens": self.blocks("sensitivity"), "forget": self.blocks("forgetting")}
+            if self.dynamics_frame is not None:
+                banks["dyn"] = Cells(self.dynamics_frame, ("eval_set", "fine_tune", "ckpt", "format", "ft_fraction"),
+                                     value_col="performance", items_col="scores", pair_col="eval_set",
+                                     n_boot=self.n_boot, seed=self.seed)
+            if self.probe_frame is not None:
+                banks["probe"] = Cells(self.probe_frame, ("task", "layer", "ckpt"), value_col="accuracy",
+                                       items_col="scores", pair_col="task", n_boot=self.n_boot, seed=self.seed)
+            self._union = CellsUnion(banks)
+        return self._union
+
     def estimate(self, compute, resample=(), *, cells: Cells | None = None, **kwargs) -> Estimate:
         """`estimate` on this study's performance cells (or on `cells`)."""
         return estimate(self.cells if cells is None else cells, compute, resample, **kwargs)
 
 
-def select(df: pd.DataFrame, profile: Profile, method: str) -> pd.DataFrame:
-    """Standard rows at the profile's shots; with a `method` column, base rows and fine-tuned rows of `method`."""
+def select(df: pd.DataFrame, profile: Profile, method: str, schedule: str = "fixed") -> pd.DataFrame:
+    """Standard rows at the profile's shots; with a `method` column, base rows and fine-tuned rows of `method`;
+    with a `schedule` column, fine-tuned rows of that fine-tuning schedule ('fixed' epochs or 'converge')."""
     lacking = [c for c in ("ckpt", "fine_tune", "eval_set", "format", "shots", "performance") if c not in df]
     if lacking:
         raise ValueError(f"results frame lacks columns {lacking}; pass results.Store(...).frame(items=True) or "
@@ -502,6 +613,8 @@ def select(df: pd.DataFrame, profile: Profile, method: str) -> pd.DataFrame:
         rows = rows[rows["variant"] == STANDARD]
     if "method" in rows:
         rows = rows[(rows["fine_tune"] == "base") | (rows["method"] == method)]
+    if "schedule" in rows:
+        rows = rows[(rows["fine_tune"] == "base") | (rows["schedule"].fillna("fixed") == schedule)]
     return rows
 
 
@@ -537,12 +650,16 @@ def sensitivity_frame(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[frame["magnitude"] > 0]
 
 
-def _forgetting_frame(frame: pd.DataFrame, method: str) -> pd.DataFrame:
+def _forgetting_frame(frame: pd.DataFrame, method: str, schedule: str = "fixed") -> pd.DataFrame:
     lacking = [c for c in FORGETTING_COLUMNS if c not in frame]
     if lacking:
         raise ValueError(f"forgetting frame lacks columns {lacking}; expected one row per fine-tuned model with ckpt, "
                          "step, fine_tune, method, seed, base_loss, loss, delta_loss, block_deltas")
-    return frame[frame["method"] == method] if "method" in frame else frame
+    if "method" in frame:
+        frame = frame[frame["method"] == method]
+    if "schedule" in frame:
+        frame = frame[frame["schedule"].fillna("fixed") == schedule]
+    return frame
 
 
 # ---------------------------------------------------------------------------------------------------------------
