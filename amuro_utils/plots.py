@@ -799,6 +799,125 @@ def fig_forgetting(training: pd.DataFrame, profile: Profile):
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# beyond the paper: fine-tuning dynamics, probes, predictors (amuro_utils.beyond)
+
+
+def _point(cells, key) -> float:
+    vec = cells.vector(key)
+    return float(vec[0]) if vec is not None else np.nan
+
+
+def fig_dynamics(study: stats.Study, profile: Profile):
+    """Learning and forgetting along fine-tuning: per task (rows), the in-domain, out-of-domain and cross-task
+    scores and the held-out pre-training loss (columns) against the fraction of fine-tuning done, one line per rung
+    (0 = the base model, 1 = the fine-tuned model of the study)."""
+    from . import beyond
+
+    cells, fractions = study.union(), beyond._fractions(study)
+    tasks = list(profile.tasks)
+    kinds = [("in-domain", "id"), ("out-of-domain (mean)", "ood"), ("cross-task (mean)", "cross"),
+             ("held-out pre-training loss", "loss")]
+    fig, axes = _figure(len(tasks) * len(kinds), len(kinds), panel_size=(3.6, 2.7))
+    colours, notes = ckpt_colours(profile), _Notes(profile)
+    for row, task in enumerate(tasks):
+        others = [t.primary for t in tasks if t.name != task.name]
+        for col, (title, kind) in enumerate(kinds):
+            ax = axes[row * len(kinds) + col]
+            sets = {"id": [task.primary], "ood": list(task.ood), "cross": others, "loss": ["heldout_loss"]}[kind]
+            for c in profile.ckpts:
+                ys = []
+                for f in fractions:
+                    vals = [v for v in (_point(cells, ("dyn", s, task.name, c, "default", f)) for s in sets)
+                            if np.isfinite(v)]
+                    if not vals and kind != "loss" and f in (0.0, 1.0):
+                        model = "base" if f == 0.0 else task.name
+                        vals = [v for v in (_point(cells, ("perf", s, model, c, "default")) for s in sets)
+                                if np.isfinite(v)]
+                    ys.append(np.mean(vals) if vals else np.nan)
+                ax.plot(fractions, ys, marker="o", markersize=3, color=colours[c], linewidth=1.4)
+            if not sets:
+                ax.text(0.5, 0.5, "no such sets", ha="center", va="center", transform=ax.transAxes, color="0.4")
+            ax.set_title(f"{task.name}: {title}", fontsize=9)
+            ax.set_xlabel("fraction of fine-tuning")
+            ax.set_ylabel("nats/token" if kind == "loss" else "score")
+            ax.grid(alpha=0.3)
+    _finish(fig, "Fine-tuning dynamics: learning and forgetting along fine-tuning, per rung", profile, notes,
+            _ckpt_handles(profile, None, lines=True))
+    return fig
+
+
+def fig_probes(study: stats.Study, profile: Profile):
+    """What the base model already knows: per classification task, held-out linear-probe accuracy by layer and rung
+    (left), and the best layer's probe beside the 4-shot base and the fine-tuned accuracy over the ladder (right)."""
+    cells, frame = study.union(), study.probe_frame
+    tasks = [t for t in profile.tasks if t.kind == "classification"]
+    fig, axes = _figure(2 * max(len(tasks), 1), 2, panel_size=(5.2, 3.4))
+    notes = _Notes(profile)
+    x = np.arange(len(profile.ckpts))
+    for i, task in enumerate(tasks):
+        heat, lines = axes[2 * i], axes[2 * i + 1]
+        rows = frame[frame["task"] == task.name] if frame is not None else pd.DataFrame()
+        layers = sorted(set(rows["layer"])) if len(rows) else []
+        grid = np.array([[_point(cells, ("probe", task.name, layer, c)) for c in profile.ckpts] for layer in layers])
+        if len(layers):
+            image = heat.imshow(grid, aspect="auto", origin="lower", cmap="viridis", vmin=0, vmax=1)
+            fig.colorbar(image, ax=heat, label="held-out probe accuracy")
+            heat.set_yticks(range(len(layers)), [str(layer) for layer in layers])
+        heat.set_xticks(x, [tick_label(profile, c) for c in profile.ckpts], fontsize=7)
+        heat.set_ylabel("layer (0 = embeddings)")
+        heat.set_title(f"{task.name}: probe accuracy by layer", fontsize=10)
+        best = [np.nanmax(grid[:, j]) if len(layers) and np.isfinite(grid[:, j]).any() else np.nan
+                for j in range(len(profile.ckpts))]
+        series = {"probe (best layer)": (best, "#1b9e77", "-"),
+                  "4-shot base": ([_point(cells, ("perf", task.primary, "base", c, "default")) for c in profile.ckpts],
+                                  KIND_STYLE["base"]["color"], "--"),
+                  "fine-tuned": ([_point(cells, ("perf", task.primary, task.name, c, "default"))
+                                  for c in profile.ckpts], KIND_STYLE["fine_tuned"]["color"], "-")}
+        for label, (ys, colour, style) in series.items():
+            lines.plot(x, ys, marker="o", markersize=4, color=colour, linestyle=style, label=label)
+        if len(rows) and "chance" in rows:
+            lines.axhline(float(rows["chance"].iloc[0]), **CHANCE_STYLE)
+        _ladder_axis(lines, profile)
+        lines.set_ylabel("accuracy")
+        lines.set_title(f"{task.name}: probe, few-shot and fine-tuned", fontsize=10)
+        lines.legend(fontsize=7, frameon=False)
+        notes.cells(f"{task.name} probes", [c for c, b in zip(profile.ckpts, best) if not np.isfinite(b)])
+    _finish(fig, "Linear probes on frozen hidden states (held-out rows of the training split)", profile, notes)
+    return fig
+
+
+def fig_predictors(table: pd.DataFrame, profile: Profile):
+    """Which measure available before fine-tuning predicts the fine-tuned score and the gain: Spearman ρ across
+    (rung, task) with its 95 % CI, one bar per measure, the hypothesised sign marked."""
+    from . import beyond
+
+    rows = table[table["id"].str.startswith("R-")]
+    targets = list(beyond.TARGETS)
+    fig, axes = _figure(len(targets), len(targets), panel_size=(5.4, 3.6))
+    for ax, target in zip(axes, targets):
+        part = rows[rows["id"].str.endswith(f"-{target}")]
+        names = [pid.split("-")[1] for pid in part["id"]]
+        y = np.arange(len(names))
+        value = part["value"].to_numpy(dtype=float)
+        low, high = part["ci_low"].to_numpy(dtype=float), part["ci_high"].to_numpy(dtype=float)
+        ax.barh(y, value, color=KIND_STYLE["fine_tuned"]["color"], alpha=0.8)
+        ok = np.isfinite(low) & np.isfinite(high)
+        ax.errorbar(value[ok], y[ok], xerr=[value[ok] - low[ok], high[ok] - value[ok]], fmt="none", ecolor="0.15",
+                    capsize=3)
+        for yi, name in zip(y, names):
+            sign = beyond.PREDICTORS[name][1 if target == "fine_tuned" else 2]
+            ax.text(1.02, yi, f"expected {sign} 0", va="center", fontsize=7, color="0.3",
+                    transform=ax.get_yaxis_transform())
+        ax.set_yticks(y, [textwrap.fill(beyond.PREDICTORS[n][0], 26) for n in names], fontsize=8)
+        ax.axvline(0, color="0.2", linewidth=0.8)
+        ax.set_xlim(-1, 1)
+        ax.set_xlabel(f"Spearman ρ with the {beyond.TARGETS[target]} (95 % CI over (rung, task) units)")
+        ax.grid(axis="x", alpha=0.3)
+    _finish(fig, "Predicting fine-tuning from measures available before it", profile, _Notes(profile))
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # output
 
 

@@ -122,3 +122,26 @@ def test_the_release_cannot_measure_the_open_questions():
     assert one(table, "R-few_shot-fine_tuned")["verdict"] in ("supported", "inconclusive", "contradicted")
     text = beyond.section_markdown(table)
     assert text.startswith("## Beyond the paper") and "Hypothesis: t½(OOD) − t½(ID) > 0" in text
+
+
+def test_figures_of_the_open_questions_draw_from_the_study(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from amuro_utils import plots
+
+    s, df = study(early, late, probe_rise=0.3)
+    fig = plots.fig_dynamics(s, PROFILE)
+    first = fig.axes[0].get_lines()[0]  # mnli in-domain at step1000 along fine-tuning: 0.3 → 0.6, early
+    assert list(first.get_xdata()) == list(FRACTIONS)
+    assert first.get_ydata()[0] == pytest.approx(0.3, abs=0.06) and first.get_ydata()[1] == pytest.approx(0.6, abs=0.06)
+    plt.close(fig)
+    fig = plots.fig_probes(s, PROFILE)
+    labels = [t.get_text() for t in fig.axes[1].get_legend().get_texts()]
+    assert labels == ["probe (best layer)", "4-shot base", "fine-tuned"]
+    plt.close(fig)
+    fig = plots.fig_predictors(beyond.evaluate(df, PROFILE, study=s), PROFILE)
+    assert len(fig.axes) == 2 and fig.axes[0].get_xlim() == (-1.0, 1.0)
+    plt.close(fig)
