@@ -1,0 +1,123 @@
+"""A report people can open: figures/<profile>/index.html, one page that links the scorecard, every figure and
+table, and the executed notebooks rendered to HTML — all relative links, so it works from the file system (open
+the file in a browser; no server).
+
+Written at the end of `./run_all.sh` (and by `python -m amuro_utils.report --profile P`). The executed notebooks
+(results/<profile>/notebooks/*.ipynb) are rendered into figures/<profile>/notebooks/ so that the figures folder is
+self-contained.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import re
+from pathlib import Path
+
+from .paths import figures_dir, results_dir
+
+# Which figure and table files belong to which notebook, by their stems' prefixes (one section per notebook).
+SECTIONS = (
+    ("Pre-training probe (Fig. 2, Springer sensitivity)", ("fig2_", "figS_sensitivity", "tiny_ladder_loss")),
+    ("Instruction tuning (Fig. 4)", ("fig4_", "figT_instruction")),
+    ("Supervised fine-tuning (Fig. 3, Table 5, forgetting)", ("fig3", "table5", "figT_sft", "figS3_")),
+    ("Prompt format (Fig. 5)", ("fig5_", "format_gap")),
+    ("Cross-task transfer (Fig. 6)", ("fig6_", "mrc_")),
+    ("Out-of-domain (Fig. 7)", ("fig7_", "ood_")),
+    ("Beyond the paper", ("figB_", "beyond")),
+)
+STYLE = """body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}
+img{max-width:100%;border:1px solid #ddd;margin:.5em 0}table{border-collapse:collapse;font-size:.85em}
+td,th{border:1px solid #ccc;padding:.2em .4em;vertical-align:top}h2{border-bottom:1px solid #ccc}
+.note{color:#555}code{background:#f4f4f4;padding:0 .2em}"""
+
+
+def _markdown(text: str) -> str:
+    import mistune
+
+    return mistune.create_markdown(plugins=["table"])(text)
+
+
+def _page(title: str, body: str) -> str:
+    return (f"<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
+            f"<style>{STYLE}</style></head><body>\n{body}\n</body></html>\n")
+
+
+def render_notebooks(profile_name: str, out: Path) -> list[Path]:
+    """Every executed notebook of the profile as HTML under `out`/notebooks/ (its embedded figures included)."""
+    from nbconvert import HTMLExporter
+
+    source = results_dir(profile_name) / "notebooks"
+    target = out / "notebooks"
+    written = []
+    exporter = HTMLExporter(template_name="lab")
+    for path in sorted(source.glob("*.ipynb")):
+        body, _ = exporter.from_filename(str(path))
+        target.mkdir(parents=True, exist_ok=True)
+        written.append(target / f"{path.stem}.html")
+        written[-1].write_text(body, encoding="utf-8")
+    return written
+
+
+def _section_of(stem: str) -> str:
+    for title, prefixes in SECTIONS:
+        if stem.startswith(prefixes):
+            return title
+    return "Other figures and tables"
+
+
+def write_report(profile_name: str, *, notebooks: bool = True) -> Path:
+    """Write figures/<profile>/index.html (and claims.html, notebooks/*.html); returns the index's path."""
+    out = figures_dir(profile_name)
+    out.mkdir(parents=True, exist_ok=True)
+    rendered = render_notebooks(profile_name, out) if notebooks else []
+    parts = [f"<h1>Amuro &amp; Char — profile <code>{html.escape(profile_name)}</code></h1>"]
+    claims_md = out / "claims.md"
+    if claims_md.is_file():
+        text = claims_md.read_text(encoding="utf-8")
+        (out / "claims.html").write_text(_page(f"Scorecard — {profile_name}", _markdown(text)), encoding="utf-8")
+        headline = re.search(r"^Verdicts: .*$", text, flags=re.MULTILINE)
+        parts.append("<h2>The scorecard</h2>")
+        if headline:
+            parts.append(f"<p>{html.escape(headline.group(0))}</p>")
+        parts.append('<p><a href="claims.html">Every claim of both papers, judged</a> (also '
+                     '<a href="claims.csv">claims.csv</a>)</p>')
+    else:
+        parts.append('<p class="note">No scorecard yet: it is written by the last notebook of the run.</p>')
+    groups: dict[str, list[str]] = {}
+    for png in sorted(out.glob("*.png")):
+        groups.setdefault(_section_of(png.stem), []).append(
+            f'<figure><img src="{html.escape(png.name)}" alt="{html.escape(png.stem)}">'
+            f'<figcaption><a href="{html.escape(png.with_suffix(".pdf").name)}">{html.escape(png.stem)}.pdf</a>'
+            "</figcaption></figure>" if png.with_suffix(".pdf").is_file() else
+            f'<figure><img src="{html.escape(png.name)}" alt="{html.escape(png.stem)}"></figure>')
+    for table in sorted(out.glob("*.md")):
+        if table.stem.startswith("claims"):
+            continue
+        groups.setdefault(_section_of(table.stem), []).append(
+            f"<h3>{html.escape(table.stem)}</h3>{_markdown(table.read_text(encoding='utf-8'))}"
+            + (f'<p><a href="{html.escape(table.stem)}.csv">{html.escape(table.stem)}.csv</a></p>'
+               if (out / f"{table.stem}.csv").is_file() else ""))
+    for title in [t for t, _ in SECTIONS] + ["Other figures and tables"]:
+        if title in groups:
+            parts.append(f"<h2>{html.escape(title)}</h2>" + "\n".join(groups[title]))
+    if rendered:
+        parts.append("<h2>Executed notebooks</h2><ul>" + "".join(
+            f'<li><a href="notebooks/{html.escape(p.name)}">{html.escape(p.stem)}</a></li>' for p in rendered)
+            + "</ul>")
+    index = out / "index.html"
+    index.write_text(_page(f"Amuro & Char — {profile_name}", "\n".join(parts)), encoding="utf-8")
+    return index
+
+
+def main(argv=None) -> None:
+    """`python -m amuro_utils.report --profile P`: write figures/<P>/index.html."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", default="tiny")
+    parser.add_argument("--no-notebooks", action="store_true", help="link the figures only (faster)")
+    args = parser.parse_args(argv)
+    print(write_report(args.profile, notebooks=not args.no_notebooks))
+
+
+if __name__ == "__main__":
+    main()
