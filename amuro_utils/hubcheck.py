@@ -57,7 +57,7 @@ def dataset_files(repo: str, revision: str | None) -> tuple[str, list[str]]:
 
 
 def read_rows(hub: tasks.HubSource, revision: str | None, n: int) -> list[dict]:
-    """The first `n` rows of a hub split at `revision`, streamed (only the first Parquet row group is fetched)."""
+    """The first `n` rows of a hub split at `revision`, streamed: the split itself is not downloaded."""
     import datasets
 
     split = datasets.load_dataset(hub.path, hub.name, split=hub.split, revision=revision, data_dir=hub.data_dir,
