@@ -333,7 +333,8 @@ def check_models(profile: Profile) -> list[Finding]:
                                f"choose listed checkpoints for the profile's `ckpts` (amuro_utils/profiles.py), or "
                                "make the branch listing reachable as the message says"))
             continue
-        out.append(Finding(f"model {spec.repo} {label}", label, True, f"branch {point.branch} @ {_short(point.commit)}"))
+        out.append(Finding(f"model {spec.repo} {label}", label, True,
+                           f"branch {point.branch} @ {_short(point.commit)}"))
     return out
 
 

@@ -361,7 +361,8 @@ _ENTRIES = [
 # so every source is read at a commit recorded in data/hub_pins.json, keyed by repo@branch. The file is written by
 # `python -m amuro_utils.hubcheck --pin` where the Hub is reachable; README "Hub sources and pins" says how to move one.
 PINS_FILE = DATA_DIR / "hub_pins.json"
-ALLOW_UNPINNED_ENV = "AMURO_ALLOW_UNPINNED"  # "1": read unpinned sources at their branch head (run_all.sh --allow-unpinned)
+# "1": read unpinned sources at their branch head, on purpose (run_all.sh --allow-unpinned)
+ALLOW_UNPINNED_ENV = "AMURO_ALLOW_UNPINNED"
 _COMMIT = re.compile(r"[0-9a-f]{40}")
 
 
@@ -661,5 +662,5 @@ def demo(dataset: Dataset, example: dict, fmt: str) -> str:
 
 __all__ = ["Dataset", "HubSource", "OfflineSource", "Target", "MultipleChoice", "REGISTRY",
            "get", "load_examples", "sample_train", "render", "demo",
-           "target_text", "row_value", "raw_rows", "to_examples", "pin_key", "read_pins", "with_pins", "unpinned", "require_pinned",
-           "UnpinnedSourceError"]
+           "target_text", "row_value", "raw_rows", "to_examples", "pin_key", "read_pins", "with_pins", "reads_hub",
+           "unpinned", "require_pinned", "UnpinnedSourceError"]

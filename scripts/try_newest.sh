@@ -38,7 +38,8 @@ if ! { "$DIR/bin/python" -m pip install --upgrade pip \
 fi
 newest() { "$DIR/bin/python" -m pip freeze --exclude-editable | grep -Eiv '^(torch|triton|nvidia-[a-z0-9-]+)=='; }
 echo "== installed in $((SECONDS - start)) s; releases newer (or other) than the lock:"
-diff <(grep -v '^#' "$LOCK") <(newest) | sed -n 's/^> /   /p' | grep . || echo "   none: the lock holds the newest releases"
+diff <(grep -v '^#' "$LOCK") <(newest) | sed -n 's/^> /   /p' | grep . \
+  || echo "   none: the lock holds the newest releases"
 
 if [ "$MODE" = api ]; then
   echo "== the API-sensitive tests on the newest releases: ${API_TESTS[*]}"

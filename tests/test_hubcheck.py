@@ -135,7 +135,8 @@ def _plain(splits: dict) -> dict:
 
 def _export(configs: dict) -> dict:
     """Files of the Hub's Parquet export branch: <config>/<split>/0000.parquet."""
-    return {f"{config}/{split}/0000.parquet": rows for config, splits in configs.items() for split, rows in splits.items()}
+    return {f"{config}/{split}/0000.parquet": rows
+            for config, splits in configs.items() for split, rows in splits.items()}
 
 
 XLSUM_ROWS = [{"id": f"x{i}", "url": "https://www.bbc.com/news/x", "title": "Title", "summary": f"Summary {i}.",
@@ -305,7 +306,8 @@ def test_a_split_that_changed(stub_hub, monkeypatch):
     monkeypatch.setattr(tasks, "REGISTRY", tasks.with_pins(stub_hub.pins()))  # the pin moved to the new head
     (finding,) = hubcheck.check_datasets(["mnli_mismatched"])
     assert not finding.ok and finding.source == "nyu-mll/glue@main mnli/validation_mismatched"
-    assert "split 'validation_mismatched' is gone (Bad split: validation_mismatched. Available splits: " in finding.result
+    assert ("split 'validation_mismatched' is gone (Bad split: validation_mismatched. Available splits: "
+            in finding.result)
     assert "set `split` of mnli_mismatched in amuro_utils/tasks.py" in finding.fix
 
 

@@ -277,9 +277,9 @@ def test_checkpoint_errors_on_the_tiny_ladder_name_the_labels_a_user_types(tmp_p
     with pytest.raises(LadderError, match=r"Nearest available: main, .*\(this profile's checkpoints: "):
         pipeline.checkpoints(TINY, "mian")
     # A rung of the profile whose branch the built ladder lacks: the label, the reason, and how to build it.
-    with pytest.raises(LadderError, match=r"^no checkpoint 'step424000' in ladder tiny-olmo; its branch step92 is not "
-                                          r"in HF cache .*hub_cache\. Nearest available: step738000, step18000, step1000 \(this.*"
-                                          r"python -m amuro_utils\.tiny_ladder"):
+    with pytest.raises(LadderError, match=r"^no checkpoint 'step424000' in ladder tiny-olmo; its branch step92 is "
+                                          r"not in HF cache .*hub_cache\. Nearest available: step738000, step18000, "
+                                          r"step1000 \(this.*python -m amuro_utils\.tiny_ladder"):
         plan.resolve(TINY, "step424000")
     assert plan.resolve(TINY, "step18000").branch == "step20"
     assert [c.label for c in pipeline.checkpoints(TINY, "step20")] == ["step18000"]  # a branch still finds its rung
