@@ -5,6 +5,8 @@
 #   ./run_all.sh --profile paper      the paper's recipe on OLMo-1B (needs a CUDA GPU and the HF Hub or a filled cache)
 #   ./run_all.sh --profile paper-reference   every figure from the authors' released numbers (no model is run)
 #   ./run_all.sh --profile paper --dry-run   print the plan: one papermill command per job, with GPU-hour estimates
+#   ./run_all.sh --profile paper --check     preflight: every checkpoint and dataset source of the plan, before any download
+#   ./run_all.sh --allow-unpinned     read hub datasets not pinned in data/hub_pins.json at their branch head (on purpose)
 #   ./run_all.sh --status             every job and record of the plan: done, stale (changed settings) or missing
 #   ./run_all.sh --rerun JOB|all      force a job (or every job) to run again; its old records are kept aside
 #   ./run_all.sh --over-budget        run a CPU profile whose estimated wall time exceeds its budget_s anyway
@@ -21,8 +23,8 @@ cd "$(dirname "$0")"
 usage() {
   sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'
   echo
-  echo "Options: --profile NAME  --dry-run  --status  --rerun JOB|all  --over-budget  --slurm DIR  --partition P  --account A"
-  echo "         --sbatch-option OPT  --submit  --help"
+  echo "Options: --profile NAME  --check  --dry-run  --status  --rerun JOB|all  --over-budget  --allow-unpinned"
+  echo "         --slurm DIR  --partition P  --account A  --sbatch-option OPT  --submit  --help"
 }
 
 PROFILE="tiny"
@@ -34,7 +36,8 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --profile) [ $# -ge 2 ] || { echo "--profile needs a name (tiny, paper, paper-reference)" >&2; exit 2; }; PROFILE="$2"; shift 2 ;;
     --profile=*) PROFILE="${1#*=}"; shift ;;
-    --dry-run|--status|--over-budget) ARGS+=("$1"); shift ;;
+    --dry-run|--status|--over-budget|--check) ARGS+=("$1"); shift ;;
+    --allow-unpinned) export AMURO_ALLOW_UNPINNED=1; shift ;;  # read by amuro_utils.tasks in every notebook kernel
     --rerun) [ $# -ge 2 ] || { echo "--rerun needs a job id (see --status) or 'all'" >&2; exit 2; }; ARGS+=(--rerun "$2"); shift 2 ;;
     --rerun=*) ARGS+=(--rerun "${1#*=}"); shift ;;
     --slurm) needs_value "$@"; SLURM_DIR="$2"; shift 2 ;;

@@ -309,11 +309,14 @@ def requirements(profile: Profile, job: Job, throughput: dict | None = None) -> 
 
 
 def preflight(profile: Profile, job: Job, *, free_disk: int | None = None, gpu_memory: int | None = None) -> dict:
-    """Refuse, before any download, a job this machine cannot finish: no GPU, too little disk or GPU memory.
+    """Refuse, before any download, a job this machine cannot finish: no GPU, too little disk or GPU memory, or a
+    hub dataset source with no pinned commit (tasks.require_pinned; --allow-unpinned lifts it).
 
     gpu_memory: bytes on the GPU (0 = none); None asks torch. free_disk: bytes free; None measures the HF cache
     and results folders. Returns the requirements when the job fits.
     """
+    if profile.data_source == "hub":  # a dataset source with no pinned commit is refused before the model download
+        tasks.require_pinned([*(spec.train_set for spec in job.fine_tunes), *(name for name, _ in job.evals)])
     need = requirements(profile, job)
     cpu = force_cpu() or profile.device == "cpu"
     if profile.requires_gpu and not cpu:

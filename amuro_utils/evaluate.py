@@ -390,7 +390,8 @@ def _prefix_cache(model, prefix_ids: Sequence[int]):
     from transformers import DynamicCache
 
     prefix = torch.tensor([list(prefix_ids)], device=model.device)
-    cache = model(input_ids=prefix, use_cache=True, logits_to_keep=1).past_key_values
+    # transformers >= 5.24 names the key/value cache `cache` (input and output); `past_key_values` is deprecated.
+    cache = model(input_ids=prefix, use_cache=True, logits_to_keep=1).cache
     if not isinstance(cache, DynamicCache) or any(cache.is_sliding):
         raise ValueError(f"shared-prefix evaluation needs a full-attention DynamicCache, the model returned "
                          f"{type(cache).__name__}; evaluate this model with the uncached functions")
@@ -439,7 +440,7 @@ def classify_shared_prefix(model, tokenizer, prompts: Sequence[str], force_words
         for batch in _length_batches([len(ids[i]) for i in cached], batch_size):
             rows = [cached[b] for b in batch]
             inputs = _after_prefix([ids[i][n_prefix:] for i in rows], n_prefix, _pad_id(tokenizer), model.device)
-            logits = model(**inputs, past_key_values=_expand_cache(cache, len(rows)), logits_to_keep=1).logits[:, -1]
+            logits = model(**inputs, cache=_expand_cache(cache, len(rows)), logits_to_keep=1).logits[:, -1]
             for i, word in zip(rows, _force_word_argmax(logits, cand, owner, force_words)):
                 words[i] = word
     return words, n_truncated, len(fallback)
@@ -472,7 +473,7 @@ def generate_shared_prefix(model, tokenizer, prompts: Sequence[str], max_new_tok
             # feeds the model only the rest (the "restarting from previous cache" case of transformers 5's prefill).
             input_ids = torch.cat([prefix_row.expand(len(rows), -1), inputs["input_ids"]], dim=1)
             out = model.generate(input_ids=input_ids, attention_mask=inputs["attention_mask"],
-                                 past_key_values=_expand_cache(cache, len(rows)), **settings)
+                                 cache=_expand_cache(cache, len(rows)), **settings)
             for i, row in zip(rows, out[:, input_ids.shape[1]:].tolist()):
                 texts[i] = _continuation_text(tokenizer, row, settings["eos_token_id"])
     return texts, n_truncated, len(fallback)
@@ -505,7 +506,7 @@ def continuation_loglikelihoods_shared_prefix(model, tokenizer, pairs: Sequence[
             inputs = _after_prefix([contexts[i][n_prefix:] + conts[i] for i in rows], n_prefix, _pad_id(tokenizer),
                                    model.device)
             loglik[rows] = _continuation_scores(model, inputs, [conts[i] for i in rows],
-                                                past_key_values=_expand_cache(cache, len(rows)))
+                                                cache=_expand_cache(cache, len(rows)))
     fallback_mask = np.zeros(len(pairs), dtype=bool)
     fallback_mask[fallback] = True
     return loglik, np.array([len(c) for c in conts]), truncated, fallback_mask

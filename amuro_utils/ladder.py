@@ -203,6 +203,15 @@ def _nearest(ladder: Ladder, name: str, branches, k: int = 5) -> list[str]:
     return difflib.get_close_matches(name, list(branches), n=k, cutoff=0.0)
 
 
+def _nearest_labels(name: str, labels, k: int = 5) -> list[str]:
+    """The profile labels nearest to `name` by step ('main' and other step-less names by spelling)."""
+    wanted = ckpt_step(name, bare_number=True)
+    stepped = [(s, label) for label in labels if (s := ckpt_step(label)) is not None]
+    if wanted is not None and stepped:
+        return [label for _, label in sorted(stepped, key=lambda sl: (abs(sl[0] - wanted), sl[0]))[:k]]
+    return difflib.get_close_matches(name, list(labels), n=k, cutoff=0.0)
+
+
 def _saved_refs(ladder: Ladder, listing_dir) -> dict[str, str]:
     listing = _listing_path(ladder, listing_dir)
     return json.loads(listing.read_text())["branches"] if listing.exists() else {}
@@ -226,17 +235,23 @@ class Checkpoint:
     step: int | None  # training step of the branch (main: of the step branch sharing its commit)
 
 
-def checkpoint(ladder, label, *, branch: str | None = None, cache_dir=None, listing_dir=None) -> Checkpoint:
-    """Resolve a ladder label (or the given `branch` for it) once into a Checkpoint: branch, commit and step."""
+def checkpoint(ladder, label, *, branch: str | None = None, cache_dir=None, listing_dir=None,
+               labels=None) -> Checkpoint:
+    """Resolve a ladder label (or the given `branch` for it) once into a Checkpoint: branch, commit and step.
+
+    labels: the profile's named rungs (label -> branch) when its labels are not branch names (the tiny ladder's
+    step1000 … main on its own step10 … main): an error then names those labels, never the internal branches.
+    """
     ladder = get_ladder(ladder)
     cache = _cache_dir(ladder, cache_dir)
-    found, branches = _resolve(ladder, str(branch or label), cache, listing_dir)
+    found, branches = _resolve(ladder, str(branch or label), cache, listing_dir, labels=labels, label=str(label))
     return Checkpoint(str(label), ladder.name, ladder.repo, found, branches.get(found),
                       _twin_step(ladder, found, branches))
 
 
-def _resolve(ladder: Ladder, name: str, cache: Path, listing_dir) -> tuple[str, dict[str, str]]:
-    """(branch for `name`, the branch -> commit listing it was found in)."""
+def _resolve(ladder: Ladder, name: str, cache: Path, listing_dir, *, labels=None,
+             label: str | None = None) -> tuple[str, dict[str, str]]:
+    """(branch for `name`, the branch -> commit listing it was found in); errors name `labels` when given."""
     # Cheapest source first, so that a filled cache never touches the network: the saved listing, the branches
     # already in the HF cache (they came from the hub), and only then the hub itself.
     sources = [(f"HF cache {cache}", lambda: _cached_refs(ladder, cache))]
@@ -259,6 +274,13 @@ def _resolve(ladder: Ladder, name: str, cache: Path, listing_dir) -> tuple[str, 
         tried = "; ".join(source for source, _ in sources)
         raise LadderError(f"cannot resolve {name!r} for ladder {ladder.name} ({ladder.repo}): no branches found "
                           f"(tried: {tried}). {_fill_hint(ladder, cache)}")
+    if labels:  # the user typed a profile label: answer in labels, the branches are the ladder's own business
+        label = label or name
+        missing = f"; its branch {name} is not in {best_source}" if name != label else ""
+        available = [other for other, rung in labels.items() if rung in best and other != label]
+        raise LadderError(f"no checkpoint {label!r} in ladder {ladder.name}{missing}. Nearest available: "
+                          f"{', '.join(_nearest_labels(label, available))} (this profile's checkpoints: "
+                          f"{', '.join(labels)})." + (f" {_fill_hint(ladder, cache)}" if missing else ""))
     nearest = ", ".join(_nearest(ladder, name, best))
     raise LadderError(f"no checkpoint {name!r} in ladder {ladder.name} ({ladder.repo}; {len(best)} branches from "
                       f"{best_source}). Nearest available: {nearest}. {_fill_hint(ladder, cache)}")

@@ -143,7 +143,8 @@ def checkpoints(profile: Profile, ckpt="all") -> list[ladder.Checkpoint]:
     for label in labels:
         if label == ckpt or (step is not None and ckpt_step(label) == step):
             return [plan.resolve(profile, label)]
-    wanted = ladder.checkpoint(profile.ladder, ckpt, cache_dir=plan.hub_cache(profile))  # a branch name (or error)
+    wanted = ladder.checkpoint(profile.ladder, ckpt, cache_dir=plan.hub_cache(profile),  # a branch name (or error)
+                               labels=profile.rungs)
     for label in labels:
         point = plan.resolve(profile, label)
         if point.branch == wanted.branch:

@@ -38,7 +38,7 @@ def resolve(profile: Profile, label: str) -> ladder.Checkpoint:
     """One ladder label of the profile resolved to its branch (its named rung's, else the label itself), commit and
     step."""
     branch = profile.rungs.get(label) if profile.rungs else None
-    return ladder.checkpoint(profile.ladder, label, branch=branch, cache_dir=hub_cache(profile))
+    return ladder.checkpoint(profile.ladder, label, branch=branch, cache_dir=hub_cache(profile), labels=profile.rungs)
 
 
 def sensitivity_identity(profile: Profile, ckpt: ladder.Checkpoint) -> dict:

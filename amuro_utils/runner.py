@@ -248,7 +248,7 @@ def run(profile: Profile, *, over_budget: bool = False) -> int:
 
 
 def main(argv=None) -> int:
-    """`python -m amuro_utils.runner --profile P [--dry-run | --status | --jobs | --rerun JOB|all]`."""
+    """`python -m amuro_utils.runner --profile P [--check | --dry-run | --status | --jobs | --rerun JOB|all]`."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default="tiny")
     parser.add_argument("--dry-run", action="store_true", help="print one papermill command per job (and costs)")
@@ -257,6 +257,8 @@ def main(argv=None) -> int:
     parser.add_argument("--rerun", metavar="JOB", help="force a job (or 'all') to run again, then run the study")
     parser.add_argument("--job", metavar="JOB", help="run this one job (unless done) and mark it; for array tasks")
     parser.add_argument("--over-budget", action="store_true", help="run a CPU profile over its budget_s anyway")
+    parser.add_argument("--check", action="store_true",
+                        help="preflight: every checkpoint and dataset source of the plan, before any download")
 
     args = parser.parse_args(argv)
     try:
@@ -264,6 +266,10 @@ def main(argv=None) -> int:
     except ValueError as err:
         print(err, file=sys.stderr)
         return 2
+    if args.check:
+        from . import hubcheck
+
+        return hubcheck.run_check(profile)
     if args.dry_run:
         print(dry_run(profile))
         return 0

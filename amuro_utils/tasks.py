@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import re
 from dataclasses import dataclass, replace
 from typing import Callable, Mapping
@@ -34,9 +35,12 @@ class HubSource:
     path: str
     name: str | None
     split: str
-    revision: str | None = None
+    revision: str | None = None  # the branch the source follows (None = main); `commit` pins it
     data_dir: str | None = None
     note: str = ""
+    # The 40-hex commit the rows are read at, filled from data/hub_pins.json (None = not pinned yet). Part of every
+    # record identity (identity._source), as a model revision's commit is.
+    commit: str | None = None
 
 
 @dataclass(frozen=True)
@@ -293,7 +297,9 @@ _ENTRIES = [
     _generation("xsum", HubSource("EdinburghNLP/xsum", None, "test", _PARQUET, "default", _SCRIPT_NOTE),
                 OfflineSource("jsonl", "xsum/test.jsonl", (200, 300), "rows [200, 300), disjoint from xsum_train"),
                 {"doc": "document"}, "summary", SUMMARY, ("default", "instruct", "inputoutput"), "ID eval (XSum)"),
-    _generation("xlsum", HubSource("csebuetnlp/xlsum", "english", "test"), None, {"doc": "text"}, "summary", SUMMARY,
+    # No config name on the export branch: its loader calls the one config "default" ("english" is a folder there).
+    _generation("xlsum", HubSource("csebuetnlp/xlsum", None, "test", _PARQUET, "english", _SCRIPT_NOTE), None,
+                {"doc": "text"}, "summary", SUMMARY,
                 ("default", "instruct", "inputoutput"), "ID eval (XSum; 'XLSum' group in the notebook)"),
     _generation("cnn", HubSource("abisee/cnn_dailymail", "3.0.0", "test",
                                  note="paper: legacy id cnn_dailymail + ignore_verifications"),
@@ -350,7 +356,74 @@ _ENTRIES = [
         "piqa/plain_text/validation", _piqa, "acc_per_char", "EleutherAI lm-evaluation-harness piqa (acc_norm)"),
 ]
 
-REGISTRY: dict[str, Dataset] = {d.name: d for d in _ENTRIES}
+# --- Pins: the commit each hub source is read at -------------------------------------------------------------
+# Hub datasets move (Rowan/hellaswag was converted on main; the parquet-converter bot rewrites refs/convert/parquet),
+# so every source is read at a commit recorded in data/hub_pins.json, keyed by repo@branch. The file is written by
+# `python -m amuro_utils.hubcheck --pin` where the Hub is reachable; README "Hub sources and pins" says how to move one.
+PINS_FILE = DATA_DIR / "hub_pins.json"
+# "1": read unpinned sources at their branch head, on purpose (run_all.sh --allow-unpinned)
+ALLOW_UNPINNED_ENV = "AMURO_ALLOW_UNPINNED"
+_COMMIT = re.compile(r"[0-9a-f]{40}")
+
+
+class UnpinnedSourceError(ValueError):
+    """A hub source with no pinned commit, read without the explicit switch that allows it."""
+
+
+def pin_key(hub: HubSource) -> str:
+    """The pin-file key of a hub source: its repo and the branch it follows ("nyu-mll/glue@main")."""
+    return f"{hub.path}@{hub.revision or 'main'}"
+
+
+def read_pins(path=None) -> dict[str, str | None]:
+    """repo@branch -> pinned commit (None = not pinned yet) from the pin file; a malformed commit is refused."""
+    path = PINS_FILE if path is None else path
+    if not path.exists():
+        return {}
+    pins = {}
+    for key, pin in json.loads(path.read_text(encoding="utf-8"))["pins"].items():
+        commit = None if pin is None else pin.get("commit")
+        if commit is not None and not _COMMIT.fullmatch(commit):
+            raise ValueError(f"{path}: pin {key!r} is {commit!r}, not a 40-hex commit id; set it with "
+                             f"`python -m amuro_utils.hubcheck --pin {key}` (or null to unpin)")
+        pins[key] = commit
+    return pins
+
+
+def reads_hub(dataset: Dataset) -> bool:
+    """Whether `dataset` is read from the Hub itself (a hub source that is not a shipped copy of a script repo)."""
+    return dataset.hub is not None and dataset.hub.path not in LOCAL_COPIES
+
+
+def _pinned(dataset: Dataset, pins: Mapping[str, str | None]) -> Dataset:
+    if not reads_hub(dataset):
+        return dataset
+    return replace(dataset, hub=replace(dataset.hub, commit=pins.get(pin_key(dataset.hub))))
+
+
+def with_pins(pins: Mapping[str, str | None]) -> dict[str, Dataset]:
+    """The registry with every hub source's `commit` taken from `pins` (keys repo@branch)."""
+    return {d.name: _pinned(d, pins) for d in _ENTRIES}
+
+
+REGISTRY: dict[str, Dataset] = with_pins(read_pins())
+
+
+def unpinned(names) -> list[str]:
+    """The pin keys (repo@branch) of the named sets that read the Hub with no pinned commit, each once."""
+    keys = [pin_key(get(n).hub) for n in names if reads_hub(get(n)) and get(n).hub.commit is None]
+    return list(dict.fromkeys(keys))
+
+
+def require_pinned(names) -> None:
+    """Refuse hub sources with no pinned commit (a rerun could read other rows) unless explicitly allowed."""
+    keys = unpinned(names)
+    if keys and os.environ.get(ALLOW_UNPINNED_ENV) != "1":
+        raise UnpinnedSourceError(
+            f"hub source(s) not pinned to a commit in {PINS_FILE}: {', '.join(keys)}. A rerun could read other rows "
+            "without anyone noticing. Pin them where the Hub is reachable: `python -m amuro_utils.hubcheck --pin` "
+            "(writes the pin file; commit it), then `./run_all.sh --profile paper --check`. To run unpinned on "
+            f"purpose: `./run_all.sh --allow-unpinned` ({ALLOW_UNPINNED_ENV}=1); records then carry commit null.")
 
 
 def get(name: str) -> Dataset:
@@ -424,9 +497,12 @@ def _hub_rows(dataset: Dataset):
     if hub.path in LOCAL_COPIES:
         with open(DATA_DIR / LOCAL_COPIES[hub.path] / hub.data_dir / "dataset.json", encoding="utf-8") as f:
             return json.load(f)
+    require_pinned([dataset.name])
     import datasets
 
-    return datasets.load_dataset(hub.path, hub.name, split=hub.split, revision=hub.revision, data_dir=hub.data_dir)
+    # The pinned commit when there is one: a branch head moves, a commit does not.
+    return datasets.load_dataset(hub.path, hub.name, split=hub.split, revision=hub.commit or hub.revision,
+                                 data_dir=hub.data_dir)
 
 
 def _content(dataset: Dataset, row: dict) -> str:
@@ -508,6 +584,17 @@ def _example(dataset: Dataset, row: dict, index: int) -> dict:
     return {"id": example_id, "fields": fields, "target": target}
 
 
+def raw_rows(name: str, source: str = "offline", limit: int | None = None) -> list[dict]:
+    """The first `limit` rows of a split as stored, before the registry's rules turn them into examples."""
+    rows, _ = _rows(get(name), source)
+    return _pick(rows, range(len(rows) if limit is None else min(limit, len(rows))))
+
+
+def to_examples(dataset: Dataset, rows) -> list[dict]:
+    """Raw rows of a split turned into examples by the registry's own rules (fields, gold rule, choice builder)."""
+    return [_example(dataset, row, i) for i, row in enumerate(rows)]
+
+
 def _examples(dataset: Dataset, rows, index: list[int], positions) -> list[dict]:
     return [_example(dataset, row, index[p]) for row, p in zip(_pick(rows, positions), positions)]
 
@@ -575,4 +662,5 @@ def demo(dataset: Dataset, example: dict, fmt: str) -> str:
 
 __all__ = ["Dataset", "HubSource", "OfflineSource", "Target", "MultipleChoice", "REGISTRY",
            "get", "load_examples", "sample_train", "render", "demo",
-           "target_text", "row_value"]
+           "target_text", "row_value", "raw_rows", "to_examples", "pin_key", "read_pins", "with_pins", "reads_hub",
+           "unpinned", "require_pinned", "UnpinnedSourceError"]

@@ -12,6 +12,7 @@ import contextlib
 import json
 import math
 import time
+import warnings
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -348,7 +349,22 @@ def attach_lora(model, lora: LoraSettings, seed: int):
     torch.manual_seed(seed)
     config = LoraConfig(r=lora.rank, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
                         target_modules=list(lora.target_modules), task_type="CAUSAL_LM")
-    return get_peft_model(model, config)
+    with _peft_reads_is_gradient_checkpointing():
+        return get_peft_model(model, config)
+
+
+@contextlib.contextmanager
+def _peft_reads_is_gradient_checkpointing():
+    """Silence the one FutureWarning that peft's own code triggers, and nothing else.
+
+    PeftModel.__init__ (peft <= 0.21.2, the newest) reads `getattr(model, "is_gradient_checkpointing", True)`, a
+    property transformers 5.24 deprecates (removed in v6) in favour of `is_activation_checkpointing`. This package
+    never reads it; the call is inside peft, so the warning would only teach a user to ignore warnings. When v6
+    removes the property, peft's getattr default applies (it then enables input gradients, harmless for LoRA).
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+        yield
 
 
 def save_adapter(peft_model, tokenizer, path: str | Path) -> Path:
@@ -369,5 +385,6 @@ def load_lora(base_model, path: str | Path):
     """A base model with a saved adapter (save_adapter) merged in."""
     from peft import PeftModel
 
-    return PeftModel.from_pretrained(base_model, str(path)).merge_and_unload()
+    with _peft_reads_is_gradient_checkpointing():
+        return PeftModel.from_pretrained(base_model, str(path)).merge_and_unload()
 

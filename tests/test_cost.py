@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from amuro_utils import cost, plan
+from amuro_utils import cost, plan, tasks
 from amuro_utils.profiles import PAPER, TINY, FineTune, TrainSettings
 
 
@@ -126,6 +126,7 @@ def test_seeds_multiply_the_training_cost(throughput):
 
 def test_preflight_refuses_without_gpu_and_names_the_flag(monkeypatch):
     monkeypatch.delenv(cost.FORCE_CPU_ENV, raising=False)
+    monkeypatch.setenv(tasks.ALLOW_UNPINNED_ENV, "1")  # the pins are test_preflight_refuses_unpinned_sources' subject
     job = plan.jobs(PAPER)[8]
     with pytest.raises(cost.PreflightError, match=r"needs a CUDA GPU .* AMURO_FORCE_CPU=1"):
         cost.preflight(PAPER, job, gpu_memory=0, free_disk=10**12)
@@ -135,6 +136,7 @@ def test_preflight_refuses_without_gpu_and_names_the_flag(monkeypatch):
 
 def test_preflight_refuses_too_little_disk_or_gpu_memory(monkeypatch):
     monkeypatch.delenv(cost.FORCE_CPU_ENV, raising=False)
+    monkeypatch.setenv(tasks.ALLOW_UNPINNED_ENV, "1")
     sft, base = plan.jobs(PAPER)[8], plan.jobs(PAPER)[0]
     with pytest.raises(cost.PreflightError, match=r"needs 7\.1 GB of disk .* 1\.0 GB is free.*prune_revision"):
         cost.preflight(PAPER, sft, gpu_memory=80 * 10**9, free_disk=10**9)
@@ -145,6 +147,24 @@ def test_preflight_refuses_too_little_disk_or_gpu_memory(monkeypatch):
         cost.preflight(PAPER, sft, gpu_memory=16 * 10**9, free_disk=10**12)
     fits = cost.preflight(PAPER, sft, gpu_memory=80 * 10**9, free_disk=10**12)
     assert fits["gpu_memory_bytes"] == pytest.approx(need)
+
+
+def test_preflight_refuses_unpinned_sources_before_the_download(monkeypatch):
+    """A paper job whose datasets are not pinned to a commit stops before its checkpoint is downloaded."""
+    monkeypatch.delenv(tasks.ALLOW_UNPINNED_ENV, raising=False)
+    sft = next(j for j in plan.jobs(PAPER) if j.task == "xsum")
+    unpinned = {key: None for key in tasks.read_pins()}
+    monkeypatch.setattr(tasks, "REGISTRY", tasks.with_pins(unpinned))
+    with pytest.raises(tasks.UnpinnedSourceError, match=r"EdinburghNLP/xsum@refs/convert/parquet, "
+                       r"csebuetnlp/xlsum@refs/convert/parquet, abisee/cnn_dailymail@main, nyu-mll/glue@main, .*"
+                       r"python -m amuro_utils\.hubcheck --pin.*--allow-unpinned"):
+        cost.preflight(PAPER, sft, gpu_memory=80 * 10**9, free_disk=10**12)
+    monkeypatch.setenv(tasks.ALLOW_UNPINNED_ENV, "1")  # run_all.sh --allow-unpinned
+    assert cost.preflight(PAPER, sft, gpu_memory=80 * 10**9, free_disk=10**12)["disk_bytes"] > 0
+    monkeypatch.delenv(tasks.ALLOW_UNPINNED_ENV)
+    # Pinned (a test commit id, not a real one): nothing to refuse.
+    monkeypatch.setattr(tasks, "REGISTRY", tasks.with_pins({key: "c" * 40 for key in unpinned}))
+    assert cost.preflight(PAPER, sft, gpu_memory=80 * 10**9, free_disk=10**12)["disk_bytes"] > 0
 
 
 def test_preflight_passes_cpu_profiles():

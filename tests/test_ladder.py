@@ -253,3 +253,33 @@ def test_prune_revision_deletes_one_cached_revision(tmp_path):
     assert ladder.prune_revision(repo, "step1000-tokens4B", tmp_path) == 0  # already gone: nothing to do
     assert ladder.prune_revision(repo, kept, tmp_path) == size  # by commit hash too
     assert not folder.exists()  # huggingface_hub removes a repo folder with no revision left
+
+
+def test_checkpoint_errors_on_the_tiny_ladder_name_the_labels_a_user_types(tmp_path, monkeypatch):
+    """The tiny ladder's branches (step10 … main) are its own business: errors answer in the profile's labels."""
+    from amuro_utils import paths, pipeline, plan
+
+    monkeypatch.setattr(paths, "RESULTS_ROOT", tmp_path)
+    monkeypatch.setattr(ladder, "results_dir", lambda name: tmp_path / name)
+    cache = plan.hub_cache(TINY)
+    model = tiny_olmo(0, hidden=16, layers=1)
+    for branch in ("step10", "step20", "step159", "main"):  # step74 … step128 not built
+        write_hub_revision(cache, "amuro-local/tiny-olmo", branch, model, olmo_tokenizer())
+    labels = "step1000, step18000, step342000, step424000, step505000, step550000, step592000, step738000, main"
+    with pytest.raises(LadderError) as err:
+        plan.resolve(TINY, "step12345")
+    assert str(err.value) == (f"no checkpoint 'step12345' in ladder tiny-olmo. Nearest available: step18000, "
+                              f"step1000, step738000 (this profile's checkpoints: {labels}).")
+    monkeypatch.setattr(pipeline, "prepare_ladder", lambda profile: None)  # the ladder above stands in for it
+    with pytest.raises(LadderError, match=r"^no checkpoint '12345' in ladder tiny-olmo\. Nearest available: "
+                                          r"step18000, step1000, step738000 \(this"):
+        pipeline.checkpoints(TINY, "12345")
+    with pytest.raises(LadderError, match=r"Nearest available: main, .*\(this profile's checkpoints: "):
+        pipeline.checkpoints(TINY, "mian")
+    # A rung of the profile whose branch the built ladder lacks: the label, the reason, and how to build it.
+    with pytest.raises(LadderError, match=r"^no checkpoint 'step424000' in ladder tiny-olmo; its branch step92 is "
+                                          r"not in HF cache .*hub_cache\. Nearest available: step738000, step18000, "
+                                          r"step1000 \(this.*python -m amuro_utils\.tiny_ladder"):
+        plan.resolve(TINY, "step424000")
+    assert plan.resolve(TINY, "step18000").branch == "step20"
+    assert [c.label for c in pipeline.checkpoints(TINY, "step20")] == ["step18000"]  # a branch still finds its rung

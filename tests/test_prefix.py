@@ -86,7 +86,7 @@ def test_cached_next_token_logprobs_within_1e4(model, tok):
     cache = ev._prefix_cache(model, prefix_ids)
     inputs = ev._after_prefix([x[len(prefix_ids):] for x in ids], len(prefix_ids), 1, "cpu")
     with torch.no_grad():
-        cached = model(**inputs, past_key_values=ev._expand_cache(cache, len(ids)), logits_to_keep=1).logits[:, -1]
+        cached = model(**inputs, cache=ev._expand_cache(cache, len(ids)), logits_to_keep=1).logits[:, -1]
         alone = torch.cat([model(input_ids=torch.tensor([x]), logits_to_keep=1).logits[:, -1] for x in ids])
     assert len({len(x) for x in ids}) > 1  # the batch really has padding between prefix and query
     assert torch.allclose(cached.log_softmax(-1), alone.log_softmax(-1), atol=1e-4, rtol=0)

@@ -287,6 +287,8 @@ def test_bad_inputs_name_the_fix(tmp_path, monkeypatch):
 
 
 def test_hub_loading_passes_the_registered_source(monkeypatch):
+    commit = "e" * 40  # a test pin: loading reads the pinned commit of the source's branch
+    monkeypatch.setattr(tasks, "REGISTRY", tasks.with_pins({"EdinburghNLP/xsum@refs/convert/parquet": commit}))
     calls = []
 
     def fake_load_dataset(path, name=None, *, split, revision, data_dir):
@@ -295,7 +297,7 @@ def test_hub_loading_passes_the_registered_source(monkeypatch):
 
     monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
     sample = tasks.sample_train("xsum_train", n=2, source="hub")
-    assert calls == [("EdinburghNLP/xsum", None, "train", "refs/convert/parquet", "default")]
+    assert calls == [("EdinburghNLP/xsum", None, "train", commit, "default")]
     order = np.random.default_rng(42).permutation(5)[:2]
     assert [e["id"] for e in sample] == [f"xsum_train-{i}" for i in order]
     assert [e["target"] for e in sample] == [f"sum {i}" for i in order]
