@@ -41,7 +41,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from . import analysis
+from . import analysis, stages
 from .profiles import SPRINGER_BENCHMARKS, Profile, ckpt_step
 from .results import STANDARD
 
@@ -64,15 +64,8 @@ SUPPORTED, CONTRADICTED, INCONCLUSIVE, NOT_MEASURABLE = "supported", "contradict
 VERDICTS = (SUPPORTED, CONTRADICTED, INCONCLUSIVE, NOT_MEASURABLE)
 SCORECARD_COLUMNS = ("id", "claim", "where", "statistic", "value", "ci_low", "ci_high", "direction", "verdict",
                      "n_cells", "constant_cells", "resampled", "defect", "seed_spread", "missing", "note")
-# Which notebook ends with which claims' verdicts.
-NOTEBOOK_CLAIMS = {
-    "pretrain_probe": ("B1", "S1"),
-    "instruction_tuning": ("B8", "S2"),
-    "sft": ("A1", "A2", "B2", "B3", "B4", "S3"),
-    "format": ("A4", "B5"),
-    "transfer": ("B6", "A3"),
-    "ood": ("B7", "A3"),
-}
+# Which notebook ends with which claims' verdicts: the stage registry's (amuro_utils.stages).
+NOTEBOOK_CLAIMS = {stage.notebook: stage.claims for stage in stages.STAGES}
 _MODE_LABELS = {
     "items": "items (paired bootstrap per eval set)",
     "seeds+items": "training seeds, then items",

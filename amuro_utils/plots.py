@@ -818,18 +818,9 @@ def write_table(table: pd.DataFrame, profile, stem: str) -> list[Path]:
     return paths
 
 
-# Each notebook's figures (file stem -> drawing function) and tables (file stem -> analysis function).
-NOTEBOOK_FIGURES = {
-    "pretrain_probe": {"fig2_pretrain_probe": fig2_pretrain_probe},
-    "instruction_tuning": {"fig4_instruction_tuning": fig4_instruction_tuning},
-    "sft": {"fig3_sft": fig3_sft, "fig3b_gain_bars": fig3b_gain_bars},
-    "format": {"fig5_format": fig5_format},
-    "transfer": {"fig6_transfer": fig6_transfer},
-    "ood": {"fig7_ood": fig7_ood},
-}
-NOTEBOOK_TABLES = {
-    "sft": {"table5_learned_groups": analysis.table5},
-    "format": {"format_gap": analysis.format_gap_table},
-    "transfer": {"mrc_cross_task": analysis.mrc_table},
-    "ood": {"ood_groups": lambda df, profile: analysis.ood_summary(df, profile, confidence=CI_LEVEL)},
-}
+# Each notebook's figures and tables are named by its entry in the stage registry (amuro_utils.stages).
+
+
+def ood_groups_table(df: pd.DataFrame, profile: Profile) -> pd.DataFrame:
+    """The OOD group summary table beside Fig. 7, at the figure's interval level."""
+    return analysis.ood_summary(df, profile, confidence=CI_LEVEL)
