@@ -10,6 +10,9 @@
 #   ./run_all.sh --status             every job and record of the plan: done, stale (changed settings) or missing
 #   ./run_all.sh --rerun JOB|all      force a job (or every job) to run again; its old records are kept aside
 #   ./run_all.sh --over-budget        run a CPU profile whose estimated wall time exceeds its budget_s anyway
+#   ./run_all.sh --set eval_limit=5 --set seeds=1,2   change profile fields for this run (checked against the profile;
+#                                     nested: sensitivity.tokens=1024, tasks.mnli.n_train=64; every notebook gets them)
+#   ./run_all.sh --profile-file my_study.toml          a whole new study: a named profile plus changed fields (README)
 #   ./run_all.sh --profile paper --slurm DIR [--partition P] [--account A] [--sbatch-option OPT]... [--submit]
 #                                     write SLURM job arrays (one per stage, chained with afterok) for the unfinished jobs
 #
@@ -21,21 +24,28 @@ CALLER_DIR=$PWD  # --slurm DIR is relative to where the user stands
 cd "$(dirname "$0")"
 
 usage() {
-  sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'
+  awk 'NR > 1 && /^#/ {print; next} NR > 1 {exit}' "$0" | sed 's/^# \{0,1\}//'
   echo
-  echo "Options: --profile NAME  --check  --dry-run  --status  --rerun JOB|all  --over-budget  --allow-unpinned"
+  echo "Options: --profile NAME  --profile-file FILE  --set FIELD=VALUE  --check  --dry-run  --status  --rerun JOB|all"
+  echo "         --over-budget  --allow-unpinned"
   echo "         --slurm DIR  --partition P  --account A  --sbatch-option OPT  --submit  --help"
 }
 
 PROFILE="tiny"
+PROFILE_ARGS=()  # --profile-file and --set go to the runner and to the SLURM writer alike
 ARGS=()
 SLURM_DIR=""
 SLURM_ARGS=()  # handed to `python -m amuro_utils.slurm` untouched: sbatch judges partition, account and options
 needs_value() { [ $# -ge 2 ] || { echo "$1 needs a value" >&2; exit 2; }; }
+from_caller() { case "$1" in /*) echo "$1" ;; *) echo "$CALLER_DIR/$1" ;; esac; }  # a path the user typed
 while [ $# -gt 0 ]; do
   case "$1" in
     --profile) [ $# -ge 2 ] || { echo "--profile needs a name (tiny, paper, paper-reference)" >&2; exit 2; }; PROFILE="$2"; shift 2 ;;
     --profile=*) PROFILE="${1#*=}"; shift ;;
+    --set) needs_value "$@"; PROFILE_ARGS+=(--set "$2"); shift 2 ;;
+    --set=*) PROFILE_ARGS+=(--set "${1#*=}"); shift ;;
+    --profile-file) needs_value "$@"; PROFILE_ARGS+=(--profile-file "$(from_caller "$2")"); shift 2 ;;
+    --profile-file=*) PROFILE_ARGS+=(--profile-file "$(from_caller "${1#*=}")"); shift ;;
     --dry-run|--status|--over-budget|--check) ARGS+=("$1"); shift ;;
     --allow-unpinned) export AMURO_ALLOW_UNPINNED=1; shift ;;  # read by amuro_utils.tasks in every notebook kernel
     --rerun) [ $# -ge 2 ] || { echo "--rerun needs a job id (see --status) or 'all'" >&2; exit 2; }; ARGS+=(--rerun "$2"); shift 2 ;;
@@ -62,6 +72,7 @@ fi
 source scripts/setup_venv.sh
 export PYTHONUNBUFFERED=1
 if [ -n "$SLURM_DIR" ]; then
-  exec "$PY" -m amuro_utils.slurm --profile "$PROFILE" --out "$SLURM_DIR" ${SLURM_ARGS[@]+"${SLURM_ARGS[@]}"}
+  exec "$PY" -m amuro_utils.slurm --profile "$PROFILE" ${PROFILE_ARGS[@]+"${PROFILE_ARGS[@]}"} --out "$SLURM_DIR" \
+    ${SLURM_ARGS[@]+"${SLURM_ARGS[@]}"}
 fi
-exec "$PY" -m amuro_utils.runner --profile "$PROFILE" ${ARGS[@]+"${ARGS[@]}"}
+exec "$PY" -m amuro_utils.runner --profile "$PROFILE" ${PROFILE_ARGS[@]+"${PROFILE_ARGS[@]}"} ${ARGS[@]+"${ARGS[@]}"}

@@ -31,11 +31,10 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from . import analysis, stats
+from . import analysis, stages, stats
 from .profiles import SPRINGER_BENCHMARKS, Profile
 from .stats import CONFIDENCE, N_BOOT, Study, Unmeasurable, pair_label, wextreme, wmean
 
-VERSION = 2  # bump when a claim's definition changes: the scorecard's identity carries it
 FLAT_MARGIN = 0.02  # accuracy / ROUGE-L F1 points (as fractions): |change| ≤ 0.02 counts as "flat" / "no gain"
 RELATIVE_MARGIN = 5.0  # percent of the base score: |mean relative change| ≤ 5 % counts as "no change" (B6)
 # The paper's landmarks on the OLMo-1B ladder, as fractions of pre-training (final step 738,020), so that any
@@ -56,15 +55,8 @@ SCORECARD_COLUMNS = (
     "judged", "meas_low", "meas_high", "resampled_measurement", "verdict_measurement", "leave_one_out",
     "holds_leave_one_out", "readings", "holds_readings", "without_constant", "uninformative_why", "n_cells",
     "constant_cells", "defect", "seed_spread", "missing", "note")
-# Which notebook ends with which claims' verdicts.
-NOTEBOOK_CLAIMS = {
-    "pretrain_probe": ("B1", "S1"),
-    "instruction_tuning": ("B8", "S2"),
-    "sft": ("A1", "A2", "B2", "B3", "B4", "S3"),
-    "format": ("A4", "B5"),
-    "transfer": ("B6", "A3"),
-    "ood": ("B7", "A3"),
-}
+# Which notebook ends with which claims' verdicts: the stage registry's (amuro_utils.stages).
+NOTEBOOK_CLAIMS = {stage.notebook: stage.claims for stage in stages.STAGES}
 UNIT_WORDS = {"pair": "pair", "set": "set", "task": "task", "ckpt": "checkpoint", "group": "group"}
 
 

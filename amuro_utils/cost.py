@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import tasks
+from . import stages, tasks
 from .paths import DATA_DIR, RESULTS_ROOT
 from .plan import Job, jobs
 from .profiles import FineTune, Profile, fixed_paraphrase, get_profile
@@ -201,7 +201,7 @@ def breakdown(job: Job, throughput: dict, knobs: Knobs = Knobs()) -> dict[str, f
         raise ValueError(f"ladder {job.profile.ladder!r} has no model entry in throughput.json "
                          f"(have {sorted(throughput['models'])}); GPU-hour estimates need its parameter count")
     seconds = {"train": _train_seconds(job, throughput, knobs), **_eval_seconds(job, throughput, knobs)}
-    if job.notebook == "pretrain_probe":  # Springer sensitivity probe: held-out forwards, clean + each noise draw
+    if "sensitivity" in stages.get(job.notebook).writes:  # Springer sensitivity probe: held-out forwards, clean + each noise draw
         profile, e = job.profile, throughput["entry"]
         probe = profile.sensitivity
         tokens = (1 + probe.seeds * sum(map(len, probe.readings().values()))) * probe.tokens
@@ -345,7 +345,6 @@ def preflight(profile: Profile, job: Job, *, free_disk: int | None = None, gpu_m
 # CPU wall time of a local profile (tiny, smoke): priced from a measured run, checked against the profile's budget
 
 CPU_THROUGHPUT_FILE = DATA_DIR / "cpu_throughput.json"
-MODEL_NOTEBOOKS = ("pretrain_probe", "sft", "instruction_tuning")
 
 
 class BudgetError(RuntimeError):
@@ -357,8 +356,9 @@ def _json_files(folder: Path, pattern: str) -> list[dict]:
 
 
 def _units(notebook: str, model_jobs) -> int:
-    """What a model notebook's per-unit overhead (loading, saving, forgetting losses, sensitivity) scales with."""
-    if notebook == "pretrain_probe":
+    """What a model notebook's per-unit overhead (loading, saving, forgetting losses, sensitivity) scales with: its
+    stage's `cost_unit` (amuro_utils.stages), checkpoints or fine-tunes."""
+    if stages.get(notebook).cost_unit == "checkpoint":
         return len(model_jobs)
     return sum(len(job.fine_tunes) for job in model_jobs)
 
@@ -368,7 +368,7 @@ def _cpu_work(profile: Profile, nb, rates: dict) -> float:
     from .tiny_ladder import tiny_settings
 
     seconds = 0.0
-    if nb.notebook == "pretrain_probe" and nb.model_jobs and profile.tiny_ladder is not None:
+    if "ladder" in stages.get(nb.notebook).writes and nb.model_jobs and profile.tiny_ladder is not None:
         st = tiny_settings(profile)
         seconds += rates["pretrain_s_per_token"] * st.total_steps * st.batch_size * st.seq_len
     for job in nb.model_jobs:
@@ -406,7 +406,7 @@ def calibrate_cpu(profile: Profile, root: Path | None = None) -> dict:
             total[0], total[1], total[2] = total[0] + seconds, total[1] + n, max(total[2], n)
     train: dict[str, list[float]] = {}  # train set -> [seconds, examples × epochs]
     for record in _json_files(root / "fine_tunes", "*/*.json"):
-        spec = record["identity"]["weights"]["fine_tune"]
+        spec = record["identity"]["fine_tune"]  # the training's identity (plan.training_identity)
         total = train.setdefault(spec["data"]["name"], [0.0, 0])
         total[0] += record["seconds"]
         total[1] += record["n_examples"] * spec["settings"]["epochs"]

@@ -1,23 +1,30 @@
-"""What determines each cached result: the settings identity stored with every record, fine-tuned model, ladder and
-sensitivity row, and reused only when it equals the identity the current settings give.
+"""What determines each cached result: the settings identity stored with every record, fine-tuned model, training
+record, forgetting row, sensitivity row, ladder and scorecard, and reused only when it equals the identity the
+current settings give (amuro_utils.artifacts holds the one rule).
 
 An identity is a plain nested dict of exactly the settings that can change the result:
 - model: the hub repo and the revision's commit (a label or branch name is not a setting: its commit is);
 - fine_tune: the training data selection (source, rows, fields, target rule, the training template, sample size,
-  data seed), the training settings (every TrainSettings field, the seed included) and the method;
-- eval: the evaluation data selection (source, rows, fields, target rule, this format's template, force words, strip
-  order, metric, item limit and shots) and the scoring settings (context length, dtype, bootstrap seed; generation
-  also the new-token budget and backend; chat-prompted sets the gold-leak switch).
+  data seed), the training settings (every TrainSettings field, the seed included), the method and the recipe's
+  declared version;
+- eval: the evaluation data selection (source, rows, fields, target rule and its builder's version, this format's
+  template, the prompt code's version, force words, strip order, metric, item limit and shots) and the scoring
+  settings (context length, dtype, bootstrap seed, the scorer's version; generation also the new-token budget and
+  backend; chat-prompted sets the gold-leak switch).
+Code enters an identity only through the versions it declares (below, and `MultipleChoice.version` per
+multiple-choice builder in amuro_utils.tasks), never through its source text: reformatting changes nothing, and an
+edit that changes what the code computes is marked by bumping the version of what it changes, which makes exactly
+the results made by that code stale.
 Left out, because they do not change a result: the profile's name and description, figure notes, batch sizes,
 the shared-prefix cache and the device (batched and cached outputs equal batch size 1 uncached, tested), job
-layout, pruning and weight keeping, package versions (recorded in provenance instead). A changed identity is reported by its changed fields (dotted paths).
+layout, pruning and weight keeping, package versions (recorded in provenance instead). A changed identity is
+reported by its changed fields (dotted paths).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
-import inspect
 import json
 from pathlib import Path
 
@@ -27,6 +34,27 @@ from . import offline, tasks
 from .profiles import FineTune, Profile, SensitivitySettings, TinyLadderSettings
 
 DATA_SEED = 42  # the paper's shuffle(seed=42) of every training set (PROTOCOL §3); not the training seed
+
+# ---------------------------------------------------------------------------------------------------------------
+# Declared code versions. Bump one when a change to the code it names changes what that code computes (not for a
+# reformat or a refactor with equal outputs): exactly the results that code made go stale and are recomputed.
+# A multiple-choice builder's version is its registry entry's `MultipleChoice.version` (amuro_utils.tasks).
+
+# tasks.render / tasks.demo / tasks' chat prompt and evaluate.kshot_prompts: how templates, demos and chat turns
+# become the prompt text a model reads (evaluation and training data alike)
+PROMPT_VERSION = 1
+# evaluate.py, per kind of scoring: next-token classification over the label words and accuracy (classification),
+# greedy generation and ROUGE-L (generation), rank classification and its metrics (multiple_choice); with the
+# bootstrap that gives `performance`
+SCORER_VERSIONS = {"classification": 1, "generation": 1, "multiple_choice": 1}
+# train.py, per kind of fine-tuning data: encoding, masking, optimizer, schedule, loss and saving (and the LoRA
+# adapter's attach / merge)
+RECIPE_VERSIONS = {"prompt_completion": 1, "chat": 1}
+# sensitivity.py: the held-out blocks, the perturbation and the per-block loss (sensitivity and forgetting rows)
+PROBE_VERSION = 1
+# claims.py, stats.py, beyond.py: every verdict of the scorecard (bump with any change to a claim's statistic,
+# interval or rule). 2: the statistics spine (units intervals, leave-one-out, readings, uninformative, beyond)
+CLAIMS_VERSION = 2
 
 
 def plain(obj):
@@ -71,9 +99,8 @@ def _target(dataset: tasks.Dataset) -> dict | None:
     if rule is None:
         return None
     if isinstance(rule, tasks.MultipleChoice):
-        # the builder's source text is the template of a multiple-choice set: a prompt fix changes it
-        code = inspect.getsource(rule.build)
-        return {"build": hashlib.sha256(code.encode()).hexdigest()[:16], "uncond_context": rule.uncond_context}
+        # the builder is the template of a multiple-choice set: its declared version marks a prompt fix
+        return {"builder_version": rule.version, "uncond_context": rule.uncond_context}
     return {"field": rule.field, "labels": None if rule.labels is None else {str(k): v for k, v in rule.labels.items()},
             "default": rule.default, "threshold": rule.threshold}
 
@@ -84,7 +111,8 @@ def dataset_identity(name: str, source: str, fmt: str | None) -> dict:
     return {"name": name, **_source(dataset, source), "fields": dict(dataset.fields), "target": _target(dataset),
             "template": dataset.templates.get(fmt) if fmt else None, "force_words": list(dataset.force_words),
             "strip_order": [list(p) for p in dataset.strip_order], "metric": dataset.metric,
-            "chat_prompt": dataset.chat_prompt, "eval_shuffle_seed": dataset.eval_shuffle_seed}
+            "chat_prompt": dataset.chat_prompt, "eval_shuffle_seed": dataset.eval_shuffle_seed,
+            "prompt_version": PROMPT_VERSION}
 
 
 def model_identity(repo: str, commit: str | None) -> dict:
@@ -98,13 +126,15 @@ def fine_tune_identity(profile: Profile, spec: FineTune) -> dict:
     fmt = None if dataset.kind == "chat" else "default"  # supervised sets are rendered in the "###" template
     return {"data": dataset_identity(spec.train_set, profile.data_source, fmt), "n_train": spec.n_train,
             "fraction": spec.fraction, "data_seed": DATA_SEED, "kind": spec.kind, "method": spec.method,
-            "settings": dataclasses.asdict(spec.train), "lora": None if spec.lora is None else dataclasses.asdict(spec.lora)}
+            "settings": dataclasses.asdict(spec.train), "lora": None if spec.lora is None else dataclasses.asdict(spec.lora),
+            "recipe_version": RECIPE_VERSIONS[spec.kind]}
 
 
 def eval_identity(profile: Profile, eval_set: str, fmt: str) -> dict:
     """The evaluation of one set in one format: its items and how they are scored."""
     dataset = tasks.get(eval_set)
-    scoring = {"max_length": profile.max_length, "dtype": profile.eval_dtype, "bootstrap_seed": profile.bootstrap_seed}
+    scoring = {"max_length": profile.max_length, "dtype": profile.eval_dtype, "bootstrap_seed": profile.bootstrap_seed,
+               "scorer_version": SCORER_VERSIONS[dataset.kind]}
     if dataset.kind == "generation":
         scoring.update(max_new_tokens=profile.max_new_tokens, backend=profile.generation_backend)
     if dataset.chat_prompt:
@@ -125,11 +155,25 @@ def record_identity(profile: Profile, model: dict, spec: FineTune | None, eval_s
             "saved_dtype": None if spec is None else profile.eval_dtype, "eval": eval_identity(profile, eval_set, fmt)}
 
 
+def heldout_identity(text: TinyLadderSettings, block: int, tokens: int) -> dict:
+    """The held-out pre-training text a loss is measured on: the passages (corpus, split seed, held-out fraction,
+    documents per source), the block length and how many tokens are scored."""
+    return {"text": {"corpus": list(text.corpus), "seed": text.seed, "fraction": text.heldout_fraction,
+                     "max_docs_per_source": text.max_docs_per_source}, "block": block, "tokens": tokens}
+
+
 def sensitivity_identity(model: dict, settings: SensitivitySettings, heldout: TinyLadderSettings) -> dict:
     """One checkpoint's sensitivity rows: the checkpoint, the noise settings and the held-out text."""
     return {"model": model, "probe": dataclasses.asdict(settings),
             "heldout": {"corpus": list(heldout.corpus), "seed": heldout.seed, "fraction": heldout.heldout_fraction,
-                        "max_docs_per_source": heldout.max_docs_per_source}}
+                        "max_docs_per_source": heldout.max_docs_per_source}, "probe_version": PROBE_VERSION}
+
+
+def forgetting_identity(weights: dict, settings: SensitivitySettings, heldout: TinyLadderSettings) -> dict:
+    """One fine-tuned model's forgetting rows: the fine-tuned weights and the held-out text its loss (and its base's)
+    is measured on, in the sensitivity probe's blocks; not the noise settings, which forgetting does not use."""
+    return {"weights": weights, "heldout": heldout_identity(heldout, settings.block, settings.tokens),
+            "probe_version": PROBE_VERSION}
 
 
 def released_tables_digest() -> str:

@@ -1,10 +1,12 @@
 """The steps the notebooks call: evaluate base checkpoints, fine-tune and evaluate, probe sensitivity, load records,
-draw a notebook's figures.
+draw a notebook's figures and judge its claims.
 
-Every step is resumable and settings-aware: a record is reused only when it was made under the settings identity the
-profile gives now (amuro_utils.identity); a stale one is recomputed and the old one kept aside; a fine-tuned model is
-trained only while some record of its evaluation plan is missing or stale. Every step is a no-op on a profile whose
-results are the authors' released numbers, so a notebook reads top to bottom with no branches.
+Every step is resumable and settings-aware: a result is reused only when it was made under the settings identity the
+profile gives now (amuro_utils.identity), through the one artifact store (amuro_utils.artifacts); a stale one is
+recomputed and the old one kept aside. A fine-tuned model is trained only while some record of its evaluation plan, or
+its training record, is missing or stale; forgetting rows are re-measured from kept weights, never by retraining.
+Figures, tables and verdicts read only the results that are current under today's settings. Every step is a no-op
+on a profile whose results are the authors' released numbers, so a notebook reads top to bottom with no branches.
 """
 
 from __future__ import annotations
@@ -14,18 +16,19 @@ import gc
 import json
 import logging
 import os
+import shlex
 import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from . import analysis, evaluate, identity, ladder, plan, results, sensitivity as probe, stats, tasks, tiny_ladder
+from . import (analysis, artifacts, evaluate, identity, ladder, overrides as profile_overrides, plan, results,
+               sensitivity as probe, stages, stats, tasks, tiny_ladder)
 from .paths import results_dir
-from .profiles import FineTune, Profile, TaskPlan, ckpt_step, get_profile
+from .profiles import FineTune, Profile, TaskPlan, ckpt_step
 
 log = logging.getLogger(__name__)
 SOURCES = ("run", "paper")
@@ -35,13 +38,15 @@ SOURCES = ("run", "paper")
 # set-up and results
 
 
-def setup(profile_name: str, results_source: str = "", *, force_cpu: bool | None = None) -> Profile:
-    """Resolve a profile (with `results_source` 'run' or 'paper' if given) and check, before any download or hour is
-    spent, that this machine can run it."""
+def setup(profile_name: str, results_source: str = "", overrides: str = "", *,
+          force_cpu: bool | None = None) -> Profile:
+    """Resolve a profile (a name or a profile file, with `overrides` such as "eval_limit=5;seeds=1,2", and with
+    `results_source` 'run' or 'paper' if given) and check, before any download or hour is spent, that this machine
+    can run it."""
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # per-file loading/saving bars would flood executed notebooks
-    profile = get_profile(profile_name)
+    profile = profile_overrides.load(profile_name, overrides)
     if results_source:
         if results_source not in SOURCES:
             raise ValueError(f"unknown results source {results_source!r}; use 'run' or 'paper' (or '' for the "
@@ -80,12 +85,15 @@ def store(profile: Profile) -> results.Store:
     return st
 
 
-def load_frame(profile: Profile, source: str | None = None, *, items: bool = False, mixed: bool = False) -> pd.DataFrame:
-    """All records of a profile as one DataFrame: its own runs ('run') or the authors' released numbers ('paper').
+def load_frame(profile: Profile, source: str | None = None, *, items: bool = False,
+               kinds: tuple[str, ...] = stages.RECORD_KINDS, stale: bool = False) -> pd.DataFrame:
+    """The records of a profile as one DataFrame: its own runs ('run') or the authors' released numbers ('paper').
 
-    Run records made under different settings where they must agree (e.g. two item limits, or two learning rates
-    for one task across the ladder) are refused, naming the fields, unless `mixed=True`. `items` adds per-item
-    scores, predictions, references and each record's identity.
+    Run records of the given kinds ('base', 'instruction', 'sft') that are current under today's settings: a record
+    made under other settings, or by a model today's profile does not make (another seed, method or evaluation
+    plan), is left out, so no frame mixes settings. How many were left out, per kind, is in `frame.attrs['left_out']`
+    and said in `frame.attrs['note']`; their jobs recompute them. `stale=True` loads every record of those kinds as
+    stored. `items` adds per-item scores, predictions, references and each record's identity.
     """
     source = source or profile.results_source
     if source == "paper":
@@ -93,13 +101,40 @@ def load_frame(profile: Profile, source: str | None = None, *, items: bool = Fal
     if source != "run":
         raise ValueError(f"unknown results source {source!r}; use 'run' or 'paper'")
     frame = store(profile).frame(items=True)
-    conflicts = results.mixed_settings(frame)
-    if conflicts and not mixed:
-        raise ValueError(f"the records of profile {profile.name!r} were made under different settings: "
-                         + "; ".join(conflicts) + ". Rerun `./run_all.sh --profile " + profile.name
-                         + "` (it recomputes stale records; `--status` lists them), or pass mixed=True to load them "
-                         "anyway")
-    return frame if items else frame.drop(columns=list(results.ITEM_COLUMNS))
+    kind = frame["fine_tune"].map(lambda name: plan.record_kind(profile, name))
+    frame = frame[kind.isin(kinds)]
+    left_out: dict[str, int] = {}
+    if not stale:
+        current = _current_rows(profile, frame)
+        for name, n in kind[frame.index][~current].value_counts().items():
+            left_out[name] = int(n)
+        frame = frame[current]
+    frame = (frame if items else frame.drop(columns=list(results.ITEM_COLUMNS))).reset_index(drop=True)
+    frame.attrs.update(left_out=left_out, note=_left_out_note(profile, left_out))
+    return frame
+
+
+def _current_rows(profile: Profile, frame: pd.DataFrame) -> pd.Series:
+    """Per row: is the record the one today's settings ask for (its identity hash equals the wanted identity's)?"""
+    cache: dict = {}
+    flags = []
+    for row in frame.itertuples(index=False):
+        key = {f: getattr(row, f) for f in results.KEY_FIELDS}
+        key["seed"] = None if key["fine_tune"] == results.BASE else int(key["seed"])
+        point = plan.resolved(profile, key["ckpt"], cache)
+        wanted = None if point is None else plan.wanted_identity(profile, key, model_identity(point))
+        flags.append(wanted is not None and identity.digest(wanted) == row.identity_hash)
+    return pd.Series(flags, index=frame.index, dtype=bool)
+
+
+def _left_out_note(profile: Profile, left_out: dict[str, int]) -> str:
+    """One line: how many records of which kinds were left out, and that their jobs recompute them."""
+    if not left_out:
+        return ""
+    counts = ", ".join(f"{n} {kind}" for kind, n in sorted(left_out.items()))
+    writers = sorted({stages.runner_of(kind).notebook for kind in left_out})
+    return (f"Left out: {counts} records made under other settings than today's (or by models this profile no longer "
+            f"makes); the {', '.join(writers)} job(s) recompute them (`./run_all.sh --status` lists them).")
 
 
 def model_id(profile: Profile) -> str:
@@ -143,8 +178,7 @@ def checkpoints(profile: Profile, ckpt="all") -> list[ladder.Checkpoint]:
     for label in labels:
         if label == ckpt or (step is not None and ckpt_step(label) == step):
             return [plan.resolve(profile, label)]
-    wanted = ladder.checkpoint(profile.ladder, ckpt, cache_dir=plan.hub_cache(profile),  # a branch name (or error)
-                               labels=profile.rungs)
+    wanted = ladder.checkpoint(profile.ladder, ckpt, cache_dir=plan.hub_cache(profile))  # a branch name (or error)
     for label in labels:
         point = plan.resolve(profile, label)
         if point.branch == wanted.branch:
@@ -250,8 +284,7 @@ def evaluate_requests(profile: Profile, model, tokenizer, requests: list[tuple[d
         out = evaluate.evaluate_examples(model, tokenizer, dataset, cache[eval_set], fmt, profile.shots,
                                          batch_size=profile.eval_batch_size, max_length=profile.max_length,
                                          max_new_tokens=profile.max_new_tokens,
-                                         gold_leak=profile.llmbar_gold_leak,
-                                         exact_match=profile.llmbar_exact_match, generate_fn=generate_fn,
+                                         gold_leak=profile.llmbar_gold_leak, generate_fn=generate_fn,
                                          shared_prefix=profile.shared_prefix)
         summary = evaluate.bootstrap_ci(out.scores, seed=profile.bootstrap_seed)
         metrics = {"metric": dataset.metric, **summary, "n_truncated": int(out.n_truncated),
@@ -289,7 +322,7 @@ def run_base(profile: Profile, ckpt="all", *, progress: bool = True) -> int:
         return 0
     done = 0
     for point in checkpoints(profile, ckpt):
-        job = plan.find_job(profile, "pretrain_probe", point.label, results.BASE)
+        job = plan.find_job(profile, stages.runner_of("base").notebook, point.label, results.BASE)
         todo = pending(profile, job, point)
         if not todo:
             continue
@@ -303,10 +336,6 @@ def run_base(profile: Profile, ckpt="all", *, progress: bool = True) -> int:
     return done
 
 
-def _weights_dir(profile: Profile, ckpt: ladder.Checkpoint, spec: FineTune) -> Path:
-    return results_dir(profile.name) / "models" / ckpt.label / results.run_name(spec.name, spec.method, spec.seed)
-
-
 def train_examples(profile: Profile, spec: FineTune) -> list[dict]:
     """Training examples as the paper made them: shuffle(seed=42), first n (or a fraction); supervised sets rendered
     in the default "###" template as prompt/completion pairs, chat sets as Tulu messages."""
@@ -318,118 +347,138 @@ def train_examples(profile: Profile, spec: FineTune) -> list[dict]:
     return [{"prompt": tasks.render(dataset, row, "default"), "completion": row["target"]} for row in rows]
 
 
-def _training_record(profile: Profile, ckpt: ladder.Checkpoint, spec: FineTune) -> Path:
-    return results_dir(profile.name) / "fine_tunes" / ckpt.label / f"{results.run_name(spec.name, spec.method, spec.seed)}.json"
-
-
 def _heldout_losses(profile: Profile, model, tokenizer) -> np.ndarray:
     """Per-block loss of `model` on the held-out pre-training text (the sensitivity probe's blocks)."""
     blocks = probe.heldout_token_blocks(tokenizer, profile.sensitivity.block, profile.sensitivity.tokens)
     return probe.block_losses(model, blocks)
 
 
+def _current(path: Path, wanted: dict) -> bool:
+    """Whether the artifact at `path` was made under `wanted` (amuro_utils.artifacts' one rule)."""
+    return artifacts.status(path, wanted).state == "done"
+
+
 def _write_training_record(profile: Profile, ckpt: ladder.Checkpoint, spec: FineTune, train_log: dict,
-                           base_losses: np.ndarray, tuned_losses: np.ndarray, provenance: dict) -> dict:
-    """The fine-tuning's own record: its loss curve and how much it forgot of the pre-training text (Springer S3)."""
-    wanted = plan.training_identity(profile, ckpt, spec)
-    record = {"identity": wanted, "identity_hash": identity.digest(wanted), "ckpt": ckpt.label, "step": ckpt.step,
-              "fine_tune": spec.name, "method": spec.method, "seed": spec.seed, "provenance": provenance,
-              "loss": train_log["loss"], "lr": train_log["lr"], "n_examples": train_log["n_examples"],
-              "steps": len(train_log["loss"]), "seconds": train_log.get("seconds"),
-              "base_heldout": base_losses.tolist(), "heldout": tuned_losses.tolist()}
-    path = _training_record(profile, ckpt, spec)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    results.atomic_write(path, json.dumps(identity.plain(record)))
-    return record
+                           provenance: dict) -> None:
+    """The fine-tuning's own record: its loss curve, under the identity of the training that made it."""
+    artifacts.write(results_dir(profile.name), plan.training_path(profile, ckpt.label, spec),
+                    plan.training_identity(profile, ckpt, spec),
+                    {"ckpt": ckpt.label, "step": ckpt.step, "fine_tune": spec.name, "method": spec.method,
+                     "seed": spec.seed, "provenance": provenance, "loss": train_log["loss"], "lr": train_log["lr"],
+                     "n_examples": train_log["n_examples"], "steps": len(train_log["loss"]),
+                     "seconds": train_log.get("seconds")})
 
 
-def _training_record_current(profile: Profile, ckpt: ladder.Checkpoint, spec: FineTune) -> bool:
-    path = _training_record(profile, ckpt, spec)
-    if not path.is_file():
-        return False
-    try:
-        stored = json.loads(path.read_text()).get("identity_hash")
-    except ValueError:
-        return False
-    return stored == identity.digest(plan.training_identity(profile, ckpt, spec))
+def _write_forgetting(profile: Profile, ckpt: ladder.Checkpoint, spec: FineTune, base_losses: np.ndarray,
+                      tuned_losses: np.ndarray, provenance: dict) -> None:
+    """How much a fine-tuning forgot of the pre-training text (Springer S3): the held-out loss per block of the
+    fine-tuned model and of its base, under the identity of the weights and the held-out text."""
+    artifacts.write(results_dir(profile.name), plan.forgetting_path(profile, ckpt.label, spec),
+                    plan.forgetting_identity(profile, ckpt, spec),
+                    {"ckpt": ckpt.label, "step": ckpt.step, "fine_tune": spec.name, "method": spec.method,
+                     "seed": spec.seed, "provenance": provenance, "base_heldout": base_losses.tolist(),
+                     "heldout": tuned_losses.tolist()})
+
+
+def _save_weights(profile: Profile, ckpt: ladder.Checkpoint, spec: FineTune, save, train_log: dict, summary: dict,
+                  provenance: dict) -> Path:
+    """Save a fine-tuned model as a folder artifact: `save(folder)` writes weights and tokenizer into a folder of this
+    process's own, then its training log and DONE (identity, summary, provenance); renamed into place when complete."""
+    out = plan.weights_dir(profile, ckpt.label, spec)
+    with artifacts.atomic_folder(out) as folder:
+        save(folder)
+        (folder / "train_log.json").write_text(json.dumps(train_log))
+        artifacts.write(folder, folder / artifacts.DONE, plan.weights_identity(profile, ckpt, spec),
+                        {"summary": summary, "provenance": provenance})
+    return out
 
 
 def fine_tuned_model(profile: Profile, ckpt: ladder.Checkpoint, spec: FineTune, *, progress: bool = True):
     """The checkpoint fine-tuned as `spec` says: loaded from results/<profile>/models if a finished copy made under
-    the same settings is there (so an interrupted evaluation resumes without retraining), else trained now and
-    saved there, with its fine-tuning record (loss curve, held-out loss before and after). Returns (Loaded, training
-    summary)."""
+    the same settings is there (so an interrupted evaluation, or a changed evaluation setting, needs no retraining),
+    else trained now and saved there with its training record (loss curve). Its forgetting rows (held-out loss of the
+    model and of its base) are measured too unless they are current. Returns (Loaded, training summary)."""
     from . import train
 
-    out = _weights_dir(profile, ckpt, spec)
-    wanted = identity.weights_identity(profile, model_identity(ckpt), spec)
+    out = plan.weights_dir(profile, ckpt.label, spec)
+    wanted = plan.weights_identity(profile, ckpt, spec)
+    measure = not _current(plan.forgetting_path(profile, ckpt.label, spec), plan.forgetting_identity(profile, ckpt,
+                                                                                                      spec))
     dtype = ladder.torch_dtype(profile.eval_dtype, profile.device)
-    if (out / "DONE").exists():  # the folder holds weights and tokenizer; DONE their identity and provenance
-        done = json.loads((out / "DONE").read_text())
-        if done.get("identity_hash") == identity.digest(wanted):
-            from transformers import AutoModelForCausalLM, AutoTokenizer
+    done = artifacts.load(out / artifacts.DONE, wanted, "fine-tuned model")
+    if done is not None:  # the folder holds weights and tokenizer (LoRA: the adapter), its DONE their identity
+        from transformers import AutoModelForCausalLM, AutoTokenizer
 
-            if spec.method == "lora":  # the folder holds the adapter only: merge it into its base checkpoint
-                base = load_base(profile, ckpt, dtype="float32")
-                model = train.load_lora(base.model, out).to(dtype).eval()
-            else:
-                model = AutoModelForCausalLM.from_pretrained(out, dtype=dtype).to(profile.device).eval()
-            loaded = Loaded(model, AutoTokenizer.from_pretrained(out), done["provenance"])
-            if not _training_record_current(profile, ckpt, spec):
-                base = load_base(profile, ckpt)
-                base_losses = _heldout_losses(profile, base.model, base.tokenizer)
-                _release(base)
-                train_log = json.loads((out / "train_log.json").read_text())
-                _write_training_record(profile, ckpt, spec, train_log, base_losses,
-                                       _heldout_losses(profile, model, loaded.tokenizer), loaded.provenance)
-            return loaded, done["summary"]
-        log.warning("fine-tuned model %s was trained under other settings (changed: %s): retraining", out,
-                    ", ".join(identity.changed_fields(done.get("identity"), wanted)))
+        if spec.method == "lora":  # merge the adapter into its base checkpoint
+            base = load_base(profile, ckpt, dtype="float32")
+            model = train.load_lora(base.model, out).to(dtype).eval()
+        else:
+            model = AutoModelForCausalLM.from_pretrained(out, dtype=dtype).to(profile.device).eval()
+        loaded = Loaded(model, AutoTokenizer.from_pretrained(out), done["provenance"])
+        if not _current(plan.training_path(profile, ckpt.label, spec), plan.training_identity(profile, ckpt, spec)):
+            _write_training_record(profile, ckpt, spec, json.loads((out / "train_log.json").read_text()),
+                                   loaded.provenance)
+        if measure:
+            base = load_base(profile, ckpt)
+            base_losses = _heldout_losses(profile, base.model, base.tokenizer)
+            _release(base)
+            _write_forgetting(profile, ckpt, spec, base_losses, _heldout_losses(profile, model, loaded.tokenizer),
+                              loaded.provenance)
+        return loaded, done["summary"]
     loaded = load_base(profile, ckpt, dtype="float32")  # fp32 master weights; bf16 autocast on GPU
-    base_losses = _heldout_losses(profile, loaded.model, loaded.tokenizer)
+    base_losses = _heldout_losses(profile, loaded.model, loaded.tokenizer) if measure else None
     examples = train_examples(profile, spec)
     trained = train.attach_lora(loaded.model, spec.lora, spec.seed) if spec.method == "lora" else loaded.model
     # the per-step bar only where someone watches a terminal; the notebooks show the returned summary
     train_log = train.fine_tune(trained, loaded.tokenizer, examples, spec.train, kind=spec.kind,
                                 progress=progress and sys.stderr.isatty(), device=profile.device)
-    # A folder of this process's own (two jobs may train the same model at once), renamed into place when complete.
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.partial-"))
-    if spec.method == "lora":  # keep the small adapter; evaluate the merged model with the same code as full FT
-        train.save_adapter(trained, loaded.tokenizer, tmp)
-        loaded.model = train.merge_lora(trained)
-    else:
-        train.save_fine_tuned(loaded.model, loaded.tokenizer, tmp, dtype=profile.eval_dtype)
-    _write_training_record(profile, ckpt, spec, train_log, base_losses,
-                           _heldout_losses(profile, loaded.model, loaded.tokenizer), loaded.provenance)
     summary = {"n_train": len(examples), "steps": len(train_log["loss"]), "final_loss": train_log["loss"][-1],
                "first_loss": train_log["loss"][0], "seconds": train_log.get("seconds")}
-    (tmp / "train_log.json").write_text(json.dumps(train_log))
-    (tmp / "DONE").write_text(json.dumps({"summary": summary, "provenance": loaded.provenance, "identity": wanted,
-                                          "identity_hash": identity.digest(wanted)}))
-    shutil.rmtree(out, ignore_errors=True)
-    try:
-        tmp.rename(out)
-    except OSError:  # another job finished the same model first: its copy is as good as ours
-        shutil.rmtree(tmp, ignore_errors=True)
+    if spec.method == "lora":  # keep the small adapter; evaluate the merged model with the same code as full FT
+        _save_weights(profile, ckpt, spec, lambda folder: train.save_adapter(trained, loaded.tokenizer, folder),
+                      train_log, summary, loaded.provenance)
+        loaded.model = train.merge_lora(trained)
+    else:
+        _save_weights(profile, ckpt, spec, lambda folder: train.save_fine_tuned(
+            loaded.model, loaded.tokenizer, folder, dtype=profile.eval_dtype), train_log, summary, loaded.provenance)
+    _write_training_record(profile, ckpt, spec, train_log, loaded.provenance)
+    if measure:
+        _write_forgetting(profile, ckpt, spec, base_losses, _heldout_losses(profile, loaded.model, loaded.tokenizer),
+                          loaded.provenance)
     loaded.model.to(dtype).eval()
     return loaded, summary
 
 
+def _job_id(profile: Profile, job: plan.Job) -> str:
+    """The papermill job (run_all.sh's id) that runs a model job."""
+    return next(nb.id for nb in plan.notebook_jobs(profile)
+                if any((j.notebook, j.ckpt, j.task) == (job.notebook, job.ckpt, job.task) for j in nb.model_jobs))
+
+
 def _fine_tune_and_evaluate(profile: Profile, job: plan.Job, ckpt: ladder.Checkpoint, *, progress: bool) -> list[dict]:
-    """Fine-tune one checkpoint per training run of `job` (if any of its records is missing or stale), run the job's
-    evaluation plan on each, then drop the weights that are not kept."""
+    """Fine-tune one checkpoint per training run of `job` when any of its records or its training record is missing
+    or stale, run the job's evaluation plan on each, then drop the weights that are not kept. Stale forgetting rows
+    are re-measured from kept weights; where the weights are gone they are reported, with the fix, not retrained for."""
     outcomes = []
     for spec in job.fine_tunes:
         single = dataclasses.replace(job, fine_tunes=(spec,))
         todo = pending(profile, single, ckpt)
         row = {"ckpt": ckpt.label, "task": spec.name, "method": spec.method, "seed": spec.seed}
-        if not todo and _training_record_current(profile, ckpt, spec):
+        trained = _current(plan.training_path(profile, ckpt.label, spec), plan.training_identity(profile, ckpt, spec))
+        forgetting = artifacts.status(plan.forgetting_path(profile, ckpt.label, spec),
+                                      plan.forgetting_identity(profile, ckpt, spec))
+        if not todo and trained and forgetting.state == "done":
             outcomes.append({**row, "status": "recorded"})
+            continue
+        weights = plan.weights_dir(profile, ckpt.label, spec)
+        if not todo and trained and not _current(weights / artifacts.DONE, plan.weights_identity(profile, ckpt, spec)):
+            changed = f" (changed: {', '.join(forgetting.changed)})" if forgetting.state == "stale" else ""
+            log.warning("forgetting rows %s are %s%s; %s", forgetting.path, forgetting.state, changed,
+                        plan.forgetting_fix(profile, _job_id(profile, job)))
+            outcomes.append({**row, "status": f"forgetting {forgetting.state}: weights not kept"})
             continue
         _preflight(profile, job)
         loaded, summary = fine_tuned_model(profile, ckpt, spec, progress=progress)
-        weights = _weights_dir(profile, ckpt, spec)
         records = evaluate_requests(profile, loaded.model, loaded.tokenizer, todo, _provenance(profile, loaded, spec),
                                     progress=progress, generate_fn=_generator(profile, loaded, weights))
         _release(loaded)
@@ -446,9 +495,10 @@ def run_sft(profile: Profile, ckpt="all", task: str | TaskPlan = "all", *, progr
     if not runs_models(profile):
         return pd.DataFrame()
     chosen = [task] if isinstance(task, TaskPlan) else select_tasks(profile, task)
+    notebook = stages.runner_of("sft").notebook
     rows = [outcome for point in checkpoints(profile, ckpt) for t in chosen
-            for outcome in _fine_tune_and_evaluate(profile, plan.find_job(profile, "sft", point.label, t.name), point,
-                                                   progress=progress)]
+            for outcome in _fine_tune_and_evaluate(profile, plan.find_job(profile, notebook, point.label, t.name),
+                                                   point, progress=progress)]
     return pd.DataFrame(rows)
 
 
@@ -457,119 +507,127 @@ def run_instruction_tuning(profile: Profile, ckpt="all", *, progress: bool = Tru
     and LLMBar; one row per fine-tuning run."""
     if not runs_models(profile):
         return pd.DataFrame()
-    name = profile.instruction.name
+    name, notebook = profile.instruction.name, stages.runner_of("instruction").notebook
     chosen = list(plan.instruction_ckpts(profile)) if str(ckpt) == "all" else ckpt
     rows = [outcome for point in checkpoints(profile, chosen)
-            for outcome in _fine_tune_and_evaluate(profile, plan.find_job(profile, "instruction_tuning", point.label,
-                                                                          name), point, progress=progress)]
+            for outcome in _fine_tune_and_evaluate(profile, plan.find_job(profile, notebook, point.label, name), point,
+                                                   progress=progress)]
     return pd.DataFrame(rows)
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Springer et al. 2025: progressive sensitivity
+# the other artifacts the figures and claims read: sensitivity rows, training records, forgetting rows
 
 
-def _sensitivity_path(profile: Profile, ckpt: ladder.Checkpoint) -> Path:
-    return results_dir(profile.name) / "sensitivity" / f"{ckpt.label}.json"
+def current_artifacts(profile: Profile, kind: str, kinds: tuple[str, ...] = stages.RECORD_KINDS
+                      ) -> tuple[list[tuple[str, dict]], list[str]]:
+    """([(its identity hash, the stored artifact)] of every artifact of `kind` ('sensitivity', 'training',
+    'forgetting') that the model jobs of `kinds` make and that is current, [one line per one that is not])."""
+    if not runs_models(profile):
+        return [], []
+    found, notes = [], []
+    cache: dict = {}
+    resolve = lambda label: plan.resolved(profile, label, cache)  # noqa: E731
+    for what, path, wanted in plan.artifacts(profile, kind, plan.read_jobs(profile, kinds), resolve) or []:
+        state = artifacts.status(path, wanted)
+        if state.state == "done":
+            found.append((identity.digest(wanted), artifacts.read(path)[0]))
+        elif state.state != "missing":
+            notes.append(f"{what}: {state.state}" + (f" (changed: {', '.join(state.changed)})"
+                                                     if state.state == "stale" else f" ({state.changed[0]})"))
+    return found, notes
 
 
-def _cached_sensitivity(profile: Profile, point: ladder.Checkpoint) -> pd.DataFrame | None:
-    """A checkpoint's probe rows if they were made under the current settings identity, else None."""
-    path = _sensitivity_path(profile, point)
-    if not path.is_file():
-        return None
-    try:
-        cached = json.loads(path.read_text())
-    except ValueError:
-        log.warning("sensitivity rows %s are not valid JSON: recomputing", path)
-        return None
-    wanted = plan.sensitivity_identity(profile, point)
-    if cached.get("identity_hash") != identity.digest(wanted):
-        log.warning("sensitivity rows %s were made under other settings (changed: %s): recomputing", path,
-                    ", ".join(identity.changed_fields(cached.get("identity"), wanted)))
-        return None
-    frame = pd.DataFrame(cached["rows"], columns=list(probe.FRAME_COLUMNS))
+def _sensitivity_frame(stored: dict) -> pd.DataFrame:
+    frame = pd.DataFrame(stored["rows"], columns=list(probe.FRAME_COLUMNS))
     frame["block_deltas"] = [np.asarray(d, dtype=float) for d in frame["block_deltas"]]
-    frame.insert(0, "step", cached["step"])
-    frame.insert(0, "ckpt", point.label)
+    frame.insert(0, "step", stored["step"])
+    frame.insert(0, "ckpt", stored["ckpt"])
     return frame
+
+
+def _frames(parts: list[pd.DataFrame], columns, digests: list[str], notes: list[str]) -> pd.DataFrame:
+    """Rows of several artifacts as one frame, with the identity hashes read and what was left out in its attrs."""
+    frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=list(columns))
+    frame.attrs.update(digests=sorted(digests), left_out=notes)
+    return frame
+
+
+def _write_sensitivity(profile: Profile, point: ladder.Checkpoint, rows: pd.DataFrame, provenance: dict) -> None:
+    """A checkpoint's sensitivity rows, under the identity of the checkpoint, the noise and the held-out text."""
+    artifacts.write(results_dir(profile.name), plan.sensitivity_path(profile, point.label),
+                    plan.sensitivity_identity(profile, point),
+                    {"ckpt": point.label, "step": point.step, "provenance": provenance, "rows": rows.to_dict("records")})
 
 
 def sensitivity(profile: Profile, ckpt="all", *, enabled: bool = True, progress: bool = True) -> pd.DataFrame:
     """Springer et al. (2025) progressive sensitivity of each checkpoint named by `ckpt` (amuro_utils.sensitivity):
     one row per (ckpt, scaling, magnitude, seed) with ckpt, step, scaling, magnitude, seed, base_loss, loss,
-    delta_loss, block_deltas, n_tokens. Each checkpoint's rows are cached in results/<profile>/sensitivity/<ckpt>.json
-    with their settings identity and recomputed when it changes. Empty when disabled or for released numbers."""
+    delta_loss, block_deltas, n_tokens. Each checkpoint's rows are stored in results/<profile>/sensitivity/<ckpt>.json
+    under their settings identity and recomputed when it changes. Empty when disabled or for released numbers."""
     columns = ["ckpt", "step", *probe.FRAME_COLUMNS]
     if not enabled or not runs_models(profile):
         return pd.DataFrame(columns=columns)
     settings, frames, blocks = profile.sensitivity, [], None
     for point in checkpoints(profile, ckpt):
-        frame = _cached_sensitivity(profile, point)
-        if frame is None:
+        path, wanted = plan.sensitivity_path(profile, point.label), plan.sensitivity_identity(profile, point)
+        stored = artifacts.load(path, wanted, "sensitivity rows")
+        if stored is None:
             loaded = load_base(profile, point, dtype=settings.dtype)
             if blocks is None:  # one ladder, one tokenizer: the held-out text is tokenized once
                 blocks = probe.heldout_token_blocks(loaded.tokenizer, settings.block, settings.tokens)
             rows = probe.probe(loaded.model, blocks, settings, progress=progress and sys.stderr.isatty())
-            wanted = plan.sensitivity_identity(profile, point)
-            record = {"identity": wanted, "identity_hash": identity.digest(wanted), "step": point.step,
-                      "provenance": _provenance(profile, loaded, None), "rows": rows.to_dict("records")}
-            path = _sensitivity_path(profile, point)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            results.atomic_write(path, json.dumps(identity.plain(record)))
+            _write_sensitivity(profile, point, rows, _provenance(profile, loaded, None))
             _release(loaded)
-            frame = _cached_sensitivity(profile, point)
-        frames.append(frame)
+            stored = artifacts.read(path)[0]  # as stored: the same frame whether computed now or read back
+        frames.append(_sensitivity_frame(stored))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
 
 
 def sensitivity_rows(profile: Profile) -> pd.DataFrame:
-    """The cached, current sensitivity rows of the study's checkpoints (nothing is computed; empty if none)."""
-    frames = []
-    if runs_models(profile):
-        for label in profile.ckpts:
-            try:
-                point = plan.resolve(profile, label)
-            except ladder.LadderError:
-                continue
-            frame = _cached_sensitivity(profile, point)
-            if frame is not None:
-                frames.append(frame)
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
-        columns=["ckpt", "step", *probe.FRAME_COLUMNS])
+    """The current sensitivity rows of the study's checkpoints (nothing is computed; empty if none); attrs: the
+    identity hashes read and what was left out (stale rows)."""
+    found, notes = current_artifacts(profile, "sensitivity", ("base",))
+    return _frames([_sensitivity_frame(stored) for _, stored in found], ["ckpt", "step", *probe.FRAME_COLUMNS],
+                   [digest for digest, _ in found], notes)
 
-
-# ---------------------------------------------------------------------------------------------------------------
-# fine-tuning records: loss curves and forgetting (Springer et al. S3)
 
 TRAINING_COLUMNS = ("ckpt", "step", "fine_tune", "method", "seed", "n_examples", "steps", "first_loss", "final_loss",
                     "train_loss", "base_loss", "loss", "delta_loss", "block_deltas")
+_RUN = ("ckpt", "fine_tune", "method", "seed")
+
+
+def _fine_tune_rows(profile: Profile, lead: str) -> pd.DataFrame:
+    """One row per fine-tuned model of the study whose `lead` artifact ('training' or 'forgetting') is current, with
+    the other one's columns where that one is current too."""
+    rows: dict[tuple, dict] = {}
+    read = {kind: current_artifacts(profile, kind) for kind in ("training", "forgetting")}
+    for stored in (s for _, s in read["training"][0]):
+        loss = stored["loss"]
+        rows.setdefault(tuple(stored[c] for c in _RUN), {}).update(
+            {c: stored[c] for c in (*_RUN, "step", "n_examples", "steps")}, first_loss=loss[0], final_loss=loss[-1],
+            train_loss=loss, training=True)
+    for stored in (s for _, s in read["forgetting"][0]):
+        base, tuned = np.asarray(stored["base_heldout"]), np.asarray(stored["heldout"])
+        rows.setdefault(tuple(stored[c] for c in _RUN), {}).update(
+            {c: stored[c] for c in (*_RUN, "step")}, base_loss=float(base.mean()), loss=float(tuned.mean()),
+            delta_loss=float((tuned - base).mean()), block_deltas=tuned - base, forgetting=True)
+    frame = pd.DataFrame([row for row in rows.values() if row.get(lead)], columns=list(TRAINING_COLUMNS))
+    frame.attrs.update(digests=sorted(d for d, _ in read[lead][0]), left_out=read[lead][1])
+    return frame
 
 
 def training_frame(profile: Profile) -> pd.DataFrame:
-    """One row per fine-tuned model of the study whose fine-tuning record is current: its training-loss curve
-    (`train_loss`, per optimizer step), and its held-out pre-training-text loss (`loss`) against its base's
-    (`base_loss`), per block (`block_deltas`) — the forgetting frame of claim S3. Empty for released numbers."""
-    rows = []
-    if runs_models(profile):
-        for job in plan.jobs(profile):
-            if not job.fine_tunes:
-                continue
-            try:
-                point = plan.resolve(profile, job.ckpt)
-            except ladder.LadderError:
-                continue
-            for spec in job.fine_tunes:
-                if not _training_record_current(profile, point, spec):
-                    continue
-                record = json.loads(_training_record(profile, point, spec).read_text())
-                base, tuned = np.asarray(record["base_heldout"]), np.asarray(record["heldout"])
-                rows.append({"ckpt": job.ckpt, "step": record["step"], "fine_tune": spec.name, "method": spec.method,
-                             "seed": spec.seed, "n_examples": record["n_examples"], "steps": record["steps"],
-                             "first_loss": record["loss"][0], "final_loss": record["loss"][-1],
-                             "train_loss": record["loss"], "base_loss": float(base.mean()), "loss": float(tuned.mean()),
-                             "delta_loss": float((tuned - base).mean()), "block_deltas": tuned - base})
-    return pd.DataFrame(rows, columns=list(TRAINING_COLUMNS))
+    """One row per fine-tuned model of the study whose training record is current: its training-loss curve
+    (`train_loss`, per optimizer step) and, where its forgetting rows are current, its held-out pre-training-text loss
+    (`loss`) against its base's (`base_loss`), per block (`block_deltas`). Empty for released numbers."""
+    return _fine_tune_rows(profile, "training")
+
+
+def forgetting_frame(profile: Profile) -> pd.DataFrame:
+    """The forgetting frame of claim S3: one row per fine-tuned model whose forgetting rows are current (columns of
+    `training_frame`); attrs['left_out'] names the stale ones. Empty for released numbers."""
+    return _fine_tune_rows(profile, "forgetting")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -578,27 +636,46 @@ def training_frame(profile: Profile) -> pd.DataFrame:
 
 @dataclasses.dataclass
 class Drawn:
-    """What a notebook's figure step produced: the files written and the tables to show."""
+    """What a notebook's figure step produced: the files written, the tables to show, what it was drawn from."""
 
     files: list[Path]
     tables: dict[str, pd.DataFrame]
+    note: str = ""
 
     def _repr_markdown_(self) -> str:
         files = "\n".join(f"- `{p}`" for p in self.files) or "(nothing drawn: make_figures=False)"
-        return f"Written:\n{files}"
+        return f"{self.note}\n\nWritten:\n{files}" if self.note else f"Written:\n{files}"
+
+
+def _fine_tune_names(profile: Profile, stage: stages.Stage) -> list[str]:
+    """The fine-tunes a stage runs (its artifact figures show those)."""
+    return [profile.instruction.name] if stage.runs == "instruction" else [t.name for t in profile.tasks]
+
+
+def _artifact_figure_input(profile: Profile, stage: stages.Stage, kind: str) -> tuple[pd.DataFrame, tuple]:
+    """(the rows, the extra arguments) an artifact figure of `stage` is drawn from."""
+    if kind == "sensitivity":
+        return sensitivity_rows(profile), ()
+    frame = training_frame(profile) if kind == "training" else forgetting_frame(profile)
+    names = _fine_tune_names(profile, stage)
+    chosen = frame[(frame["method"] == profile.method) & frame["fine_tune"].isin(names)]
+    chosen.attrs.update(frame.attrs)
+    return chosen, ((names,) if kind == "training" else ())
 
 
 def draw(profile: Profile, notebook: str, *, overlay_paper: bool = False, enabled: bool = True) -> Drawn:
-    """Draw a notebook's figures (PDF + PNG) and tables (CSV + markdown) into figures/<profile>/ from its records,
-    with the paper's released numbers overlaid if asked. A profile with several fine-tuning methods also gets each
-    other method's figures (file suffix `_<method>`) with the leading method's curves drawn dotted beside them.
-    Analysis notebooks stop with the commands to run when the records they need are missing. `enabled=False`
-    (per-checkpoint cluster jobs) draws nothing."""
+    """Draw a notebook's figures (PDF + PNG) and tables (CSV + markdown), as its stage names them
+    (amuro_utils.stages), into figures/<profile>/ from the results current under today's settings, with the paper's
+    released numbers overlaid if asked; prints what they were drawn from and what was left out. A profile with
+    several fine-tuning methods also gets each other method's figures (file suffix `_<method>`) with the leading
+    method's curves drawn dotted beside them. Analysis notebooks stop with the commands to run when the records they
+    need are missing. `enabled=False` (per-checkpoint cluster jobs) draws nothing."""
     from . import plots
 
     if not enabled:
         return Drawn([], {})
-    df, overlay = figure_inputs(profile, overlay_paper, needs_sft=notebook in ("format", "transfer", "ood"))
+    stage = stages.get(notebook)
+    df, overlay = figure_inputs(profile, notebook, overlay_paper)
     files, tables = [], {}
     variants = [(profile, overlay, "")]
     for other in profile.methods[1:]:
@@ -607,72 +684,111 @@ def draw(profile: Profile, notebook: str, *, overlay_paper: bool = False, enable
         rest = tuple(m for m in profile.methods if m != other)
         variants.append((dataclasses.replace(profile, methods=(other, *rest)), leading, f"_{other}"))
     for shown, over, suffix in variants:
-        study = stats.Study(df, shown, method=shown.method)  # figures and tables read one study per method
-        for stem, make in plots.NOTEBOOK_FIGURES[notebook].items():
-            files += plots.save(make(study, shown, overlay=over), profile, stem + suffix)  # open: shown inline
-        for stem, make in plots.NOTEBOOK_TABLES.get(notebook, {}).items():
-            tables[stem + suffix] = make(study)
+        study = stats.Study(df, shown, method=shown.method)  # one study per method: figures and tables read it
+        for stem, maker in stage.figures.items():
+            files += plots.save(stages.resolve(maker)(study, shown, overlay=over), profile, stem + suffix)  # inline
+        for stem, maker in stage.tables.items():
+            tables[stem + suffix] = stages.resolve(maker)(study)
             files += plots.write_table(tables[stem + suffix], profile, stem + suffix)
-    if notebook == "pretrain_probe" and len(probed := sensitivity_rows(profile)):
-        files += plots.save(plots.fig_sensitivity(probed, profile), profile, "figS_sensitivity")
-    if notebook in ("sft", "instruction_tuning") and runs_models(profile):
-        training = training_frame(profile)
-        training = training[training["method"] == profile.method]
-        names = [t.name for t in profile.tasks] if notebook == "sft" else [profile.instruction.name]
-        stem = "figT_sft_training_loss" if notebook == "sft" else "figT_instruction_training_loss"
-        files += plots.save(plots.fig_training_loss(training[training["fine_tune"].isin(names)], profile, names),
-                            profile, stem)
-        if notebook == "sft":
-            files += plots.save(plots.fig_forgetting(training[training["fine_tune"].isin(names)], profile), profile,
-                                "figS3_forgetting")
-    return Drawn(files, tables)
+    notes = [df.attrs["note"]] if df.attrs.get("note") else []
+    if runs_models(profile):
+        for stem, (kind, maker) in stage.artifact_figures.items():
+            rows, extra = _artifact_figure_input(profile, stage, kind)
+            notes += [f"Left out of {stem}: {line}." for line in rows.attrs.get("left_out", [])]
+            if len(rows):
+                files += plots.save(stages.resolve(maker)(rows, profile, *extra), profile, stem)
+    source = ("the authors' released numbers" if profile.results_source == "paper" else
+              f"{len(df)} records ({', '.join(stage.record_reads)}) made under today's settings")
+    note = " ".join([f"Figures of {notebook} drawn from {source}."] + notes)
+    print(note)
+    return Drawn(files, tables, note)
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # what each notebook's run shows: the claims of both papers, computed
 
-
-def claim_inputs(profile: Profile) -> dict:
-    """Everything the scorecard judges: the records (with per-item scores), the sensitivity rows and the fine-tuning
-    records (forgetting), of this profile's run or of the authors' release."""
-    return {"df": load_frame(profile, items=True), "sensitivity": sensitivity_rows(profile),
-            "forgetting": training_frame(profile)}
+# The claims that read an artifact besides the records (their verdict notes say why rows were left out).
+ARTIFACT_CLAIMS = {"sensitivity": ("S1",), "forgetting": ("S3",)}
+SCORECARD_READS = stages.get(stages.writers_of("scorecard")[0]).reads
 
 
-def studies(profile: Profile, inputs: dict | None = None) -> dict[str, "stats.Study"]:
-    """One stats.Study per fine-tuning method of the profile, from the scorecard's inputs (claim_inputs)."""
-    inputs = inputs or claim_inputs(profile)
-    return {method: stats.Study(inputs["df"], profile, sensitivity=inputs["sensitivity"],
-                                forgetting=inputs["forgetting"], method=method) for method in profile.methods}
+def claim_inputs(profile: Profile, reads: tuple[str, ...] = SCORECARD_READS) -> dict:
+    """What the claims judge, current under today's settings: the records of the kinds in `reads` (with per-item
+    scores), and, where `reads` names them, the sensitivity rows and the forgetting rows; of this profile's run or of
+    the authors' release."""
+    kinds = tuple(k for k in reads if k in stages.RECORD_KINDS)
+    return {"df": load_frame(profile, items=True, kinds=kinds),
+            "sensitivity": sensitivity_rows(profile) if "sensitivity" in reads else None,
+            "forgetting": forgetting_frame(profile) if "forgetting" in reads else None}
 
 
 def verdicts(profile: Profile, notebook: str) -> str:
-    """Markdown: the verdicts of the claims a notebook's figures bear on (claims.NOTEBOOK_CLAIMS), computed from this
-    run, one table per fine-tuning method. The last notebook also writes the whole scorecard
+    """Markdown: the verdicts of the claims a notebook's figures bear on (its stage's `claims`), computed from the
+    results it reads, one table per fine-tuning method. The notebook that writes the scorecard also writes it
     (figures/<profile>/claims.md and .csv)."""
     from . import claims
 
-    inputs = claim_inputs(profile)
-    by_method = studies(profile, inputs)
-    parts = [claims.notebook_verdicts(notebook, inputs["df"], profile, method=method, study=study)
-             for method, study in by_method.items()]
-    if notebook == plan.RUN_ORDER[-1]:
-        paths = scorecard(profile, inputs, by_method)
+    stage = stages.get(notebook)
+    inputs = claim_inputs(profile, stage.reads)
+    parts = [claims.notebook_verdicts(notebook, inputs["df"], profile, sensitivity=inputs["sensitivity"],
+                                      forgetting=inputs["forgetting"], method=method) for method in profile.methods]
+    if "scorecard" in stage.writes:
+        paths = scorecard(profile, inputs if set(SCORECARD_READS) <= set(stage.reads) else None)
         parts.append(f"The whole scorecard: `{paths[-1]}`")
     return "\n\n".join(parts)
 
 
-def scorecard(profile: Profile, inputs: dict | None = None, by_method: dict | None = None) -> list[Path]:
-    """Judge every claim of both papers on this profile's results (each fine-tuning method) and write
-    figures/<profile>/claims.md and claims.csv (other methods: claims_<method>.*)."""
+def scorecard_identity(profile: Profile, inputs: dict) -> dict:
+    """What a scorecard was judged from: the identity hashes of the records, sensitivity and forgetting rows it read
+    (or the released tables), the claims code's version and the settings the claims read."""
+    if profile.results_source == "paper":
+        return plan.scorecard_identity(profile, released=identity.released_tables_digest())
+    return plan.scorecard_identity(profile, records=list(inputs["df"]["identity_hash"]),
+                                   sensitivity=inputs["sensitivity"].attrs["digests"],
+                                   forgetting=inputs["forgetting"].attrs["digests"])
+
+
+def _left_out_lines(inputs: dict) -> dict[str, list[str]]:
+    """Artifact kind -> why some of its rows were left out of the scorecard (stale or unreadable)."""
+    return {kind: inputs[kind].attrs.get("left_out", []) for kind in ARTIFACT_CLAIMS
+            if inputs.get(kind) is not None and inputs[kind].attrs.get("left_out")}
+
+
+def _write_scorecard(profile: Profile, wanted: dict, tables: dict[str, dict]) -> None:
+    """The scorecard (file stem -> its rows, one per verdict, and the table's attrs: sources, constant counts, the
+    units of each part) under the identity of what it was judged from."""
+    artifacts.write(results_dir(profile.name), plan.scorecard_path(profile), wanted, {"tables": tables})
+
+
+def scorecard(profile: Profile, inputs: dict | None = None) -> list[Path]:
+    """Judge every claim of both papers on this profile's current results (each fine-tuning method), store the
+    scorecard under the identity of what it read (results/<profile>/scorecard.json: reused while that is unchanged)
+    and write figures/<profile>/claims.md and claims.csv (other methods: claims_<method>.*) from it. Rows left out
+    (stale sensitivity or forgetting rows) are named in the notes of the claims that read them."""
     from . import claims
 
     inputs = inputs or claim_inputs(profile)
-    by_method = by_method or studies(profile, inputs)
+    wanted, path = scorecard_identity(profile, inputs), plan.scorecard_path(profile)
+    if artifacts.load(path, wanted, "scorecard") is None:
+        tables, left_out = {}, _left_out_lines(inputs)
+        for method in profile.methods:
+            table = claims.evaluate_all(inputs["df"], profile, sensitivity=inputs["sensitivity"],
+                                        forgetting=inputs["forgetting"], method=method)
+            for kind, lines in left_out.items():
+                why = f"Left out: {'; '.join(lines)}."
+                if kind == "forgetting" and not profile.keep_weights:
+                    why += " Fix: " + plan.forgetting_fix(profile) + "."
+                chosen = table["id"].isin(ARTIFACT_CLAIMS[kind])
+                table.loc[chosen, "note"] = [f"{n} {why}".strip() if isinstance(n, str) else why
+                                             for n in table.loc[chosen, "note"]]
+            tables["claims" if method == profile.method else f"claims_{method}"] = {
+                "rows": table.to_dict("records"), "attrs": dict(table.attrs)}
+        _write_scorecard(profile, wanted, tables)
+    stored = artifacts.read(path)[0]  # drawn from what is stored: the same files whether judged now or before
     written = []
-    for method, study in by_method.items():
-        table = claims.evaluate_all(inputs["df"], profile, method=method, study=study)
-        stem = "claims" if method == profile.method else f"claims_{method}"
+    for stem, stored_table in stored["tables"].items():
+        table = pd.DataFrame(stored_table["rows"], columns=list(claims.SCORECARD_COLUMNS))
+        table.attrs.update(stored_table["attrs"])
         written += claims.write_scorecard(table, profile, stem=stem)
     return written
 
@@ -681,12 +797,13 @@ def scorecard(profile: Profile, inputs: dict | None = None, by_method: dict | No
 # what the analysis notebooks read
 
 
-def figure_inputs(profile: Profile, overlay_paper: bool = False, *,
-                  needs_sft: bool = False) -> tuple[pd.DataFrame, pd.DataFrame | None]:
-    """(records a notebook draws, the paper's released rows to overlay or None). needs_sft: stop with the commands
-    to run when base or fine-tuned records are missing."""
-    df = load_frame(profile, items=True)  # per-item scores: the figures' intervals are the scorecard's
-    if needs_sft:
+def figure_inputs(profile: Profile, notebook: str, overlay_paper: bool = False
+                  ) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """(the current records of the kinds a notebook's stage reads, the paper's released rows to overlay or None).
+    A stage that runs no model stops with the commands to run when base or fine-tuned records are missing."""
+    stage = stages.get(notebook)
+    df = load_frame(profile, items=True, kinds=stage.record_reads)  # per-item scores: the scorecard's intervals
+    if stage.runs is None:
         require(df, profile, ["base", *[t.name for t in profile.tasks]])
     return df, (load_frame(profile, "paper") if overlay_paper else None)
 
@@ -696,10 +813,9 @@ def require(df: pd.DataFrame, profile: Profile, fine_tunes: list[str]) -> None:
     have = set(df["fine_tune"]) if len(df) else set()
     lacking = [f for f in fine_tunes if f not in have]
     if lacking:
-        producers = {t.name: "sft" for t in profile.tasks} | {profile.instruction.name: "instruction_tuning",
-                                                               "base": "pretrain_probe"}
-        cmds = sorted({f"papermill notebooks/{producers.get(f, 'sft')}.ipynb out.ipynb -p profile {profile.name}"
-                       for f in lacking})
+        params = " ".join(f"-p {k} {shlex.quote(v)}" for k, v in profile.params or (("profile", profile.name),))
+        cmds = sorted({f"papermill notebooks/{stages.runner_of(plan.record_kind(profile, f) or 'sft').notebook}.ipynb "
+                       f"out.ipynb {params}" for f in lacking})
         raise RuntimeError(f"no records for fine_tune {lacking} in profile {profile.name!r}; run first:\n  "
                            + "\n  ".join(cmds))
 
@@ -709,7 +825,8 @@ if __name__ == "__main__":
 
     parser = argparse.ArgumentParser(description="Judge every claim of both papers on a profile's recorded results (or "
                                                  "the authors' release): figures/<profile>/claims.md and claims.csv.")
-    parser.add_argument("--profile", default="paper-reference")
-    chosen = setup(parser.parse_args().profile)
+    profile_overrides.add_arguments(parser, "paper-reference")
+    args = parser.parse_args()
+    chosen = setup(args.profile_file or args.profile, overrides=";".join(args.overrides))
     print("\n".join(map(str, scorecard(chosen))))
 

@@ -1,28 +1,26 @@
 """The study a profile describes: its fine-tunes, the evaluation plan of every kind of model, the jobs that run them
-(one papermill execution each), and the settings identity of every record a job writes or reads.
+(one papermill execution each), where each of their results lives and the settings identity it must carry.
 
-Nothing here runs a model (amuro_utils.pipeline does) or prices one (amuro_utils.cost does).
+Nothing here runs a model (amuro_utils.pipeline does) or prices one (amuro_utils.cost does). What each notebook
+runs, writes and reads is the stage registry's (amuro_utils.stages).
 """
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass, field, replace
-
 from pathlib import Path
+from typing import Callable
 
-from . import identity, ladder, sensitivity, tasks
-from .profiles import SPRINGER_BENCHMARKS, FineTune, InstructionPlan, Profile, TaskPlan, ckpt_step
-from .results import BASE, BASE_METHOD
+from . import identity, ladder, sensitivity, stages, tasks
+from .paths import results_dir
+from .profiles import METHODS, SPRINGER_BENCHMARKS, FineTune, InstructionPlan, Profile, TaskPlan, ckpt_step
+from .results import BASE, BASE_METHOD, run_name
 
-# instruction_tuning runs before sft: Table 5 and Fig. 3b (in sft) compare the "learned in pre-training" group,
-# scored on instruction-tuned models, with the "learned in fine-tuning" group.
-RUN_ORDER = ("pretrain_probe", "instruction_tuning", "sft", "format", "transfer", "ood")
-MODEL_NOTEBOOKS = ("pretrain_probe", "instruction_tuning", "sft")  # notebooks that run models
-METHODS = ("full", "lora")
-# The records each notebook's figures and tables read (kinds of model: base, instruction-tuned, supervised).
-NOTEBOOK_READS = {"pretrain_probe": ("base",), "instruction_tuning": ("base", "instruction"),
-                  "sft": ("base", "sft", "instruction"), "format": ("base", "sft"), "transfer": ("base", "sft"),
-                  "ood": ("base", "sft", "instruction")}
+RUN_ORDER = stages.RUN_ORDER
+MODEL_NOTEBOOKS = stages.MODEL_NOTEBOOKS
+# The kinds of results each notebook's figures, tables and verdicts read.
+NOTEBOOK_READS = {s.notebook: s.reads for s in stages.STAGES}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -41,16 +39,122 @@ def resolve(profile: Profile, label: str) -> ladder.Checkpoint:
     return ladder.checkpoint(profile.ladder, label, branch=branch, cache_dir=hub_cache(profile), labels=profile.rungs)
 
 
+def resolved(profile: Profile, label: str, cache: dict) -> ladder.Checkpoint | None:
+    """`resolve`, once per label and `cache`; None while the label cannot be resolved (a local ladder not built yet,
+    a hub ladder neither reachable nor cached)."""
+    if label not in cache:
+        try:
+            cache[label] = resolve(profile, label)
+        except ladder.LadderError:
+            cache[label] = None
+    return cache[label]
+
+
 def sensitivity_identity(profile: Profile, ckpt: ladder.Checkpoint) -> dict:
     """The settings identity of one checkpoint's sensitivity rows (Springer et al. probe)."""
     return identity.sensitivity_identity(identity.model_identity(ckpt.repo, ckpt.commit), profile.sensitivity,
                                          sensitivity.HELDOUT_TEXT)
 
 
+def weights_identity(profile: Profile, ckpt: ladder.Checkpoint, spec: FineTune) -> dict:
+    """The settings identity of a fine-tuned model: its base checkpoint and its training."""
+    return identity.weights_identity(profile, identity.model_identity(ckpt.repo, ckpt.commit), spec)
+
+
 def training_identity(profile: Profile, ckpt: ladder.Checkpoint, spec: FineTune) -> dict:
-    """What a fine-tuning record (loss curve, forgetting) depends on: the fine-tuned model and the held-out text."""
-    return {"weights": identity.weights_identity(profile, identity.model_identity(ckpt.repo, ckpt.commit), spec),
-            "heldout": {"block": profile.sensitivity.block, "tokens": profile.sensitivity.tokens}}
+    """What a fine-tuning's training record (its loss curve) depends on: the training that made the model."""
+    return weights_identity(profile, ckpt, spec)
+
+
+def forgetting_identity(profile: Profile, ckpt: ladder.Checkpoint, spec: FineTune) -> dict:
+    """What a fine-tuned model's forgetting rows depend on: its weights and the held-out text they are scored on."""
+    return identity.forgetting_identity(weights_identity(profile, ckpt, spec), profile.sensitivity,
+                                        sensitivity.HELDOUT_TEXT)
+
+
+def analysis_identity(profile: Profile) -> dict:
+    """What the verdicts of every notebook (and the scorecard) depend on beyond the results they read: the claims
+    code's declared version and the profile settings the claims read."""
+    return {"claims_version": identity.CLAIMS_VERSION, "ckpts": list(profile.ckpts), "methods": list(profile.methods),
+            "learned_in_pt": profile.learned_in_pt, "learned_in_ft": profile.learned_in_ft,
+            "main_step": profile.main_step, "overtraining_pair": profile.overtraining_pair,
+            "llmbar_exact_match": profile.llmbar_exact_match, "llmbar_gold_leak": profile.llmbar_gold_leak}
+
+
+def scorecard_identity(profile: Profile, *, records=(), sensitivity=(), forgetting=(), released=None) -> dict:
+    """The scorecard's identity: the identity hashes of every record, sensitivity row and forgetting row it reads (or
+    the released tables' digest), and the analysis identity."""
+    inputs = {"released": released} if released is not None else {
+        "records": sorted(records), "sensitivity": sorted(sensitivity), "forgetting": sorted(forgetting)}
+    return {**inputs, "analysis": analysis_identity(profile)}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# where each result of a profile lives (records: results.Store)
+
+
+def weights_dir(profile: Profile, ckpt: str, spec: FineTune) -> Path:
+    """The folder of a fine-tuned model's weights (a folder artifact: its DONE file carries the identity)."""
+    return results_dir(profile.name) / "models" / ckpt / run_name(spec.name, spec.method, spec.seed)
+
+
+def training_path(profile: Profile, ckpt: str, spec: FineTune) -> Path:
+    """A fine-tuning's training record: its loss curve."""
+    return results_dir(profile.name) / "fine_tunes" / ckpt / f"{run_name(spec.name, spec.method, spec.seed)}.json"
+
+
+def forgetting_path(profile: Profile, ckpt: str, spec: FineTune) -> Path:
+    """A fine-tuned model's forgetting rows: per-block held-out loss of the model and of its base."""
+    return results_dir(profile.name) / "forgetting" / ckpt / f"{run_name(spec.name, spec.method, spec.seed)}.json"
+
+
+def sensitivity_path(profile: Profile, ckpt: str) -> Path:
+    """A checkpoint's sensitivity rows."""
+    return results_dir(profile.name) / "sensitivity" / f"{ckpt}.json"
+
+
+def scorecard_path(profile: Profile) -> Path:
+    """The scorecard: every claim judged (figures/<profile>/claims*.md and .csv are drawn from it)."""
+    return results_dir(profile.name) / "scorecard.json"
+
+
+def forgetting_fix(profile: Profile, job_id: str = "JOB") -> str:
+    """How to re-measure forgetting rows whose fine-tuned weights were not kept (they are never retrained for)."""
+    return (f"the fine-tuned weights were not kept, and forgetting is never re-measured by retraining: rerun the job "
+            f"that trained them (`./run_all.sh --profile {profile.name} --rerun {job_id}`: retrains and re-evaluates; "
+            "`--status` names the job), or keep the weights (`--set keep_weights=true`) in the next run that trains "
+            "them")
+
+
+def marker_path(profile: Profile, job_id: str) -> Path:
+    """A papermill job's marker: written when the job finishes, carrying the identity of what it wrote and read."""
+    return results_dir(profile.name) / "jobs" / f"{job_id}.done"
+
+
+def artifacts(profile: Profile, kind: str, model_jobs: list["Job"],
+              resolve_ckpt: Callable[[str], ladder.Checkpoint | None]) -> list[tuple[str, Path, dict]] | None:
+    """(what, where, identity) of every artifact of `kind` ('training', 'forgetting', 'sensitivity', 'ladder') that
+    `model_jobs` make, given how to resolve a ladder label (None while a checkpoint cannot be resolved)."""
+    out = []
+    if kind == "ladder":
+        from .tiny_ladder import ladder_identity_of
+
+        wanted = ladder_identity_of(profile)
+        return [] if wanted is None else [("ladder", results_dir(profile.name) / "tiny_ladder.json", wanted)]
+    for job in model_jobs:
+        point = resolve_ckpt(job.ckpt)
+        if point is None:
+            return None
+        if kind == "sensitivity" and job.kind == BASE:
+            out.append((f"{job.ckpt} sensitivity", sensitivity_path(profile, job.ckpt),
+                        sensitivity_identity(profile, point)))
+        for spec in job.fine_tunes if kind in ("training", "forgetting") else ():
+            name = f"{job.ckpt}/{run_name(spec.name, spec.method, spec.seed)} {kind}"
+            if kind == "training":
+                out.append((name, training_path(profile, job.ckpt, spec), training_identity(profile, point, spec)))
+            else:
+                out.append((name, forgetting_path(profile, job.ckpt, spec), forgetting_identity(profile, point, spec)))
+    return out
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -137,25 +241,31 @@ class Job:
     """One unit of model work: a notebook run on one checkpoint for one task ('base' = no training), with every
     fine-tuning run it does (one per seed) and the (eval_set, format) pairs each resulting model is scored on."""
 
-    notebook: str  # "pretrain_probe" | "sft" | "instruction_tuning"
+    notebook: str  # the stage that runs it: "pretrain_probe" | "sft" | "instruction_tuning"
     ckpt: str
     task: str  # "base" or the fine_tune label
     evals: tuple[tuple[str, str], ...]
     fine_tunes: tuple[FineTune, ...] = ()
     profile: Profile = field(default=None, compare=False, repr=False)
 
+    @property
+    def kind(self) -> str:
+        """The kind of records it writes: 'base', 'instruction' or 'sft' (its stage's `runs`)."""
+        return stages.get(self.notebook).runs
+
 
 def jobs(profile: Profile) -> list[Job]:
     """Every model job of the study, in run order: base evaluations, supervised fine-tunes, instruction tuning."""
     if profile.results_source == "paper":
         return []  # figures from the released numbers: no model is run
-    out = [Job("pretrain_probe", ckpt, BASE, tuple(base_plan(profile)), (), profile) for ckpt in profile.ckpts]
+    base, sft, instruction = (stages.runner_of(kind).notebook for kind in ("base", "sft", "instruction"))
+    out = [Job(base, ckpt, BASE, tuple(base_plan(profile)), (), profile) for ckpt in profile.ckpts]
     for task in profile.tasks:
         evals, runs = tuple(sft_plan(profile, task)), tuple(fine_tunes(profile, task))
-        out += [Job("sft", ckpt, task.name, evals, runs, profile) for ckpt in profile.ckpts]
+        out += [Job(sft, ckpt, task.name, evals, runs, profile) for ckpt in profile.ckpts]
     it = profile.instruction
     evals, runs = tuple(instruction_plan(profile)), tuple(fine_tunes(profile, it))
-    out += [Job("instruction_tuning", ckpt, it.name, evals, runs, profile) for ckpt in instruction_ckpts(profile)]
+    out += [Job(instruction, ckpt, it.name, evals, runs, profile) for ckpt in instruction_ckpts(profile)]
     return out
 
 
@@ -188,6 +298,34 @@ def record_requests(job: Job, model: dict) -> list[tuple[dict, dict]]:
             for key, spec in record_keys(job)]
 
 
+def record_kind(profile: Profile, fine_tune: str) -> str | None:
+    """The kind of a record by its fine_tune: 'base', 'instruction', 'sft', or None (not a model of this profile)."""
+    if fine_tune == BASE:
+        return "base"
+    if fine_tune == profile.instruction.name:
+        return "instruction"
+    return "sft" if fine_tune in {t.name for t in profile.tasks} else None
+
+
+def wanted_identity(profile: Profile, key: dict, model: dict) -> dict | None:
+    """The identity today's settings give the record of `key` (on a checkpoint whose model identity is `model`), or
+    None when this profile makes no such record (another seed, method, shots or evaluation plan)."""
+    kind = record_kind(profile, key["fine_tune"])
+    if kind is None or key["shots"] != profile.shots:
+        return None
+    if kind == "base":
+        evals, specs = base_plan(profile), [None]
+    elif kind == "instruction":
+        evals, specs = instruction_plan(profile), fine_tunes(profile, profile.instruction)
+    else:
+        task = profile.task(key["fine_tune"])
+        evals, specs = sft_plan(profile, task), fine_tunes(profile, task)
+    spec = next((s for s in specs if s is None or (s.method, s.seed) == (key["method"], key["seed"])), False)
+    if spec is False or (key["eval_set"], key["format"]) not in evals:
+        return None
+    return identity.record_identity(profile, model, spec, key["eval_set"], key["format"])
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # papermill executions
 
@@ -201,39 +339,39 @@ class NotebookJob:
     notebook: str
     params: tuple[tuple[str, str], ...]
     model_jobs: tuple[Job, ...] = ()  # the model work it does (none: drawing figures from records)
-    reads: tuple[str, ...] = ()  # record kinds its figures read (NOTEBOOK_READS); empty when it draws nothing
+    reads: tuple[str, ...] = ()  # kinds its figures and verdicts read (the stage's); empty when it draws nothing
+    writes: tuple[str, ...] = ()  # kinds it writes besides its model jobs' (the scorecard)
 
     def papermill_args(self) -> str:
-        """The `-p name value` words papermill takes."""
-        return " ".join(f"-p {k} {v}" for k, v in self.params)
+        """The `-p name value` words papermill takes (shell-quoted)."""
+        return " ".join(f"-p {k} {shlex.quote(v)}" for k, v in self.params)
 
 
 def notebook_jobs(profile: Profile) -> list[NotebookJob]:
     """Every papermill run of the study, in order. With `profile.jobs_per_ckpt` (cluster use), one job per
     (notebook, checkpoint, task) followed by a ckpt=all job that only draws the figure; else one job per notebook."""
-    base = (("profile", profile.name),)
+    base = profile.params or (("profile", profile.name),)
     out: list[NotebookJob] = []
     by_notebook: dict[str, list[Job]] = {}
     for job in jobs(profile):
         by_notebook.setdefault(job.notebook, []).append(job)
-    for index, notebook in enumerate(RUN_ORDER, start=1):
-        stem = f"{index:02d}_{notebook}"
+    for index, stage in enumerate(stages.STAGES, start=1):
+        notebook, stem = stage.notebook, f"{index:02d}_{stage.notebook}"
         work = by_notebook.get(notebook, [])
         if profile.jobs_per_ckpt and work:
+            per_task = stage.runs == "sft"  # one job per (checkpoint, task): the notebook's `task` parameter
             for job in work:
-                task = (("task", job.task),) if notebook == "sft" else ()
-                suffix = f"_{job.task}" if notebook == "sft" else ""
+                task = (("task", job.task),) if per_task else ()
+                suffix = f"_{job.task}" if per_task else ""
                 out.append(NotebookJob(f"{stem}_{job.ckpt}{suffix}", notebook,
                                        base + (("ckpt", job.ckpt),) + task + (("make_figures", "False"),), (job,)))
-            out.append(NotebookJob(f"{stem}_figures", notebook, base + (("ckpt", "all"),), (),
-                                   NOTEBOOK_READS[notebook]))
+            out.append(NotebookJob(f"{stem}_figures", notebook, base + (("ckpt", "all"),), (), stage.reads))
         else:
-            out.append(NotebookJob(stem, notebook, base, tuple(work), NOTEBOOK_READS[notebook]))
+            out.append(NotebookJob(stem, notebook, base, tuple(work), stage.reads,
+                                   tuple(k for k in stage.writes if k == "scorecard")))
     return out
 
 
 def read_jobs(profile: Profile, kinds: tuple[str, ...]) -> list[Job]:
-    """The model jobs whose records are of the given kinds ('base', 'sft', 'instruction')."""
-    notebook_of = {"base": "pretrain_probe", "sft": "sft", "instruction": "instruction_tuning"}
-    wanted = {notebook_of[k] for k in kinds}
-    return [j for j in jobs(profile) if j.notebook in wanted]
+    """The model jobs whose records are of the given kinds ('base', 'sft', 'instruction'; other kinds are ignored)."""
+    return [j for j in jobs(profile) if j.kind in kinds]

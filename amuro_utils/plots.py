@@ -479,7 +479,7 @@ def fig2_pretrain_probe(df: pd.DataFrame, profile: Profile, *, overlay: pd.DataF
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# bar figures: change after fine-tuning (analysis.change_table)
+# bar figures: change after fine-tuning (stats.change_table)
 
 
 def as_study(data, profile: Profile, what: str = "df") -> stats.Study:
@@ -961,18 +961,4 @@ def write_table(table: pd.DataFrame, profile, stem: str) -> list[Path]:
     return paths
 
 
-# Each notebook's figures (file stem -> drawing function) and tables (file stem -> analysis function).
-NOTEBOOK_FIGURES = {
-    "pretrain_probe": {"fig2_pretrain_probe": fig2_pretrain_probe},
-    "instruction_tuning": {"fig4_instruction_tuning": fig4_instruction_tuning},
-    "sft": {"fig3_sft": fig3_sft, "fig3b_gain_bars": fig3b_gain_bars},
-    "format": {"fig5_format": fig5_format},
-    "transfer": {"fig6_transfer": fig6_transfer},
-    "ood": {"fig7_ood": fig7_ood},
-}
-NOTEBOOK_TABLES = {  # file stem -> stats table maker (reads a stats.Study)
-    "sft": {"table5_learned_groups": stats.table5},
-    "format": {"format_gap": stats.format_gap_table},
-    "transfer": {"mrc_cross_task": stats.mrc_table},
-    "ood": {"ood_groups": stats.ood_table},
-}
+# Each notebook's figures and tables are named by its entry in the stage registry (amuro_utils.stages).

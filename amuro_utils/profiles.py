@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 FORMATS = ("default", "instruct", "inputoutput")
+METHODS = ("full", "lora")  # fine-tuning methods: every weight, or a peft LoRA adapter (LoraSettings)
 # Readings of Springer et al.'s "Gaussian noise of a fixed magnitude" (amuro_utils.sensitivity documents each).
 NOISE_SCALINGS = {
     "init": "per tensor N(0, (γ·σ_init)²), σ_init = the std that tensor was initialised with (Springer et al.)",
@@ -263,6 +264,9 @@ class Profile:
     # Wall-time budget of the whole study, from scratch, on a 2-core CPU (seconds; CPU profiles only). The plan
     # prices the profile with data/cpu_throughput.json (measured here) and refuses a profile over it before it runs.
     budget_s: float | None = None
+    # How a notebook or an array task rebuilds this profile: its papermill parameters (`profile`: a name or a profile
+    # file; `overrides`). Empty: the profile declared here under `name`. Set by amuro_utils.overrides; not a setting.
+    params: tuple[tuple[str, str], ...] = ()
 
     def task(self, name: str) -> TaskPlan:
         """The TaskPlan called `name` (error lists the profile's tasks)."""
@@ -352,7 +356,9 @@ TINY = Profile(
     eval_dtype="float32",
     requires_gpu=False,
     jobs_per_ckpt=False,
-    keep_weights=False,
+    # Measured: a fine-tuned tiny model is 17 MB on disk (13.4 MB fp32 weights + the 3.6 MB tokenizer), 11 of them
+    # 187 MB. Kept, a changed evaluation setting or held-out probe re-scores them instead of retraining.
+    keep_weights=True,
     sensitivity=SensitivitySettings(magnitudes=(2.0,), seeds=6, tokens=2048, block=128, batch_size=16, also={}),
     figure_note="tiny profile (offline CPU demo) — not the paper's numbers",
     overtraining_pair=("step550000", "main"),  # 75 % of pre-training vs all of it, as 2.3T of 3.1T tokens

@@ -3,33 +3,31 @@
 A record lives at <root>/<model-slug>/<ckpt>/<run>/<eval_set>__<format>__<shots>shot.json, where <run> is `base` or
 `<fine_tune>.<method>.seed<seed>`, and holds the key, the settings identity it was made under (amuro_utils.identity)
 and its hash, the metrics (performance = bootstrap CI midpoint, the paper's number), the provenance and the per-item
-scores, predictions and gold references. Records are written atomically, so a killed job leaves either the old
-record, the new one or a stray temp file that is never read back.
+scores, predictions and gold references. A record is an artifact of the one store (amuro_utils.artifacts): written
+atomically, so a killed job leaves either the old record, the new one or a stray temp file that is never read back.
 
-A stored record answers a request only when its identity equals the requested one. Policy on a mismatch: recompute,
-and keep the old record aside under <root>/.stale/ (a corrupt file under <root>/.corrupt/), so no recorded result is
-ever lost; `status()` names the changed fields. Records of schema 1 (before identities) are migrated in place by
+A stored record answers a request only when its identity equals the requested one. Policy on a mismatch (the one
+set-aside policy): recompute, and keep the old record aside under <root>/.stale/ (a corrupt file under
+<root>/.corrupt/), so no recorded result is ever lost; `status()` names the changed fields. Records of schema 1 (before identities) are migrated in place by
 `Store.migrate()`: they keep loading, and count as stale (their settings are unknown) until recomputed.
 """
 
 from __future__ import annotations
 
-import errno
 import json
 import logging
 import math
-import os
 import re
-import tempfile
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 
-from .identity import changed_fields, config_hash, plain
+from . import artifacts
+from .artifacts import CORRUPT_DIR, STALE_DIR, atomic_write  # noqa: F401  (the store's folders, re-exported)
+from .artifacts import Status as RecordStatus  # noqa: F401  (a record's status is an artifact's)
 from .paths import DATA_DIR
 from .profiles import PAPER, ckpt_step
 
@@ -49,7 +47,6 @@ COLUMNS = ("model", "ckpt", "step", "fine_tune", "method", "seed", "eval_set", "
 ITEM_COLUMNS = ("scores", "predictions", "references", "identity")
 SCHEMA_VERSION = 2
 STANDARD = "standard"
-STALE_DIR, CORRUPT_DIR = ".stale", ".corrupt"
 _PACKAGES = ("amuro_utils", "torch", "transformers", "tokenizers", "datasets", "accelerate", "numpy", "pandas",
              "scipy", "rouge-score", "peft")
 _SAFE_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
@@ -84,14 +81,6 @@ def run_name(fine_tune: str, method: str, seed: int | None) -> str:
 # the store
 
 
-class RecordStatus(NamedTuple):
-    """Whether a request is answered by the stored record: done, stale (changed fields), missing or corrupt."""
-
-    state: str  # "done" | "stale" | "missing" | "corrupt"
-    changed: tuple[str, ...]  # stale: the settings that differ (dotted paths); corrupt: why the file is unreadable
-    path: Path
-
-
 class Store:
     """One folder of JSON records, one per (model, ckpt, fine_tune, method, seed, eval_set, format, shots)."""
 
@@ -113,14 +102,7 @@ class Store:
         """done: a valid record made under `identity`; stale: made under other settings (the changed fields);
         corrupt: a file that is not a valid record (why); missing: nothing stored."""
         path = self.path(**key)
-        if not path.is_file():
-            return RecordStatus("missing", (), path)
-        record, problem = self._load(path)
-        if problem:
-            return RecordStatus("corrupt", (problem,), path)
-        if record.get("identity_hash") == config_hash(identity):
-            return RecordStatus("done", (), path)
-        return RecordStatus("stale", tuple(changed_fields(record.get("identity"), identity)), path)
+        return artifacts.status(path, identity, self._check(path))
 
     def read(self, **key) -> dict:
         """The full record of `key` (with per-item scores/predictions if stored); KeyError if there is none."""
@@ -143,32 +125,16 @@ class Store:
         if missing:
             raise ValueError(f"metrics lack {missing}; pass evaluate.bootstrap_ci(...) plus 'metric' and 'n_truncated'")
         provenance = {"created": datetime.now(timezone.utc).isoformat(timespec="seconds"), **provenance}
-        record = {"schema": SCHEMA_VERSION, "key": key, "identity": plain(identity),
-                  "identity_hash": None if identity is None else config_hash(identity),
-                  "metrics": plain(metrics), "provenance": plain(provenance)}
+        record = {"schema": SCHEMA_VERSION, "key": key, "metrics": metrics, "provenance": provenance}
         for name, values in (("scores", scores), ("predictions", predictions), ("references", references)):
             if values is not None:
-                record[name] = plain(values)
+                record[name] = values
         path = self.path(**key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if path.is_file():
-            old, problem = self._load(path)
-            if problem:
-                self.set_aside(path, CORRUPT_DIR)
-            elif old.get("identity_hash") != record["identity_hash"]:
-                self.set_aside(path, STALE_DIR)
-        atomic_write(path, json.dumps(record, allow_nan=True))
-        return path
+        return artifacts.write(self.root, path, identity, record, self._check(path))
 
     def set_aside(self, path: Path, folder: str = STALE_DIR) -> Path:
         """Move a record file out of the store's reach into <root>/<folder>/ (same relative path, timestamped)."""
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
-        target = self.root / folder / path.relative_to(self.root).with_suffix(f".{stamp}.json")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(path, target)
-        log.warning("moved %s aside to %s (%s)", path, target, "made under other settings" if folder == STALE_DIR
-                    else "not a valid record")
-        return target
+        return artifacts.set_aside(self.root, path, folder)
 
     def files(self) -> list[Path]:
         """Every record file of the store (records set aside are not included)."""
@@ -214,14 +180,13 @@ class Store:
                         SCHEMA_VERSION, STALE_DIR)
         return moved
 
+    def _check(self, path: Path):
+        """Why a stored artifact at `path` is not a valid record of this store (None if it is)."""
+        return lambda record: _record_problem(record, path, self)
+
     def _load(self, path: Path) -> tuple[dict | None, str | None]:
         """(record, None) if the file at `path` is a complete record that belongs there, else (None, why not)."""
-        try:
-            record = json.loads(path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            return None, f"not valid JSON ({err})"
-        problem = _record_problem(record, path, self)
-        return (None, problem) if problem else (record, None)
+        return artifacts.read(path, self._check(path))
 
     def _read(self, path: Path, quiet: bool) -> dict | None:
         """The record at `path` if it is complete and belongs there; None (with a warning unless quiet) otherwise."""
@@ -278,41 +243,6 @@ def _record_problem(record, path: Path, store: Store) -> str | None:
     if not isinstance(metrics, dict) or not isinstance(metrics.get("performance"), (int, float)):
         return "metrics lack a numeric performance"
     return None
-
-
-def atomic_write(path: Path, text: str) -> None:
-    """Write `text` to `path` so that readers see the old file or the whole new one, never a part."""
-    tmp = None
-    try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except OSError as err:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
-        if err.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise OSError(err.errno, f"no space left on the device writing {path} ({err.strerror}); nothing "
-                                     "partial was kept and every earlier record is intact: free disk space and rerun "
-                                     "(finished work is reused)") from err
-        raise
-    except BaseException:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
-        raise
-    # the rename itself must survive a crash, so the folder entry is synced too (not possible on every OS)
-    try:
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(dir_fd)
-    except OSError:
-        pass
-    finally:
-        os.close(dir_fd)
 
 
 def _record_row(record: dict, origin: str, items: bool = False) -> dict:

@@ -1,49 +1,44 @@
 """run_all.sh's driver: every papermill job of a profile in order, skipping the jobs whose results are current, with
-`--status`, `--rerun` and `--dry-run`.
+`--status`, `--rerun`, `--dry-run` and profile overrides (`--set`, `--profile-file`: amuro_utils.overrides).
 
-A job is done when its marker (results/<profile>/jobs/<job>.done) carries the settings identity the profile gives
-now: the identities of the records it writes and of the records its figures read, of its checkpoints' sensitivity
-rows and of the local ladder. A changed setting therefore re-runs exactly the jobs it affects, and inside a job only
-the records whose own identity changed are recomputed (amuro_utils.pipeline); stale records are kept aside.
+A job is done when its marker (results/<profile>/jobs/<job>.done, an artifact of amuro_utils.artifacts) carries the
+settings identity the profile gives now: the identities of everything its stage (amuro_utils.stages) writes and
+reads — records, training records, forgetting and sensitivity rows, the local ladder — and, for a job that judges
+claims, the claims code's version and the settings the claims read. A changed setting therefore re-runs exactly the
+jobs it affects, and inside a job only the results whose own identity changed are recomputed (amuro_utils.pipeline);
+stale ones are kept aside.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
 
-from . import identity, ladder, plan, results
+from . import artifacts, identity, ladder, overrides, plan, results, stages
 from .paths import REPO_ROOT, figures_dir, results_dir
-from .profiles import Profile, get_profile
+from .profiles import Profile
 
 
 @dataclass
 class JobState:
-    """Where one papermill job stands: done, stale (why) or missing, and the state of every record it writes."""
+    """Where one papermill job stands: done, stale (why) or missing, and the state of every record and other artifact
+    it writes."""
 
     job: plan.NotebookJob
     state: str  # "done" | "stale" | "missing"
     why: list[str]
     records: list[tuple[dict, results.RecordStatus]]
-
-
-def _marker(profile: Profile, job_id: str) -> Path:
-    return results_dir(profile.name) / "jobs" / f"{job_id}.done"
+    artifacts: list[tuple[str, artifacts.Status]] = field(default_factory=list)  # (what, its state)
 
 
 def _checkpoint(profile: Profile, label: str, cache: dict) -> ladder.Checkpoint | None:
     """A ladder label resolved once per call of the caller (None when its ladder is not built or not reachable)."""
-    if label not in cache:
-        try:
-            cache[label] = plan.resolve(profile, label)
-        except ladder.LadderError:
-            cache[label] = None
-    return cache[label]
+    return plan.resolved(profile, label, cache)
 
 
 def _requests(profile: Profile, jobs: list[plan.Job], cache: dict) -> list[tuple[dict, dict]] | None:
@@ -56,35 +51,70 @@ def _requests(profile: Profile, jobs: list[plan.Job], cache: dict) -> list[tuple
     return out
 
 
+def _artifacts(profile: Profile, job: plan.NotebookJob, cache: dict, *, reads: bool = True) -> dict[str, list] | None:
+    """Artifact kind -> [(what, path, identity)] of the artifacts besides records that a job writes (and, with
+    `reads`, reads), as its stage says; None while a checkpoint cannot be resolved. The scorecard is not among them:
+    its identity is made of what it reads (`_scorecard`)."""
+    stage = stages.get(job.notebook)
+    out = {}
+    for kind in stages.ARTIFACT_KINDS:
+        written = kind in stage.writes and (job.model_jobs or kind == "ladder")
+        read = reads and kind in job.reads
+        if kind == "scorecard" or not (written or read):
+            continue
+        jobs = (list(job.model_jobs) if written else []) + (plan.read_jobs(profile, job.reads) if read else [])
+        found = plan.artifacts(profile, kind, jobs, lambda label: _checkpoint(profile, label, cache))
+        if found is None:
+            return None
+        if found:
+            out[kind] = list({str(path): (what, path, wanted) for what, path, wanted in found}.values())
+    return out
+
+
+def _scorecard(profile: Profile, job: plan.NotebookJob, cache: dict) -> dict | None:
+    """The identity the scorecard must carry: the identities of everything the job that writes it reads."""
+    if profile.results_source == "paper":
+        return plan.scorecard_identity(profile, released=identity.released_tables_digest())
+    reads, made = _requests(profile, plan.read_jobs(profile, job.reads), cache), _artifacts(profile, job, cache)
+    if reads is None or made is None:
+        return None
+    digests = {kind: [identity.digest(w) for _, _, w in made.get(kind, [])] for kind in ("sensitivity", "forgetting")}
+    return plan.scorecard_identity(profile, records=[identity.digest(w) for _, w in reads], **digests)
+
+
 def job_identity(profile: Profile, job: plan.NotebookJob, cache: dict | None = None) -> dict | None:
     """What a job's result depends on (None while a checkpoint it needs cannot be resolved, e.g. before the local
-    ladder is built): the identity hashes of the records it writes and reads, and the probe/ladder identities."""
+    ladder is built): the identity hashes of the records and other artifacts it writes and reads, and, where it
+    judges claims, the analysis identity (the claims code's version, the settings the claims read)."""
     cache = {} if cache is None else cache
     writes = _requests(profile, list(job.model_jobs), cache)
     reads = _requests(profile, plan.read_jobs(profile, job.reads), cache)
-    if writes is None or reads is None:
+    made = _artifacts(profile, job, cache)
+    if writes is None or reads is None or made is None:
         return None
     out = {"writes": sorted(identity.digest(i) for _, i in writes),
            "reads": sorted(identity.digest(i) for _, i in reads)}
-    trainings = sorted({identity.digest(plan.training_identity(profile, _checkpoint(profile, j.ckpt, cache), spec))
-                        for j in (*job.model_jobs, *plan.read_jobs(profile, job.reads)) for spec in j.fine_tunes})
-    if trainings:  # fine-tuning records (loss curves, forgetting) written or read
-        out["fine_tunes"] = trainings
+    out.update({kind: sorted(identity.digest(wanted) for _, _, wanted in found) for kind, found in made.items()})
+    if job.reads:  # it judges its claims
+        out["analysis"] = plan.analysis_identity(profile)
     if profile.results_source == "paper":  # figures from the released tables: their content is what they depend on
         out["released"] = identity.released_tables_digest()
-    elif job.notebook == "pretrain_probe":
-        from .tiny_ladder import ladder_identity_of
-
-        points = [_checkpoint(profile, j.ckpt, cache) for j in job.model_jobs]
-        if job.reads:  # the figure job draws every checkpoint's sensitivity
-            points = [_checkpoint(profile, c, cache) for c in profile.ckpts]
-        out["sensitivity"] = sorted(identity.digest(plan.sensitivity_identity(profile, p)) for p in points)
-        out["ladder"] = ladder_identity_of(profile)
     return json.loads(json.dumps(identity.plain(out)))  # as it reads back from the marker file
 
 
+def _written(profile: Profile, job: plan.NotebookJob, cache: dict) -> list[tuple[str, artifacts.Status]]:
+    """(what, state) of each artifact besides records that a job writes."""
+    made = _artifacts(profile, job, cache, reads=False) or {}
+    out = [(what, artifacts.status(path, w)) for found in made.values() for what, path, w in found]
+    wanted = _scorecard(profile, job, cache) if "scorecard" in job.writes else None
+    if wanted is not None:
+        out.append(("scorecard", artifacts.status(plan.scorecard_path(profile), wanted)))
+    return out
+
+
 def job_state(profile: Profile, job: plan.NotebookJob, cache: dict | None = None) -> JobState:
-    """Done (its marker matches the current settings), stale (marker from other settings: what changed) or missing."""
+    """Done (its marker matches the current settings), stale (marker from other settings: what changed) or missing;
+    with the state of every record and other artifact it writes."""
     cache = {} if cache is None else cache
     store = results.Store(results_dir(profile.name) / "records")
     writes = _requests(profile, list(job.model_jobs), cache)
@@ -94,31 +124,43 @@ def job_state(profile: Profile, job: plan.NotebookJob, cache: dict | None = None
     else:
         records = [(key, store.status(key, wanted)) for key, wanted in writes]
     wanted = job_identity(profile, job, cache)
-    path = _marker(profile, job.id)
-    if not path.is_file():
-        return JobState(job, "missing", [], records)
-    try:
-        marker = json.loads(path.read_text())
-    except (ValueError, OSError):
-        return JobState(job, "stale", [f"unreadable marker {path}"], records)
-    if not isinstance(marker, dict) or "identity" not in marker:
-        return JobState(job, "stale", ["marker without settings identity (written by an older version)"], records)
-    if wanted is not None and marker["identity"] == wanted:
-        return JobState(job, "done", [], records)
+    others = _written(profile, job, cache)
+    path = plan.marker_path(profile, job.id)
+    marker, problem = artifacts.read(path)
+    if marker is None and problem is None:
+        return JobState(job, "missing", [], records, others)
+    if problem:
+        return JobState(job, "stale", [f"unreadable marker {path}"], records, others)
+    if "identity" not in marker:
+        return JobState(job, "stale", ["marker without settings identity (written by an older version)"], records,
+                        others)
+    if wanted is not None and artifacts.status(path, wanted).state == "done":
+        return JobState(job, "done", [], records, others)
     why = sorted({field for _, status in records if status.state == "stale" for field in status.changed})
     if wanted is None:
         why.append("its checkpoints cannot be resolved yet")
     else:
-        for part in ("writes", "reads", "fine_tunes", "sensitivity", "ladder"):
-            if marker["identity"].get(part) != wanted.get(part):
-                why.append(f"{part} changed" if part in ("fine_tunes", "sensitivity", "ladder") else
-                           f"{len(set(wanted.get(part, [])) - set(marker['identity'].get(part, [])))} records it "
-                           f"{part[:-1]}s have new settings")
-    return JobState(job, "stale", why, records)
+        old = marker["identity"] or {}
+        for part in [*wanted, *(p for p in old if p not in wanted)]:
+            if old.get(part) == wanted.get(part):
+                continue
+            if part in ("writes", "reads"):
+                why.append(f"{len(set(wanted.get(part, [])) - set(old.get(part, [])))} records it {part[:-1]}s have "
+                           "new settings")
+            else:
+                why.append(f"{part} changed")
+    return JobState(job, "stale", why, records, others)
+
+
+def _detail(state) -> str:
+    """' (changed: …)' for a stale result, ' (why)' for a corrupt one, '' otherwise."""
+    if state.state == "stale":
+        return f" (changed: {', '.join(state.changed)})"
+    return f" ({state.changed[0]})" if state.state == "corrupt" and state.changed else ""
 
 
 def status(profile: Profile) -> str:
-    """Every job and every record of the plan: done, stale (with the changed fields) or missing."""
+    """Every job, record and other artifact of the plan: done, stale (with the changed fields) or missing."""
     cache: dict = {}
     lines = [f"Status of profile {profile.name!r} ({results_dir(profile.name)}):"]
     counts: dict[str, int] = {}
@@ -128,9 +170,12 @@ def status(profile: Profile) -> str:
         for key, rec in st.records:
             counts[rec.state] = counts.get(rec.state, 0) + 1
             run = results.run_name(key["fine_tune"], key["method"], key["seed"])
-            detail = f" (changed: {', '.join(rec.changed)})" if rec.state == "stale" else (
-                f" ({rec.changed[0]})" if rec.state == "corrupt" else "")
-            lines.append(f"    {rec.state:<8} {key['ckpt']}/{run}/{key['eval_set']}/{key['format']}{detail}")
+            lines.append(f"    {rec.state:<8} {key['ckpt']}/{run}/{key['eval_set']}/{key['format']}{_detail(rec)}")
+        for what, art in st.artifacts:
+            lines.append(f"    {art.state:<8} {what}{_detail(art)}")
+            stuck = what.endswith(" forgetting") and art.state != "done" and not profile.keep_weights
+            if stuck and all(rec.state == "done" for _, rec in st.records):
+                lines.append(f"             fix: {plan.forgetting_fix(profile, job.id)}")
     if any(_checkpoint(profile, c, cache) is None for c in profile.ckpts) and plan.jobs(profile):
         lines.append("(some checkpoints cannot be resolved yet — the local ladder is built by pretrain_probe, hub "
                      "checkpoints need the hub or a filled HF cache — so their records show as missing)")
@@ -140,7 +185,8 @@ def status(profile: Profile) -> str:
 
 
 def rerun(profile: Profile, target: str) -> list[str]:
-    """Force `target` ('all' or a job id) to run again: its marker is removed and its records are set aside."""
+    """Force `target` ('all' or a job id) to run again from scratch: its marker is removed, the records, training
+    records, forgetting and sensitivity rows it writes are set aside and its kept fine-tuned weights are deleted."""
     jobs = plan.notebook_jobs(profile)
     chosen = jobs if target == "all" else [j for j in jobs if j.id == target]
     if not chosen:
@@ -148,10 +194,17 @@ def rerun(profile: Profile, target: str) -> list[str]:
     store = results.Store(results_dir(profile.name) / "records")
     cache: dict = {}
     for job in chosen:
-        _marker(profile, job.id).unlink(missing_ok=True)
+        plan.marker_path(profile, job.id).unlink(missing_ok=True)
         for key, _ in _requests(profile, list(job.model_jobs), cache) or []:
             if store.path(**key).is_file():
                 store.set_aside(store.path(**key))
+        for kind, found in (_artifacts(profile, job, cache, reads=False) or {}).items():
+            for _, path, _ in found if kind != "ladder" else ():
+                if path.is_file():
+                    artifacts.set_aside(results_dir(profile.name), path)
+        for model_job in job.model_jobs:
+            for spec in model_job.fine_tunes:
+                shutil.rmtree(plan.weights_dir(profile, model_job.ckpt, spec), ignore_errors=True)
     return [j.id for j in chosen]
 
 
@@ -180,10 +233,8 @@ def dry_run(profile: Profile) -> str:
 
 def write_marker(profile: Profile, job: plan.NotebookJob, seconds: float) -> None:
     """Record that `job` finished under the current settings."""
-    path = _marker(profile, job.id)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    results.atomic_write(path, json.dumps({"identity": job_identity(profile, job), "seconds": round(seconds, 1),
-                                           "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}))
+    artifacts.write(results_dir(profile.name), plan.marker_path(profile, job.id), job_identity(profile, job),
+                    {"seconds": round(seconds, 1), "finished": time.strftime("%Y-%m-%dT%H:%M:%S")})
 
 
 def run_job(profile: Profile, job: plan.NotebookJob, state: JobState | None = None) -> bool:
@@ -248,9 +299,10 @@ def run(profile: Profile, *, over_budget: bool = False) -> int:
 
 
 def main(argv=None) -> int:
-    """`python -m amuro_utils.runner --profile P [--check | --dry-run | --status | --jobs | --rerun JOB|all]`."""
+    """`python -m amuro_utils.runner --profile P [--set FIELD=VALUE]... [--check | --dry-run | --status | --jobs |
+    --rerun JOB|all]`."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--profile", default="tiny")
+    overrides.add_arguments(parser, "tiny")
     parser.add_argument("--dry-run", action="store_true", help="print one papermill command per job (and costs)")
     parser.add_argument("--status", action="store_true", help="list every job and record: done, stale or missing")
     parser.add_argument("--jobs", action="store_true", help="tab-separated job list (id, notebook, parameters)")
@@ -262,7 +314,7 @@ def main(argv=None) -> int:
 
     args = parser.parse_args(argv)
     try:
-        profile = get_profile(args.profile)
+        profile = overrides.from_args(args)
     except ValueError as err:
         print(err, file=sys.stderr)
         return 2

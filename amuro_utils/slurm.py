@@ -47,16 +47,16 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import cost, paths, plan, runner
+from . import cost, overrides, paths, plan, runner
 from .ladder import get_ladder
 from .paths import results_dir
-from .profiles import Profile, get_profile
+from .profiles import Profile
+from .stages import RUN_ORDER, STAGES, writers_of
 
-# The notebooks whose records must be written before a notebook's figures and tables can be drawn.
-_WRITER = {"base": "pretrain_probe", "instruction": "instruction_tuning", "sft": "sft"}
-READS = {notebook: tuple(dict.fromkeys(_WRITER[kind] for kind in kinds)) for notebook, kinds in
-         plan.NOTEBOOK_READS.items()}
-LADDER_BUILDER = "pretrain_probe"  # builds a ladder pre-trained here (pipeline.prepare_ladder)
+# The notebooks whose results must be written before a notebook's figures, tables and verdicts (the stage registry).
+READS = {s.notebook: tuple(dict.fromkeys(w for kind in s.reads for w in writers_of(kind) if kind != "ladder"))
+         for s in STAGES}
+LADDER_BUILDER = writers_of("ladder")[0]  # builds a ladder pre-trained here (pipeline.prepare_ladder)
 FIGURES, ANALYSIS = "figures", "analysis"
 
 TIME_HEADROOM = 2.0  # the cost plan's GPU-hours are FLOP-based estimates until data/throughput.json has a measurement
@@ -142,7 +142,7 @@ def stages(profile: Profile, jobs: list[plan.NotebookJob] | None = None) -> list
         groups.setdefault(name, []).append(job)
     throughput = _throughput(profile)
     out: list[Stage] = []
-    for name in [n for n in plan.RUN_ORDER if n in model_notebooks] + [FIGURES, ANALYSIS]:
+    for name in [n for n in RUN_ORDER if n in model_notebooks] + [FIGURES, ANALYSIS]:
         members = groups.get(name)
         if not members:
             continue
@@ -167,6 +167,14 @@ def dry_run_command(profile: Profile, job: plan.NotebookJob) -> str:
     """The papermill command `run_all.sh --dry-run` prints for a job (results/ = $AMURO_RESULTS_DIR)."""
     return (f"papermill notebooks/{job.notebook}.ipynb results/{profile.name}/notebooks/{job.id}.ipynb "
             f"{job.papermill_args()}")
+
+
+def runner_profile_args(profile: Profile) -> str:
+    """The runner's profile options that rebuild `profile` (its name, or its profile file and overrides)."""
+    params = dict(profile.params) or {"profile": profile.name}
+    sets = overrides.parse(params.get("overrides"))
+    return " ".join([f"--profile {shlex.quote(params['profile'])}",
+                     *(f"--set {shlex.quote(f'{field}={value}')}" for field, value in sets)])
 
 
 def _slurm_time(seconds: int) -> str:
@@ -231,12 +239,12 @@ def _sbatch_text(profile: Profile, stage: Stage, out_dir: Path, extra_lines: lis
               f'[ -n "$line" ] || {{ echo "no task $SLURM_ARRAY_TASK_ID in {tasks} (it has {n}: 0..{n - 1})" >&2; '
               "exit 2; }",
               "IFS=$'\\t' read -r job notebook params <<< \"$line\"",
-              f"exec python -m amuro_utils.runner --profile {shlex.quote(profile.name)} --job \"$job\"", ""]
+              f"exec python -m amuro_utils.runner {runner_profile_args(profile)} --job \"$job\"", ""]
     return "\n".join(lines)
 
 
 def _submit_text(profile: Profile, built: list[Stage]) -> str:
-    names = [_job_name(profile, n) for n in [*plan.RUN_ORDER, FIGURES, ANALYSIS]]
+    names = [_job_name(profile, n) for n in [*RUN_ORDER, FIGURES, ANALYSIS]]
     lines = ["#!/usr/bin/env bash",
              f"# Submit the unfinished jobs of profile {profile.name!r}: one array per stage, in order, each waiting "
              "(afterok)",
@@ -319,7 +327,7 @@ def main(argv=None) -> None:
     """`python -m amuro_utils.slurm --profile P --out DIR [--partition X] [--account Y] [--sbatch-option OPT]...
     [--submit]`: write the SLURM arrays of the unfinished jobs (and submit them)."""
     parser = argparse.ArgumentParser(description=main.__doc__)
-    parser.add_argument("--profile", default="paper")
+    overrides.add_arguments(parser, "paper")
     parser.add_argument("--out", required=True, help="folder for the .sbatch scripts, tasks files, submit.sh, logs")
     parser.add_argument("--partition", help="written as #SBATCH --partition=…; sbatch checks it")
     parser.add_argument("--account", help="written as #SBATCH --account=…; sbatch checks it")
@@ -328,7 +336,10 @@ def main(argv=None) -> None:
                              "--sbatch-option=--qos=high); it overrides a generated option of the same name")
     parser.add_argument("--submit", action="store_true", help="run submit.sh after writing")
     args = parser.parse_args(argv)
-    profile = get_profile(args.profile)
+    try:
+        profile = overrides.from_args(args)
+    except ValueError as err:
+        parser.error(str(err))
     try:
         built = write_scripts(profile, args.out, partition=args.partition, account=args.account,
                               sbatch_options=args.sbatch_option)

@@ -68,9 +68,18 @@ class Target:
 class MultipleChoice:
     """Rank-classification rule: a builder row -> (context, continuations, gold) and the unconditional context."""
 
-    build: Callable[[dict], tuple[str, list[str], int]]
+    build: Callable[[dict], tuple[str, list[str], int]]  # declared with @builder(version)
     uncond_context: str | None = None  # acc_uncond scores choices against this context too (catwalk)
     source: str = ""  # where the prompt format was read
+
+    @property
+    def version(self) -> int:
+        """The builder's declared version (`@builder`): the only part of its code a record's identity holds."""
+        version = getattr(self.build, "version", None)
+        if not isinstance(version, int):
+            raise ValueError(f"multiple-choice builder {self.build.__name__} declares no version; decorate it with "
+                             "@builder(version=1)")
+        return version
 
 
 @dataclass(frozen=True)
@@ -166,37 +175,53 @@ def _generation(name, hub, offline_src, fields, target_field, templates, formats
 
 
 # --- Multiple choice (catwalk / EleutherAI harness formats) -------------------------------------------------
+def builder(version: int):
+    """Declare a multiple-choice builder's version. Bump it when an edit to the builder, or to a helper it calls,
+    changes what it returns: exactly the records of the sets it builds go stale (a reformat changes nothing)."""
+    def declare(build):
+        build.version = version
+        return build
+    return declare
+
+
+@builder(version=1)
 def _arc(row: dict) -> tuple[str, list[str], int]:
     key = {"1": "A", "2": "B", "3": "C", "4": "D", "5": "E"}.get(row["answerKey"], row["answerKey"])
     return ("Question: " + row["question"] + "\nAnswer:", [" " + c for c in row["choices"]["text"]],
             "ABCDE".index(key))
 
 
+@builder(version=1)
 def _openbookqa(row: dict) -> tuple[str, list[str], int]:
     return row["question_stem"], [" " + c for c in row["choices"]["text"]], "ABCD".index(row["answerKey"].strip())
 
 
 def _hellaswag_clean(text: str) -> str:
+    # part of _hellaswag: an edit here that changes its output bumps _hellaswag's version
     text = text.strip().replace(" [title]", ". ")
     text = re.sub("\\[.*?\\]", "", text)  # WikiHow bracket artifacts
     return text.replace("  ", " ")
 
 
+@builder(version=1)
 def _hellaswag(row: dict) -> tuple[str, list[str], int]:
     context = _hellaswag_clean(row["activity_label"] + ": " + row["ctx_a"] + " " + row["ctx_b"].capitalize())
     return context, [" " + _hellaswag_clean(e) for e in row["endings"]], int(row["label"])
 
 
+@builder(version=1)
 def _boolq(row: dict) -> tuple[str, list[str], int]:
     # catwalk EleutherClassificationTask("boolq", answer_options=["no", "yes"]): gold index = label (True = 1).
     return f"{row['passage']}\nQuestion: {row['question']}?\nAnswer:", [" no", " yes"], int(row["answer"])
 
 
+@builder(version=1)
 def _piqa(row: dict) -> tuple[str, list[str], int]:
     # EleutherAI harness piqa: "Question: {goal}\nAnswer:", choices sol1/sol2, gold = label
     return f"Question: {row['goal']}\nAnswer:", [" " + row["sol1"], " " + row["sol2"]], int(row["label"])
 
 
+@builder(version=1)
 def _sciq_mc(row: dict) -> tuple[str, list[str], int]:
     context = "{}\nQuestion: {}\nAnswer:".format(row["support"], row["question"]).strip()
     choices = [row["distractor1"], row["distractor2"], row["distractor3"], row["correct_answer"]]

@@ -13,13 +13,13 @@ import hashlib
 import json
 import logging
 import math
-import shutil
 import time
 import warnings
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from .identity import changed_fields, config_hash as config_hash_of
+from . import artifacts
+from .identity import config_hash as config_hash_of
 from .ladder import LADDERS, LadderError, get_ladder, repo_folder, write_hub_revision
 from .offline import asset_path, olmo_tokenizer
 from .paths import figures_dir, results_dir
@@ -232,30 +232,29 @@ def build_tiny_ladder(source=None, force: bool = False, *, out_dir=None, progres
     docs = corpus_docs(settings)
     wanted = ladder_identity(settings, docs)
     config_hash = config_hash_of(wanted)
-    if summary_path.exists() and not force:
-        summary = json.loads(summary_path.read_text())
+    state = artifacts.status(summary_path, wanted)
+    if state.state == "done" and not force:
+        summary = artifacts.read(summary_path)[0]
         refs = repo_folder(cache, LADDERS["tiny-olmo"].repo) / "refs"
-        if summary["config_hash"] == config_hash and all((refs / b).exists() for b in summary["branches"]):
+        # the summary vouches for the cache only while its branches point at the commits it recorded
+        if all((refs / b).is_file() and (refs / b).read_text() == commit for b, commit in summary["branches"].items()):
             return {**summary, "built": False}
-        logger.warning("rebuilding the tiny ladder in %s: %s", cache, "changed settings: " + ", ".join(
-            changed_fields(summary.get("identity"), wanted)) if summary["config_hash"] != config_hash
-            else "some of its branches are missing")
+        logger.warning("rebuilding the tiny ladder in %s: its branches are missing or not the ones it recorded", cache)
+    elif state.state == "stale" and not force:
+        logger.warning("rebuilding the tiny ladder in %s: changed settings: %s", cache, ", ".join(state.changed))
 
     start = time.perf_counter()
-    partial = out / "hub_cache.partial"
-    shutil.rmtree(partial, ignore_errors=True)
-    log = _pretrain(settings, docs, partial, progress)
-    shutil.rmtree(cache, ignore_errors=True)
-    partial.rename(cache)
+    with artifacts.atomic_folder(cache) as partial:  # the old cache stays until the new one is complete
+        log = _pretrain(settings, docs, partial, progress)
     figure_dir.mkdir(parents=True, exist_ok=True)
     summary = {
-        "repo": LADDERS["tiny-olmo"].repo, "cache_dir": str(cache), "config_hash": config_hash, "identity": wanted,
+        "repo": LADDERS["tiny-olmo"].repo, "cache_dir": str(cache), "config_hash": config_hash,
         "settings": asdict(settings), "wall_s": round(time.perf_counter() - start, 1),
         "final_train_loss": log["train"]["loss"][-1], "final_heldout_loss": log["heldout"]["loss"][-1],
         "beats_unigram": log["heldout"]["loss"][-1] < log["unigram_entropy"], **log,
     }
     summary["figure"] = _plot_loss(summary, figure_dir / "tiny_ladder_loss")
-    summary_path.write_text(json.dumps(summary, indent=1) + "\n")
+    artifacts.write(out, summary_path, wanted, summary)
     if not summary["beats_unigram"]:
         warnings.warn(f"tiny ladder barely learned: held-out loss {summary['final_heldout_loss']:.3f} ≥ unigram "
                       f"entropy {summary['unigram_entropy']:.3f} nats/token; see {summary['figure'][0]}")

@@ -27,7 +27,8 @@
 # (instruction following, next-token choice between outputs 1 and 2).
 
 # %% tags=["parameters"]
-profile: str = "tiny"  # tiny (offline CPU demo), smoke (CI), paper (OLMo-1B on a GPU), paper-reference (released numbers)
+profile: str = "tiny"  # tiny (offline CPU demo), smoke (CI), paper (OLMo-1B on a GPU), paper-reference (released numbers), or a profile file (.toml/.json)
+overrides: str = ""  # profile fields to change, written as ./run_all.sh --set takes them, ';' between (README: Profiles)
 ckpt: str = "all"  # all, or one checkpoint of the ladder: step424000, 424000, main, or a hub branch name
 results_source: str = ""  # empty: the profile default; run: records of this project; paper: the released numbers
 overlay_paper: bool = False  # draw the paper's released curves (dotted) beside this run's
@@ -38,7 +39,7 @@ from IPython.display import Markdown, display
 
 from amuro_utils import pipeline
 
-prof = pipeline.setup(profile, results_source)
+prof = pipeline.setup(profile, results_source, overrides)
 print(prof.description)
 
 # %% [markdown]

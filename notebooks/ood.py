@@ -23,7 +23,8 @@
 # mean per task group (NLI, summary generation, question generation, paraphrase detection) with a 90 % CI.
 
 # %% tags=["parameters"]
-profile: str = "tiny"  # tiny (offline CPU demo), smoke (CI), paper (OLMo-1B on a GPU), paper-reference (released numbers)
+profile: str = "tiny"  # tiny (offline CPU demo), smoke (CI), paper (OLMo-1B on a GPU), paper-reference (released numbers), or a profile file (.toml/.json)
+overrides: str = ""  # profile fields to change, written as ./run_all.sh --set takes them, ';' between (README: Profiles)
 results_source: str = ""  # empty: the profile default; run: records of this project; paper: the released numbers
 overlay_paper: bool = False  # draw the paper's released curves (dotted) beside this run's
 
@@ -32,7 +33,7 @@ from IPython.display import Markdown, display
 
 from amuro_utils import pipeline
 
-prof = pipeline.setup(profile, results_source)
+prof = pipeline.setup(profile, results_source, overrides)
 
 # %% [markdown]
 # ## Out-of-domain change per task group and Figure 7

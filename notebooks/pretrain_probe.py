@@ -27,7 +27,8 @@
 # measure how much the held-out pre-training loss rises — later checkpoints are expected to be more sensitive.
 
 # %% tags=["parameters"]
-profile: str = "tiny"  # tiny (offline CPU demo), smoke (CI), paper (OLMo-1B on a GPU), paper-reference (released numbers)
+profile: str = "tiny"  # tiny (offline CPU demo), smoke (CI), paper (OLMo-1B on a GPU), paper-reference (released numbers), or a profile file (.toml/.json)
+overrides: str = ""  # profile fields to change, written as ./run_all.sh --set takes them, ';' between (README: Profiles)
 ckpt: str = "all"  # all, or one checkpoint of the ladder: step424000, 424000, main, or a hub branch name
 results_source: str = ""  # empty: the profile default; run: records of this project; paper: the released numbers
 overlay_paper: bool = False  # draw the paper's released curves (dotted) beside this run's
@@ -39,7 +40,7 @@ from IPython.display import Markdown, display
 
 from amuro_utils import pipeline, stats
 
-prof = pipeline.setup(profile, results_source)
+prof = pipeline.setup(profile, results_source, overrides)
 print(prof.description)
 
 # %% [markdown]

@@ -26,7 +26,8 @@
 # final one: −61.4 % and +0.3 % in the paper.
 
 # %% tags=["parameters"]
-profile: str = "tiny"  # tiny (offline CPU demo), smoke (CI), paper (OLMo-1B on a GPU), paper-reference (released numbers)
+profile: str = "tiny"  # tiny (offline CPU demo), smoke (CI), paper (OLMo-1B on a GPU), paper-reference (released numbers), or a profile file (.toml/.json)
+overrides: str = ""  # profile fields to change, written as ./run_all.sh --set takes them, ';' between (README: Profiles)
 results_source: str = ""  # empty: the profile default; run: records of this project; paper: the released numbers
 overlay_paper: bool = False  # draw the paper's released curves (dotted) beside this run's
 
@@ -35,7 +36,7 @@ from IPython.display import Markdown, display
 
 from amuro_utils import pipeline
 
-prof = pipeline.setup(profile, results_source)
+prof = pipeline.setup(profile, results_source, overrides)
 
 # %% [markdown]
 # ## Mean relative change and Figure 6

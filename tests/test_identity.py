@@ -10,7 +10,7 @@ import logging
 
 import pytest
 
-from amuro_utils import identity, paths, pipeline, plan, results, tasks
+from amuro_utils import artifacts, identity, ladder, paths, pipeline, plan, results, tasks
 from amuro_utils.profiles import PAPER, SMOKE, SensitivitySettings, fixed_paraphrase
 
 TINY = SMOKE  # the tiny profile at its smallest: two checkpoints, so every test writes ~200 records, not ~700
@@ -119,6 +119,112 @@ def test_sensitivity_identity_follows_the_noise_grid():
     assert identity.changed_fields(base, other) == ["probe.magnitudes"]
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# code enters an identity through its declared versions only: bumping one marks exactly what that code made stale
+
+
+def _artifact_identities(profile, commits=COMMITS) -> dict[str, dict]:
+    """what -> identity of every fine-tuned model's weights, training record and forgetting rows, and every
+    checkpoint's sensitivity rows."""
+    resolve = lambda label: ladder.Checkpoint(label, profile.ladder, "amuro-local/tiny-olmo", label,  # noqa: E731
+                                              commits[label], None)
+    out = {}
+    for kind in ("training", "forgetting", "sensitivity"):
+        out.update({what: wanted for what, _, wanted in plan.artifacts(profile, kind, plan.jobs(profile), resolve)})
+    for job in plan.jobs(profile):
+        for spec in job.fine_tunes:
+            out[f"{job.ckpt}/{spec.name} weights"] = plan.weights_identity(profile, resolve(job.ckpt), spec)
+    return out
+
+
+def _changed_artifacts(before: dict, after: dict) -> set[str]:
+    return {what for what in before if identity.digest(before[what]) != identity.digest(after[what])}
+
+
+def test_reformatting_a_builder_changes_nothing_and_bumping_its_version_restales_its_sets(tmp_path, monkeypatch):
+    store = _recorded(tmp_path)
+    reformatted = tasks.builder(version=1)(lambda row: tasks._arc(row))  # same output, other source text
+    arc = tasks.get("arc_easy")
+    monkeypatch.setitem(tasks.REGISTRY, "arc_easy", dataclasses.replace(
+        arc, target=dataclasses.replace(arc.target, build=reformatted)))
+    assert _stale_after(tmp_path, TINY, store=store) == (set(), set())
+    monkeypatch.undo()
+    monkeypatch.setattr(tasks._hellaswag, "version", 2)  # e.g. after an edit of _hellaswag_clean, which it calls
+    stale, new = _stale_after(tmp_path, TINY, store=store)
+    assert stale == _cells(TINY, lambda k: k["eval_set"] == "hellaswag") and stale and not new
+    monkeypatch.setattr(tasks._arc, "version", 2)  # one builder, two sets
+    stale, _ = _stale_after(tmp_path, TINY, store=store)
+    assert stale == _cells(TINY, lambda k: k["eval_set"] in ("hellaswag", "arc_easy", "arc_challenge"))
+
+
+def test_a_builder_without_a_declared_version_is_refused():
+    undeclared = dataclasses.replace(tasks.get("piqa").target, build=lambda row: tasks._piqa(row))
+    with pytest.raises(ValueError, match=r"declares no version; decorate it with @builder\(version=1\)"):
+        undeclared.version
+
+
+def test_a_scorer_version_restales_exactly_the_records_it_scored(tmp_path, monkeypatch):
+    store = _recorded(tmp_path)
+    monkeypatch.setitem(identity.SCORER_VERSIONS, "generation", 2)
+    stale, new = _stale_after(tmp_path, TINY, store=store)
+    assert stale == _cells(TINY, lambda k: tasks.get(k["eval_set"]).kind == "generation") and stale and not new
+    before = _artifact_identities(TINY)
+    assert _changed_artifacts(before, _artifact_identities(TINY)) == set()  # weights and probes: not scored
+
+
+def test_a_recipe_version_restales_its_fine_tunes_and_what_they_made(tmp_path, monkeypatch):
+    store = _recorded(tmp_path)
+    before = _artifact_identities(TINY)
+    monkeypatch.setitem(identity.RECIPE_VERSIONS, "chat", 2)
+    stale, new = _stale_after(tmp_path, TINY, store=store)
+    assert stale == _cells(TINY, lambda k: k["fine_tune"] == TINY.instruction.name) and stale and not new
+    changed = _changed_artifacts(before, _artifact_identities(TINY))
+    assert changed == {what for what in before if f"/{TINY.instruction.name}" in what} and changed
+
+
+def test_the_probe_version_restales_sensitivity_and_forgetting_rows_only(tmp_path, monkeypatch):
+    store = _recorded(tmp_path)
+    before = _artifact_identities(TINY)
+    monkeypatch.setattr(identity, "PROBE_VERSION", 2)
+    assert _stale_after(tmp_path, TINY, store=store) == (set(), set())
+    changed = _changed_artifacts(before, _artifact_identities(TINY))
+    assert changed == {w for w in before if w.endswith((" sensitivity", " forgetting"))}
+
+
+def test_the_prompt_version_restales_every_record_and_every_fine_tune(tmp_path, monkeypatch):
+    store = _recorded(tmp_path)
+    before = _artifact_identities(TINY)
+    monkeypatch.setattr(identity, "PROMPT_VERSION", 2)
+    assert _stale_after(tmp_path, TINY, store=store) == (_cells(TINY, lambda k: True), set())
+    assert _changed_artifacts(before, _artifact_identities(TINY)) == {
+        w for w in before if not w.endswith(" sensitivity")}
+
+
+def test_the_claims_version_restales_the_jobs_that_judge_claims_only(monkeypatch):
+    from amuro_utils import runner
+
+    _resolvable(monkeypatch)
+    jobs = plan.notebook_jobs(TINY)
+    before = {job.id: runner.job_identity(TINY, job) for job in jobs}
+    monkeypatch.setattr(identity, "CLAIMS_VERSION", 2)
+    after = {job.id: runner.job_identity(TINY, job) for job in jobs}
+    assert {j for j in before if before[j] != after[j]} == {job.id for job in jobs if job.reads}
+    assert all(identity.changed_fields(before[j], after[j]) == ["analysis.claims_version"] for j in before
+               if before[j] != after[j])
+
+
+def test_forgetting_is_its_own_artifact_keyed_by_the_weights_and_the_heldout_text(monkeypatch):
+    """The probe's token count changes the forgetting and sensitivity rows, never a fine-tuned model's identity."""
+    before = _artifact_identities(TINY)
+    more = dataclasses.replace(TINY, sensitivity=dataclasses.replace(TINY.sensitivity, tokens=256))
+    after = _artifact_identities(more)
+    assert _changed_artifacts(before, after) == {w for w in before if w.endswith((" sensitivity", " forgetting"))}
+    forgetting = next(w for w in before if w.endswith(" forgetting"))
+    assert identity.changed_fields(before[forgetting], after[forgetting]) == ["heldout.tokens"]
+    noise = dataclasses.replace(TINY, sensitivity=dataclasses.replace(TINY.sensitivity, seeds=9))
+    assert _changed_artifacts(before, _artifact_identities(noise)) == {w for w in before if w.endswith(" sensitivity")}
+
+
 def test_cosmetic_and_execution_settings_change_nothing(tmp_path):
     cosmetic = dataclasses.replace(TINY, figure_note="another note", description="x", eval_batch_size=3,
                                    jobs_per_ckpt=True, keep_weights=True)
@@ -158,7 +264,7 @@ def test_corrupt_record_is_reported_with_its_path_and_replaced(tmp_path, caplog)
 def test_no_space_left_gives_a_clear_error_and_leaves_nothing_valid(tmp_path, monkeypatch):
     store = results.Store(tmp_path)
     key, wanted = _requests(TINY)[0]
-    real_fdopen = results.os.fdopen
+    real_fdopen = artifacts.os.fdopen
 
     class Full:
         def __init__(self, handle):
@@ -174,7 +280,7 @@ def test_no_space_left_gives_a_clear_error_and_leaves_nothing_valid(tmp_path, mo
             self.handle.write(text[: len(text) // 3])
             raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(results.os, "fdopen", lambda fd, *a, **k: Full(real_fdopen(fd, *a, **k)))
+    monkeypatch.setattr(artifacts.os, "fdopen", lambda fd, *a, **k: Full(real_fdopen(fd, *a, **k)))
     with pytest.raises(OSError, match="no space left on the device writing .*free disk space and rerun"):
         store.write(key, METRICS, {}, identity=wanted)
     monkeypatch.undo()
@@ -204,19 +310,41 @@ def test_schema_1_records_are_migrated_and_count_as_stale(tmp_path, caplog):
     assert store.migrate() == 0  # idempotent
 
 
-def test_load_frame_refuses_mixed_settings_and_names_them(tmp_path, monkeypatch):
+def _resolvable(monkeypatch, commits=COMMITS):
+    """Make the made-up commits what the ladder labels resolve to (no ladder is built here)."""
+    monkeypatch.setattr(plan, "resolve", lambda profile, label: ladder.Checkpoint(
+        label, profile.ladder, "amuro-local/tiny-olmo", label, commits[label], None))
+
+
+def test_load_frame_reads_only_current_records_and_says_how_many_are_left_out(tmp_path, monkeypatch):
+    """A stage's figures read the records current under today's settings: never a frame of mixed settings, and never
+    a refusal because another job's records are stale."""
     monkeypatch.setattr(paths, "RESULTS_ROOT", tmp_path)
+    _resolvable(monkeypatch)
     store = pipeline.store(TINY)
     requests = _requests(TINY)
-    for key, wanted in requests[:3]:
+    base = [(k, w) for k, w in requests if k["fine_tune"] == "base"]
+    tuned = [(k, w) for k, w in requests if k["fine_tune"] == "mnli"]
+    for key, wanted in base + tuned:
         store.write(key, METRICS, {}, identity=wanted)
-    key, wanted = requests[3]
-    other = identity.record_identity(dataclasses.replace(TINY, eval_limit=99), wanted["model"], None,
-                                     key["eval_set"], key["format"])
-    store.write(key, METRICS, {}, identity=other)
-    with pytest.raises(ValueError, match=r"different settings: eval\.items\.limit: 6 ×3, 99 ×1.*mixed=True"):
-        pipeline.load_frame(TINY)
-    assert len(pipeline.load_frame(TINY, mixed=True)) == 4
+    smaller = dataclasses.replace(TINY, eval_limit=5)
+    for key, wanted in _requests(smaller):  # as if the base job had rerun under the new limit, the others not yet
+        if key["fine_tune"] == "base":
+            store.write(key, METRICS, {}, identity=wanted)
+    frame = pipeline.load_frame(smaller, kinds=("base",))
+    assert len(frame) == len(base) and frame.attrs["left_out"] == {}
+    assert results.mixed_settings(pipeline.load_frame(smaller, items=True)) == []
+    both = pipeline.load_frame(smaller, kinds=("base", "sft"))
+    assert len(both) == len(base) and both.attrs["left_out"] == {"sft": len(tuned)}
+    assert f"Left out: {len(tuned)} sft records made under other settings" in both.attrs["note"]
+    assert "the sft job(s) recompute them" in both.attrs["note"]
+    everything = pipeline.load_frame(smaller, stale=True)
+    assert len(everything) == len(base) + len(tuned)
+    assert any("eval.items.limit" in line for line in results.mixed_settings(
+        pipeline.load_frame(smaller, items=True, stale=True)))
+    # records of a model today's profile does not make (another training seed) are not current either
+    reseeded = dataclasses.replace(smaller, seeds=(7,))
+    assert pipeline.load_frame(reseeded, kinds=("sft",)).attrs["left_out"] == {"sft": len(tuned)}
 
 
 def test_changed_lr_recomputes_only_that_fine_tune_end_to_end(offline_olmo_hub, tmp_path, monkeypatch):

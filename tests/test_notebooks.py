@@ -47,6 +47,7 @@ def test_help_notebook_lists_typed_parameters(name):
     out = subprocess.run([str(Path(PY).parent / "papermill"), "--help-notebook", f"notebooks/{name}.ipynb"],
                          cwd=REPO, capture_output=True, text=True, check=True).stdout
     assert "profile: str (default \"tiny\")" in out.replace("'", '"')
+    assert "overrides: str (default \"\")" in out.replace("'", '"')  # the one override parameter of every notebook
     params = papermill.inspect_notebook(str(REPO / "notebooks" / f"{name}.ipynb"))
     assert all(p["help"] for p in params.values()), f"{name}: every parameter needs a comment"
     if name in ("sft", "pretrain_probe", "instruction_tuning"):
@@ -223,6 +224,54 @@ def test_rerun_forces_one_job_and_keeps_its_old_records_aside(smoke_run, tmp_pat
     assert len(kept) == sum(1 for k in _records(root) if k.parent.name.startswith("instruct_mix."))
     bad = _run_all(tmp_path, "--rerun", "99_nope")
     assert bad.returncode != 0 and "unknown job '99_nope'" in bad.stderr
+
+
+def _notebook_lines(root: Path, job_id: str, text: str) -> list[str]:
+    """The output lines of an executed notebook that contain `text`."""
+    nb = nbformat.read(str(root / "results" / "smoke" / "notebooks" / f"{job_id}.ipynb"), as_version=4)
+    return [line for c in nb.cells for o in c.get("outputs", []) for line in o.get("text", "").splitlines()
+            if text in line]
+
+
+@pytest.mark.slow
+def test_a_changed_evaluation_setting_recomputes_exactly_its_records_and_the_run_finishes(smoke_run, tmp_path):
+    """The smoke study, then the same command with one evaluation setting changed (an override) and no --rerun: every
+    job finishes, exactly the records the setting decides are recomputed (the old ones kept aside), no model is
+    retrained, and every figure is drawn from records of one setting."""
+    from amuro_utils import overrides, pipeline, plan, results, tasks
+
+    root, _, _ = smoke_run
+    shutil.copytree(root / "results", tmp_path / "results")
+    smoke = tmp_path / "results" / "smoke"
+    before = {p: p.read_bytes() for p in smoke.rglob("*") if p.is_file() and "notebooks" not in p.parts}
+    started = time.time()
+    rerun = _run_all(tmp_path, "--set", "max_new_tokens=30")
+    assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
+    assert "Left out" not in rerun.stdout
+
+    profile = overrides.load("smoke", "max_new_tokens=30")
+    keys = [k for job in plan.jobs(profile) for k, _ in plan.record_keys(job)]
+    store = results.Store(smoke / "records")
+    generation = {store.path(**k) for k in keys if tasks.get(k["eval_set"]).kind == "generation"}
+    assert 0 < len(generation) < len(keys) == len(_records(root))  # base and fine-tuned xsum, socialiqa, sciq
+    kept = list((smoke / "records" / ".stale").rglob("*.json"))
+    assert len(kept) == len(generation)  # exactly the dependent records, recomputed; the old ones kept aside
+    for path in map(store.path, (dict(k) for k in keys)):
+        if path in generation:
+            assert json.loads(path.read_text())["identity"]["eval"]["scoring"]["max_new_tokens"] == 30
+        else:
+            assert path.read_bytes() == before[path], path  # untouched
+    for folder in ("fine_tunes", "forgetting", "models", "sensitivity", "hub_cache"):  # no model retrained
+        assert all(before[p] == p.read_bytes() for p in before if folder in p.relative_to(smoke).parts[:1]), folder
+
+    frame = pipeline.load_frame(profile, items=True, stale=True)
+    assert results.mixed_settings(frame) == [] and len(frame) == len(keys)  # one setting in the whole store
+    for index, name in enumerate(NOTEBOOKS, start=1):
+        drawn = _notebook_lines(tmp_path, f"{index:02d}_{name}", "drawn from")
+        assert len(drawn) == 1 and "made under today's settings." in drawn[0] and "Left out" not in drawn[0], drawn
+    assert all(p.stat().st_mtime > started for p in (tmp_path / "figures" / "smoke").glob("fig*.png"))
+    status = _run_all(tmp_path, "--set", "max_new_tokens=30", "--status", check=True).stdout
+    assert status.count(": done") == len(NOTEBOOKS) and f"records: {len(keys)} done" in status
 
 
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="needs a machine without a GPU")

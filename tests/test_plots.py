@@ -217,8 +217,6 @@ def _sensitivity_rows(ckpts, readings, n_seeds=3, n_blocks=20):
 
 
 def test_sensitivity_panel_per_scaling_with_ci_bands():
-    from amuro_utils import sensitivity
-
     four = dataclasses.replace(TINY, ckpts=("step1000", "step18000", "step342000", "main"))
     frame = _sensitivity_rows(four.ckpts[:-1], {"relative": (0.1,), "init": (0.5, 1.0)})
     fig = plots.fig_sensitivity(frame, four)

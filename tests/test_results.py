@@ -12,8 +12,9 @@ from importlib import metadata
 import pandas as pd
 import pytest
 
-from amuro_utils import results
-from amuro_utils.results import COLUMNS, Store, combined, config_hash, load_paper_results, parse_model_id
+from amuro_utils import artifacts, results
+from amuro_utils.identity import config_hash
+from amuro_utils.results import COLUMNS, Store, combined, load_paper_results, parse_model_id
 
 KEY = dict(model="allenai/OLMo-1B-hf", ckpt="step1000", fine_tune="mnli", method="full", seed=42, eval_set="xsum",
            format="default", shots=4)
@@ -98,7 +99,7 @@ def test_failed_write_keeps_the_old_record_and_no_temp(tmp_path, monkeypatch):
     def crash(fd):
         raise OSError("disk gone")
 
-    monkeypatch.setattr(results.os, "fsync", crash)
+    monkeypatch.setattr(artifacts.os, "fsync", crash)
     with pytest.raises(OSError, match="disk gone"):
         store.write(KEY, {**METRICS, "performance": 0.99}, PROVENANCE)
     monkeypatch.undo()

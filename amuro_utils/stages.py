@@ -1,0 +1,112 @@
+"""The stages of the study as data: one entry per notebook says what it runs, writes, reads, draws, judges and costs.
+
+The runner (run order, job identities), SLURM (arrays and their dependencies), the cost plan (what a job's overhead
+scales with), the figures (what each notebook draws) and the claims (what each notebook judges) all read this
+registry. Adding a notebook is one entry here plus the notebook file.
+
+Kinds of results a stage writes or reads:
+- records (amuro_utils.results): "base" (base checkpoints evaluated), "instruction" (instruction-tuned models),
+  "sft" (models fine-tuned on a supervised task);
+- other artifacts (amuro_utils.artifacts): "training" (a fine-tuning's loss curve), "forgetting" (a fine-tuned
+  model's held-out pre-training-text loss against its base's), "sensitivity" (a checkpoint's weight-noise probe),
+  "ladder" (a ladder pre-trained here), "scorecard" (every claim judged).
+A stage reads what its figures, tables and verdicts read; its job goes stale when any of those changes.
+
+Figures and tables are named "module:function" and resolved only when drawn (`resolve`), so this module imports
+nothing of the package and a maker can move to another module by changing its name here.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+RECORD_KINDS = ("base", "instruction", "sft")
+ARTIFACT_KINDS = ("training", "forgetting", "sensitivity", "ladder", "scorecard")
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One notebook of the study."""
+
+    notebook: str
+    runs: str | None  # the model jobs it runs: "base" | "instruction" | "sft" (a record kind), or None
+    writes: tuple[str, ...]  # kinds of results it writes (RECORD_KINDS, ARTIFACT_KINDS)
+    reads: tuple[str, ...]  # kinds its figures, tables and verdicts read
+    # figures drawn from the records it reads: file stem -> "module:function" called (stats.Study, profile, overlay=)
+    figures: Mapping[str, str] = field(default_factory=dict)
+    # figures drawn from another artifact kind it reads: file stem -> (kind, "module:function")
+    artifact_figures: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    tables: Mapping[str, str] = field(default_factory=dict)  # file stem -> "module:function" called (stats.Study)
+    claims: tuple[str, ...] = ()  # the claims whose verdicts end the notebook (amuro_utils.claims ids)
+    # the cost model: what a job's measured overhead (loading, saving, probing) scales with
+    cost_unit: str | None = None  # "checkpoint" | "fine_tune" | None (a fixed overhead)
+
+    @property
+    def record_reads(self) -> tuple[str, ...]:
+        """The kinds of records it reads."""
+        return tuple(k for k in self.reads if k in RECORD_KINDS)
+
+
+# In run order. instruction_tuning runs before sft: Table 5 and Fig. 3b (in sft) compare the "learned in
+# pre-training" group, scored on instruction-tuned models, with the "learned in fine-tuning" group.
+STAGES = (
+    Stage("pretrain_probe", runs="base", writes=("base", "sensitivity", "ladder"),
+          reads=("base", "sensitivity", "ladder"),
+          figures={"fig2_pretrain_probe": "plots:fig2_pretrain_probe"},
+          artifact_figures={"figS_sensitivity": ("sensitivity", "plots:fig_sensitivity")},
+          claims=("B1", "S1"), cost_unit="checkpoint"),
+    Stage("instruction_tuning", runs="instruction", writes=("instruction", "training", "forgetting"),
+          reads=("base", "instruction", "training"),
+          figures={"fig4_instruction_tuning": "plots:fig4_instruction_tuning"},
+          artifact_figures={"figT_instruction_training_loss": ("training", "plots:fig_training_loss")},
+          claims=("B8", "S2"), cost_unit="fine_tune"),
+    Stage("sft", runs="sft", writes=("sft", "training", "forgetting"),
+          reads=("base", "instruction", "sft", "training", "forgetting"),
+          figures={"fig3_sft": "plots:fig3_sft", "fig3b_gain_bars": "plots:fig3b_gain_bars"},
+          artifact_figures={"figT_sft_training_loss": ("training", "plots:fig_training_loss"),
+                            "figS3_forgetting": ("forgetting", "plots:fig_forgetting")},
+          tables={"table5_learned_groups": "stats:table5"},
+          claims=("A1", "A2", "B2", "B3", "B4", "S3"), cost_unit="fine_tune"),
+    Stage("format", runs=None, writes=(), reads=("base", "sft"),
+          figures={"fig5_format": "plots:fig5_format"}, tables={"format_gap": "stats:format_gap_table"},
+          claims=("A4", "B5")),
+    Stage("transfer", runs=None, writes=(), reads=("base", "sft"),
+          figures={"fig6_transfer": "plots:fig6_transfer"}, tables={"mrc_cross_task": "stats:mrc_table"},
+          claims=("B6", "A3")),
+    # the last notebook also writes the whole scorecard, so it reads everything a claim reads
+    Stage("ood", runs=None, writes=("scorecard",), reads=("base", "instruction", "sft", "sensitivity", "forgetting"),
+          figures={"fig7_ood": "plots:fig7_ood"}, tables={"ood_groups": "stats:ood_table"},
+          claims=("B7", "A3")),
+)
+
+RUN_ORDER = tuple(s.notebook for s in STAGES)
+MODEL_NOTEBOOKS = tuple(s.notebook for s in STAGES if s.runs)  # notebooks that run models
+
+
+def get(notebook: str) -> Stage:
+    """The stage of `notebook` (an unknown name lists the stages)."""
+    for stage in STAGES:
+        if stage.notebook == notebook:
+            return stage
+    raise ValueError(f"unknown notebook {notebook!r}; stages: {list(RUN_ORDER)}")
+
+
+def runner_of(kind: str) -> Stage:
+    """The stage that runs the model jobs of a record kind ('base', 'instruction', 'sft')."""
+    for stage in STAGES:
+        if stage.runs == kind:
+            return stage
+    raise ValueError(f"no stage runs {kind!r} models; kinds run: {[s.runs for s in STAGES if s.runs]}")
+
+
+def writers_of(kind: str) -> tuple[str, ...]:
+    """The notebooks that write results of `kind`, in run order."""
+    return tuple(s.notebook for s in STAGES if kind in s.writes)
+
+
+def resolve(name: str):
+    """The function a "module:function" name of this registry stands for (imported now, not before)."""
+    module, _, attr = name.partition(":")
+    return getattr(importlib.import_module(f"{__package__}.{module}"), attr)

@@ -1,0 +1,65 @@
+"""One registry of stages: every notebook is one entry, and the plan, the runner, SLURM, the cost model, the figures and
+the claims read it (adding a notebook is one entry plus the notebook file)."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from amuro_utils import claims, cost, identity, ladder, plan, runner, slurm, stages
+from amuro_utils.profiles import PAPER, SMOKE
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_every_notebook_is_one_entry_and_every_name_in_it_resolves():
+    assert set(stages.RUN_ORDER) == {p.stem for p in (REPO / "notebooks").glob("*.py")}
+    kinds = set(stages.RECORD_KINDS) | set(stages.ARTIFACT_KINDS)
+    for index, stage in enumerate(stages.STAGES):
+        assert set(stage.writes) <= kinds and set(stage.reads) <= kinds, stage.notebook
+        assert stage.runs in (None, *stages.RECORD_KINDS) and (stage.runs is None or stage.runs in stage.writes)
+        for kind in stage.reads:  # whatever a stage reads is written by it or by an earlier stage
+            assert set(stages.writers_of(kind)) & set(stages.RUN_ORDER[:index + 1]), (stage.notebook, kind)
+        for maker in [*stage.figures.values(), *stage.tables.values(), *(m for _, m in stage.artifact_figures.values())]:
+            assert callable(stages.resolve(maker)), maker
+        assert set(stage.claims) <= set(claims.CLAIMS), stage.notebook
+    assert set().union(*(s.claims for s in stages.STAGES)) == set(claims.CLAIMS)
+    with pytest.raises(ValueError, match="stages: .*'pretrain_probe'"):
+        stages.get("dynamics")
+
+
+def test_the_plan_runner_slurm_cost_and_claims_read_the_registry():
+    assert plan.RUN_ORDER == stages.RUN_ORDER and plan.MODEL_NOTEBOOKS == ("pretrain_probe", "instruction_tuning", "sft")
+    assert plan.NOTEBOOK_READS == {s.notebook: s.reads for s in stages.STAGES}
+    assert claims.NOTEBOOK_CLAIMS == {s.notebook: s.claims for s in stages.STAGES}
+    assert slurm.READS["sft"] == ("pretrain_probe", "instruction_tuning", "sft")
+    assert slurm.READS["ood"] == ("pretrain_probe", "instruction_tuning", "sft") and slurm.LADDER_BUILDER == "pretrain_probe"
+    assert [j.notebook for j in plan.jobs(SMOKE)][:1] == [stages.runner_of("base").notebook]
+    jobs = plan.notebook_jobs(SMOKE)
+    assert [j.reads for j in jobs] == [s.reads for s in stages.STAGES]
+    assert [j.writes for j in jobs] == [(), (), (), (), (), ("scorecard",)]
+    assert cost._units("pretrain_probe", jobs[0].model_jobs) == len(SMOKE.ckpts)  # its cost_unit: checkpoints
+    assert cost._units("sft", jobs[2].model_jobs) == len(SMOKE.ckpts) * len(SMOKE.tasks)  # fine-tunes
+
+
+def test_a_new_notebook_is_one_entry(monkeypatch):
+    """An analysis stage appended to the registry becomes a job of the study, with a job identity of what it reads."""
+    extra = stages.Stage("dynamics", runs=None, writes=(), reads=("base", "sft", "training"),
+                         figures={"figD_dynamics": "plots:fig5_format"}, claims=("A4",))
+    monkeypatch.setattr(stages, "STAGES", (*stages.STAGES, extra))
+    jobs = plan.notebook_jobs(SMOKE)
+    assert (jobs[-1].id, jobs[-1].notebook, jobs[-1].reads) == ("07_dynamics", "dynamics", extra.reads)
+    monkeypatch.setattr(plan, "resolve", lambda profile, label: ladder.Checkpoint(
+        label, profile.ladder, "amuro-local/tiny-olmo", label, "c" * 40, None))
+    wanted = runner.job_identity(SMOKE, jobs[-1])
+    assert set(wanted) == {"reads", "writes", "training", "analysis"} and len(wanted["training"]) == 8
+    assert wanted["analysis"]["claims_version"] == identity.CLAIMS_VERSION
+
+
+def test_per_checkpoint_jobs_split_where_a_stage_runs_models():
+    jobs = plan.notebook_jobs(dataclasses.replace(PAPER, ckpts=("step1000", "main")))
+    sft = [j.id for j in jobs if j.notebook == "sft"]
+    assert sft[:2] == ["03_sft_step1000_mnli", "03_sft_main_mnli"] and sft[-1] == "03_sft_figures"
+    assert [j.id for j in jobs if j.notebook == "ood"] == ["06_ood"]
