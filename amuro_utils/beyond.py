@@ -62,12 +62,6 @@ CONVERGED_IDS = ("A1", "B3", "B4")
 TARGETS = {"fine_tuned": "fine-tuned score", "gain": "gain"}
 
 
-def _fractions(study: Study) -> list[float]:
-    frame = study.dynamics_frame
-    inner = sorted(set(frame["ft_fraction"].astype(float))) if frame is not None else []
-    return sorted({0.0, 1.0, *inner})
-
-
 def _curve_value(g, eval_set: str, task: str, ckpt: str, fmt: str, fraction: float):
     """A model's score at a fraction of its fine-tuning: its record along fine-tuning, else (0) the base or (1) the
     fine-tuned model's ordinary record."""
@@ -83,7 +77,7 @@ def _curves(study: Study, g, task, ckpt: str, what: str):
     """[vector per fraction] of one model's curve: 'id' (primary set), 'ood' (mean of the OOD sets), 'gap' (the
     primary set's default − mean of the other formats)."""
     out = []
-    for f in _fractions(study):
+    for f in study.fractions():
         if what == "id":
             out.append(_curve_value(g, task.primary, task.name, ckpt, "default", f))
         elif what == "ood":
@@ -111,7 +105,7 @@ def _half_times(study: Study, g, w, what: str, tasks) -> list:
     names = [t.name for t in tasks]
     for task in tasks:
         for c in study.ladder:
-            t = stats.half_time(_fractions(study), _curves(study, g, task, c, what))
+            t = stats.half_time(study.fractions(), _curves(study, g, task, c, what))
             if t is not None:
                 out.append((f"{task.name}@{c}", t, w("task", task.name, names) * w("ckpt", c, study.ladder)))
     return out
@@ -133,7 +127,7 @@ def _d2(study: Study):
         names = [t.name for t in study.profile.tasks]
         changes = []
         for task in study.profile.tasks:
-            by_ckpt = {c: stats.half_time(_fractions(study), _curves(study, g, task, c, "id")) for c in study.ladder}
+            by_ckpt = {c: stats.half_time(study.fractions(), _curves(study, g, task, c, "id")) for c in study.ladder}
             change = stats.trend(study, g, w, by_ckpt.get, study.ladder)
             if change is not None:
                 changes.append((task.name, change, w("task", task.name, names)))

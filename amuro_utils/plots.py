@@ -19,7 +19,6 @@ import pandas as pd
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, PathPatch
 from matplotlib.path import Path as MplPath
-from matplotlib.ticker import FuncFormatter
 
 from . import analysis, stats, tasks
 from .paths import figures_dir
@@ -811,9 +810,7 @@ def fig_dynamics(study: stats.Study, profile: Profile):
     """Learning and forgetting along fine-tuning: per task (rows), the in-domain, out-of-domain and cross-task
     scores and the held-out pre-training loss (columns) against the fraction of fine-tuning done, one line per rung
     (0 = the base model, 1 = the fine-tuned model of the study)."""
-    from . import beyond
-
-    cells, fractions = study.union(), beyond._fractions(study)
+    cells, fractions = study.union(), study.fractions()
     tasks = list(profile.tasks)
     kinds = [("in-domain", "id"), ("out-of-domain (mean)", "ood"), ("cross-task (mean)", "cross"),
              ("held-out pre-training loss", "loss")]
@@ -888,30 +885,29 @@ def fig_probes(study: stats.Study, profile: Profile):
 
 def fig_predictors(table: pd.DataFrame, profile: Profile):
     """Which measure available before fine-tuning predicts the fine-tuned score and the gain: Spearman ρ across
-    (rung, task) with its 95 % CI, one bar per measure, the hypothesised sign marked."""
-    from . import beyond
-
+    (rung, task) with its 95 % CI, one bar per measure (its row of the 'beyond the paper' scorecard: id
+    R-<measure>-<target>, claim "<measure> predicts the <target>"), the hypothesised sign marked."""
     rows = table[table["id"].str.startswith("R-")]
-    targets = list(beyond.TARGETS)
-    fig, axes = _figure(len(targets), len(targets), panel_size=(5.4, 3.6))
+    targets = list(dict.fromkeys(pid.split("-", 2)[2] for pid in rows["id"]))
+    fig, axes = _figure(max(len(targets), 1), max(len(targets), 1), panel_size=(5.4, 3.6))
     for ax, target in zip(axes, targets):
         part = rows[rows["id"].str.endswith(f"-{target}")]
-        names = [pid.split("-")[1] for pid in part["id"]]
-        y = np.arange(len(names))
+        measures = [claim.split(" predicts the ")[0] for claim in part["claim"]]
+        y = np.arange(len(measures))
         value = part["value"].to_numpy(dtype=float)
         low, high = part["ci_low"].to_numpy(dtype=float), part["ci_high"].to_numpy(dtype=float)
         ax.barh(y, value, color=KIND_STYLE["fine_tuned"]["color"], alpha=0.8)
         ok = np.isfinite(low) & np.isfinite(high)
         ax.errorbar(value[ok], y[ok], xerr=[value[ok] - low[ok], high[ok] - value[ok]], fmt="none", ecolor="0.15",
                     capsize=3)
-        for yi, name in zip(y, names):
-            sign = beyond.PREDICTORS[name][1 if target == "fine_tuned" else 2]
-            ax.text(1.02, yi, f"expected {sign} 0", va="center", fontsize=7, color="0.3",
+        for yi, direction in zip(y, part["direction"]):
+            ax.text(1.02, yi, f"expected {direction}", va="center", fontsize=7, color="0.3",
                     transform=ax.get_yaxis_transform())
-        ax.set_yticks(y, [textwrap.fill(beyond.PREDICTORS[n][0], 26) for n in names], fontsize=8)
+        ax.set_yticks(y, [textwrap.fill(m, 26) for m in measures], fontsize=8)
         ax.axvline(0, color="0.2", linewidth=0.8)
         ax.set_xlim(-1, 1)
-        ax.set_xlabel(f"Spearman ρ with the {beyond.TARGETS[target]} (95 % CI over (rung, task) units)")
+        target_words = part["claim"].iloc[0].split(" predicts the ")[1] if len(part) else target
+        ax.set_xlabel(f"Spearman ρ with the {target_words} (95 % CI over (rung, task) units)")
         ax.grid(axis="x", alpha=0.3)
     _finish(fig, "Predicting fine-tuning from measures available before it", profile, _Notes(profile))
     return fig

@@ -574,6 +574,13 @@ class Study:
                     self.steps[c] = float(s)
         return self._blocks[which]
 
+    def fractions(self) -> list[float]:
+        """The points along fine-tuning the study has records of: 0 (the base model), those of the dynamics rows,
+        and 1 (the fine-tuned model)."""
+        frame = self.dynamics_frame
+        inner = sorted(set(frame["ft_fraction"].astype(float))) if frame is not None else []
+        return sorted({0.0, 1.0, *inner})
+
     def cells_for(self, name: str):
         """The cells a statistic reads: 'performance' (records), 'sensitivity' / 'forgetting' (held-out blocks) or
         'union' (all of them and the dynamics and probe rows, keys prefixed: `union`)."""
