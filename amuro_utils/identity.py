@@ -52,6 +52,13 @@ SCORER_VERSIONS = {"classification": 1, "generation": 1, "multiple_choice": 1}
 RECIPE_VERSIONS = {"prompt_completion": 1, "chat": 1}
 # sensitivity.py: the held-out blocks, the perturbation and the per-block loss (sensitivity and forgetting rows)
 PROBE_VERSION = 1
+# probes.py: the probe's rows (split, rendering), last-token features per layer, the cross-validated fit and its scores
+LINEAR_PROBE_VERSION = 1
+# pipeline.py's evaluations along fine-tuning (which model is scored at a point, the step a fraction maps to)
+DYNAMICS_VERSION = 1
+# train.py's training record (the loss curve): 2 adds the zero-step loss (the base model's training loss on the
+# run's examples before any update), so records written without it are remade (from kept weights: no retraining)
+TRAINING_RECORD_VERSION = 2
 # claims.py, stats.py, beyond.py: every verdict of the scorecard (bump with any change to a claim's statistic,
 # interval or rule). 2: the statistics spine (units intervals, leave-one-out, readings, uninformative, beyond)
 CLAIMS_VERSION = 2
@@ -124,10 +131,13 @@ def fine_tune_identity(profile: Profile, spec: FineTune) -> dict:
     """The training that turns a base checkpoint into this fine-tuned model."""
     dataset = tasks.get(spec.train_set)
     fmt = None if dataset.kind == "chat" else "default"  # supervised sets are rendered in the "###" template
-    return {"data": dataset_identity(spec.train_set, profile.data_source, fmt), "n_train": spec.n_train,
-            "fraction": spec.fraction, "data_seed": DATA_SEED, "kind": spec.kind, "method": spec.method,
-            "settings": dataclasses.asdict(spec.train), "lora": None if spec.lora is None else dataclasses.asdict(spec.lora),
-            "recipe_version": RECIPE_VERSIONS[spec.kind]}
+    out = {"data": dataset_identity(spec.train_set, profile.data_source, fmt), "n_train": spec.n_train,
+           "fraction": spec.fraction, "data_seed": DATA_SEED, "kind": spec.kind, "method": spec.method,
+           "settings": dataclasses.asdict(spec.train), "lora": None if spec.lora is None else dataclasses.asdict(spec.lora),
+           "recipe_version": RECIPE_VERSIONS[spec.kind]}
+    if spec.schedule != "fixed":  # the paper's fixed epochs add nothing, so their identities stay as they were
+        out["schedule"] = {"kind": spec.schedule, "settings": plain(spec.convergence)}
+    return out
 
 
 def eval_identity(profile: Profile, eval_set: str, fmt: str) -> dict:
@@ -174,6 +184,22 @@ def forgetting_identity(weights: dict, settings: SensitivitySettings, heldout: T
     is measured on, in the sensitivity probe's blocks; not the noise settings, which forgetting does not use."""
     return {"weights": weights, "heldout": heldout_identity(heldout, settings.block, settings.tokens),
             "probe_version": PROBE_VERSION}
+
+
+def linear_probe_identity(model: dict, settings, task_plans, source: str, max_length: int) -> dict:
+    """One checkpoint's linear-probe rows: the checkpoint, the probe settings, the rows each classification task's
+    probe reads (its training split, rendered in the default template) and the probe code's version."""
+    return {"model": model, "probe": dataclasses.asdict(settings),
+            "data": {t.name: dataset_identity(t.train_set, source, "default") for t in task_plans},
+            "max_length": max_length, "linear_probe_version": LINEAR_PROBE_VERSION}
+
+
+def dynamics_identity(weights: dict, settings, evals: dict, heldout: dict | None) -> dict:
+    """A fine-tuned model's records along its fine-tuning: the training (which fixes every point's optimizer step),
+    the points (fractions of its steps), each evaluation's identity (`evals`: 'set/format' -> eval identity) and the
+    held-out text its loss is scored on (None: not scored)."""
+    return {"weights": weights, "fractions": list(settings.fractions), "evals": evals, "heldout": heldout,
+            "dynamics_version": DYNAMICS_VERSION, "probe_version": PROBE_VERSION if heldout is not None else None}
 
 
 def released_tables_digest() -> str:

@@ -77,6 +77,9 @@ class FineTune:
     train: "TrainSettings"
     method: str = "full"  # "full" | "lora"
     lora: LoraSettings | None = None
+    # "fixed" (the paper's epochs) or "converge" (until the validation loss stops improving: `convergence`)
+    schedule: str = "fixed"
+    convergence: "ConvergeSettings | None" = None
 
     @property
     def seed(self) -> int:
@@ -199,6 +202,54 @@ class ProbeSettings:
 
 
 @dataclass(frozen=True)
+class DynamicsSettings:
+    """Fine-tuning dynamics (beyond the paper, issue 21): every supervised fine-tuning hands its model, at these
+    fractions of its optimizer steps, to an evaluation; the loss and the order of training are unchanged. 0 (the
+    base model) and 1 (the fine-tuned model) are the ordinary records; 1.0 may be listed to score the last step
+    again (it equals the ordinary fine-tuned record, tested)."""
+
+    fractions: tuple[float, ...] = (0.25, 0.5, 0.75)  # of the run's optimizer steps; step = max(1, round(f·total))
+    # items per set at these points (None = the profile's eval_limit): the first items of each set, so the base
+    # and fine-tuned records cut to as many items score the same items
+    eval_limit: int | None = None
+    formats: bool = True  # the primary in-domain set in every format (else the default format only)
+    ood: bool = True  # the task's out-of-domain sets (default format)
+    cross_task: bool = True  # the other tasks' primary sets (default format)
+    heldout: bool = True  # the held-out pre-training-text loss (the sensitivity probe's held-out blocks)
+
+    def __post_init__(self):
+        if not self.fractions or any(not 0 < f <= 1 for f in self.fractions) or \
+                len(set(self.fractions)) != len(self.fractions):
+            raise ValueError(f"dynamics fractions must be distinct numbers in (0, 1], got {self.fractions}")
+        if self.eval_limit is not None and self.eval_limit < 1:
+            raise ValueError(f"dynamics eval_limit must be ≥ 1 or None, got {self.eval_limit}")
+
+
+@dataclass(frozen=True)
+class ConvergeSettings:
+    """Fine-tuning to convergence (beyond the paper, issue 21; Profile.converge switches it on): beside the fixed
+    epochs, every rung is fine-tuned until its loss on a validation split of the task's training data (the rows that
+    follow the training sample in the same seeded shuffle, so disjoint from it) stops improving."""
+
+    max_epochs: int | None = None  # the longest run and the linear schedule's horizon (None: 2 × the fixed epochs)
+    evals_per_epoch: int = 1  # validation-loss evaluations per epoch
+    patience: int = 2  # evaluations without an improvement of more than min_delta before stopping
+    min_delta: float = 0.0  # nats/token an evaluation must improve on the best one by
+    n_val: int = 500  # validation rows (prompt_completion: the completion loss; chat: the assistant turns' loss)
+    restore_best: bool = True  # keep the weights of the best evaluation, not those of the last one
+
+    def __post_init__(self):
+        if (self.max_epochs is not None and self.max_epochs < 1) or self.evals_per_epoch < 1 or \
+                self.patience < 1 or self.min_delta < 0 or self.n_val < 1:
+            raise ValueError(f"converge settings need max_epochs ≥ 1 (or None), evals_per_epoch ≥ 1, patience ≥ 1, "
+                             f"min_delta ≥ 0 and n_val ≥ 1; got {self}")
+
+    def epochs(self, fixed_epochs: int) -> int:
+        """The most epochs a run may take (the schedule's horizon)."""
+        return self.max_epochs if self.max_epochs is not None else 2 * fixed_epochs
+
+
+@dataclass(frozen=True)
 class Profile:
     """Everything that distinguishes one run of the study from another."""
 
@@ -230,6 +281,14 @@ class Profile:
     shared_prefix: bool = True  # compute the 4 demos' key/value cache once per (set, format, model); same outputs
     jobs_per_ckpt: bool = True  # run_all: one papermill job per checkpoint (cluster) or one per notebook
     sensitivity: SensitivitySettings = SensitivitySettings()
+    # Beyond the paper (issue 21), each a switch of its own; none changes a result of the paper's analyses.
+    # Evaluations along every supervised fine-tuning (None: off); the fine-tuning itself is unchanged.
+    dynamics: DynamicsSettings | None = DynamicsSettings()
+    # Linear probes on every study checkpoint's frozen hidden states, classification tasks only (None: off).
+    probes: ProbeSettings | None = ProbeSettings()
+    # Fine-tune every rung to convergence too (`convergence`), beside the fixed epochs: doubles fine-tuning, so off.
+    converge: bool = False
+    convergence: ConvergeSettings = ConvergeSettings()
     # fine-tuning methods, each run for every (checkpoint, task): "full" and/or "lora" (peft, settings in `lora`);
     # the first is the one figures and the scorecard lead with, the others are drawn beside it
     methods: tuple[str, ...] = ("full",)
@@ -385,6 +444,16 @@ SMOKE = replace(
     tiny_ladder=TinyLadderSettings(total_steps=20, seq_len=64, batch_size=8, max_docs_per_source=150, warmup_steps=2,
                                    eval_every=10, heldout_blocks=8),
 )
+
+# Beyond the paper (issue 21) on the CPU profiles, sized by measurement against tiny's budget (README, "Beyond the
+# paper"): dynamics at a quarter, half and three quarters of each fine-tuning on the first 25 items of each set;
+# probes on 120 + 80 rows of each classification task's training split (QQP's shipped split holds 200); the
+# convergence schedule (off unless switched on) validates on 64 rows after the training sample, up to 2 × 8 epochs.
+TINY = replace(TINY, dynamics=DynamicsSettings(eval_limit=25), probes=ProbeSettings(n_train=120, n_test=80),
+               convergence=ConvergeSettings(n_val=64))
+SMOKE = replace(SMOKE, dynamics=DynamicsSettings(fractions=(0.5,), eval_limit=4),
+                probes=ProbeSettings(n_train=24, n_test=12, folds=3, Cs=(0.1, 1.0)),
+                convergence=ConvergeSettings(max_epochs=3, n_val=16))
 
 
 def fixed_paraphrase(profile: Profile, name: str | None = None) -> Profile:

@@ -13,14 +13,15 @@ import json
 import math
 import time
 import warnings
+from dataclasses import replace
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .profiles import LoraSettings, TrainSettings
+from .profiles import ConvergeSettings, LoraSettings, TrainSettings
 
 IGNORE = -100
 KINDS = ("prompt_completion", "chat")
@@ -155,6 +156,70 @@ def supervised_token_losses(model, batch: Mapping[str, torch.Tensor]) -> tuple[t
     return sums, (targets != IGNORE).sum(dim=1)
 
 
+def mean_loss(model, encoded: Sequence[Mapping[str, list[int]]], settings: TrainSettings, pad_id: int,
+              device=None) -> float:
+    """The training objective of `model` on encoded examples, without an update (nats/token): with
+    "sequence_mean" the mean over examples of each one's mean completion-token loss, with "token_mean" the total
+    completion-token loss over the total completion tokens. Scored in micro-batches of the training's size, in eval
+    mode and without gradients; the model is left in the mode it was in."""
+    if not encoded:
+        raise ValueError("no encoded example to score")
+    device = device or next(model.parameters()).device
+    training = model.training
+    model.eval()
+    sums, counts = [], []
+    with torch.no_grad():
+        for first in range(0, len(encoded), settings.micro_batch_size):
+            batch = collate(encoded[first:first + settings.micro_batch_size], pad_id)
+            s, c = supervised_token_losses(model, {k: v.to(device) for k, v in batch.items()})
+            sums.append(s.double().cpu())
+            counts.append(c.double().cpu())
+    model.train(training)
+    total, count = torch.cat(sums), torch.cat(counts)
+    if settings.loss_normalization == "sequence_mean":
+        return float((total / count).mean())
+    return float(total.sum() / count.sum())
+
+
+def completion_loss(model, tokenizer, examples: Sequence[Mapping], settings: TrainSettings, *, kind: str) -> float:
+    """`mean_loss` of raw examples (encoded as for training; examples with nothing to predict are dropped)."""
+    encoded = encode_examples(tokenizer, examples, kind=kind, max_length=settings.max_length)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    return mean_loss(model, encoded, settings, pad_id)
+
+
+class EarlyStopping:
+    """Stop when the validation loss has not improved on its best by more than `min_delta` for `patience`
+    evaluations in a row; `best_step` is where the curve turned."""
+
+    def __init__(self, patience: int, min_delta: float = 0.0):
+        if patience < 1 or min_delta < 0:
+            raise ValueError(f"early stopping needs patience ≥ 1 and min_delta ≥ 0, got {patience}, {min_delta}")
+        self.patience, self.min_delta = patience, min_delta
+        self.best_loss, self.best_step, self.waited = math.inf, None, 0
+        self.history: list[tuple[int, float]] = []
+
+    def update(self, step: int, loss: float) -> tuple[bool, bool]:
+        """Record the loss at `step`: (is it the best so far, should training stop now)."""
+        self.history.append((step, float(loss)))
+        if loss < self.best_loss - self.min_delta:
+            self.best_loss, self.best_step, self.waited = float(loss), step, 0
+            return True, False
+        self.waited += 1
+        return False, self.waited >= self.patience
+
+
+def evaluation_steps(steps_per_epoch: int, evals_per_epoch: int) -> set[int]:
+    """The optimizer steps of an epoch (1-based) after which the validation loss is evaluated: evenly spaced, the
+    epoch's last step included."""
+    return {max(1, round(k * steps_per_epoch / evals_per_epoch)) for k in range(1, evals_per_epoch + 1)}
+
+
+def point_steps(fractions: Sequence[float], total_steps: int) -> list[int]:
+    """The optimizer step each fraction of a run falls on: max(1, round(f · total)) (the model after that step)."""
+    return [min(total_steps, max(1, round(f * total_steps))) for f in fractions]
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # optimizer and schedule
 
@@ -240,11 +305,19 @@ def _check(settings: TrainSettings, world: int) -> None:
 
 
 def fine_tune(model, tokenizer, examples: Sequence[Mapping], settings: TrainSettings, *, kind: str,
-              progress: bool = True, device: str | None = None) -> dict:
+              progress: bool = True, device: str | None = None, points: Sequence[float] = (),
+              on_point: Callable | None = None, converge: ConvergeSettings | None = None,
+              validate: Callable | None = None) -> dict:
     """Fine-tune `model` in place on prompt/completion (kind='prompt_completion') or chat examples (kind='chat').
 
     device: 'cpu' forces the CPU; None or 'cuda' uses the accelerator's device (every GPU under `accelerate launch`).
-    Returns the log: loss and lr per optimizer step, token counts, seconds, steps and the settings used.
+    points / on_point: after the optimizer step each fraction of the run falls on (`point_steps`), call
+    `on_point(fraction, step, model)` with the model in eval mode (the loss, the order of training and the RNG are
+    untouched; its time is not counted in `seconds`). converge / validate: train for up to `converge.epochs(...)`
+    epochs (the schedule's horizon) and stop when `validate(model)` (a loss) has not improved for `converge.patience`
+    evaluations (`EarlyStopping`), keeping the best evaluation's weights if `converge.restore_best`.
+    Returns the log: the zero-step loss (the objective before any update), loss and lr per optimizer step, token
+    counts, seconds, steps, the settings used and, when converging, the validation curve and where it stopped.
     """
     from accelerate import Accelerator
     from accelerate.utils import set_seed
@@ -254,6 +327,8 @@ def fine_tune(model, tokenizer, examples: Sequence[Mapping], settings: TrainSett
         raise ValueError(f"unknown device {device!r}; use 'cpu', 'cuda' or None")
     if device == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("device='cuda' but no CUDA GPU is visible; use device='cpu' (or AMURO_FORCE_CPU=1)")
+    if converge is not None and validate is None:
+        raise ValueError("fine-tuning to convergence needs `validate`, the validation loss of the model")
     dtypes = {p.dtype for p in model.parameters()}
     if dtypes != {torch.float32}:
         raise ValueError(f"the model's weights are {sorted(map(str, dtypes))}; load it in float32 for training "
@@ -266,22 +341,43 @@ def fine_tune(model, tokenizer, examples: Sequence[Mapping], settings: TrainSett
     _check(settings, accelerator.num_processes)
     accelerator.gradient_accumulation_steps = (
         settings.batch_size // (settings.micro_batch_size * accelerator.num_processes))
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    start = time.perf_counter()
+    model.to(accelerator.device)
+    zero_step = mean_loss(model, encoded, settings, pad_id, accelerator.device)  # no RNG drawn, no weight changed
     set_seed(settings.seed)
-    steps = schedule_steps(len(encoded), settings)
+    epochs = converge.epochs(settings.epochs) if converge is not None else settings.epochs
+    steps = schedule_steps(len(encoded), replace(settings, epochs=epochs))
     optimizer, scheduler = build_optimizer(model, settings, steps["total_steps"])
     # The scheduler stays unprepared: accelerate would step it once per process; we step it once per update.
     model.train()
     wrapped, optimizer = accelerator.prepare(model, optimizer)
     use_bf16 = settings.dtype == "bfloat16" and accelerator.device.type == "cuda"
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    log = {"loss": [], "lr": [], **steps, "n_examples": len(examples), "n_dropped": len(examples) - len(encoded),
-           "kind": kind, "settings": dict(vars(settings)), "device": str(accelerator.device),
-           "num_processes": accelerator.num_processes, "mixed_precision": "bf16" if use_bf16 else "no"}
+    log = {"loss": [], "lr": [], **steps, "zero_step_loss": zero_step, "n_examples": len(examples),
+           "n_dropped": len(examples) - len(encoded), "kind": kind, "settings": dict(vars(settings)),
+           "device": str(accelerator.device), "num_processes": accelerator.num_processes,
+           "mixed_precision": "bf16" if use_bf16 else "no"}
+    at_step: dict[int, list[float]] = {}
+    for fraction, step in zip(points, point_steps(points, steps["total_steps"])):
+        at_step.setdefault(step, []).append(fraction)
+    stopping = EarlyStopping(converge.patience, converge.min_delta) if converge is not None else None
+    check_at = evaluation_steps(steps["steps_per_epoch"], converge.evals_per_epoch) if converge is not None else set()
+    best_state, aside = None, 0.0
+
+    def off_the_clock(call):
+        nonlocal aside
+        began = time.perf_counter()
+        model.eval()
+        out = call()
+        model.train()
+        aside += time.perf_counter() - began
+        return out
+
     bar = tqdm(total=steps["total_steps"], desc="fine-tune", disable=not progress or not accelerator.is_main_process)
-    start = time.perf_counter()
-    for epoch in range(settings.epochs):
+    done, stop = 0, False
+    for epoch in range(epochs):
         order = np.random.default_rng([settings.seed, epoch]).permutation(len(encoded))
-        for first in range(0, len(encoded), settings.batch_size):
+        for index, first in enumerate(range(0, len(encoded), settings.batch_size), start=1):
             window = [encoded[i] for i in order[first:first + settings.batch_size]]
             loss = accumulate_window(accelerator, wrapped, window, settings, pad_id,
                                      torch.bfloat16 if use_bf16 else None)
@@ -292,12 +388,33 @@ def fine_tune(model, tokenizer, examples: Sequence[Mapping], settings: TrainSett
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             log["loss"].append(loss)
+            done += 1
             bar.update(1)
             bar.set_postfix(loss=f"{loss:.4f}", epoch=epoch)
+            for fraction in at_step.get(done, ()):
+                off_the_clock(lambda: on_point(fraction, done, model))
+            if stopping is not None and index in check_at:
+                with torch.no_grad():
+                    improved, stop = stopping.update(done, off_the_clock(lambda: validate(model)))
+                if improved and converge.restore_best:
+                    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            if stop:
+                break
+        if stop:
+            break
     bar.close()
-    log["seconds"] = time.perf_counter() - start
-    log["target_tokens"] = settings.epochs * sum(sum(y != IGNORE for y in x["labels"][1:]) for x in encoded)
-    log["input_tokens"] = settings.epochs * sum(len(x["input_ids"]) for x in encoded)
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    log["seconds"] = time.perf_counter() - start - aside
+    log["callback_seconds"] = aside
+    if stopping is not None:
+        kept = stopping.best_step if converge.restore_best else done
+        log.update(validation=[{"step": s, "loss": v} for s, v in stopping.history], stopped_step=done,
+                   best_step=stopping.best_step, best_loss=stopping.best_loss, kept_step=kept,
+                   stopped_early=stop, epochs_horizon=epochs)
+    share = done / steps["total_steps"] * epochs  # epochs' worth of examples seen
+    log["target_tokens"] = round(share * sum(sum(y != IGNORE for y in x["labels"][1:]) for x in encoded))
+    log["input_tokens"] = round(share * sum(len(x["input_ids"]) for x in encoded))
     log["tokens_per_s"] = log["input_tokens"] / log["seconds"]
     model.eval()
     accelerator.free_memory()  # drops the optimizer's state (2 × fp32 copies of the weights)

@@ -302,3 +302,90 @@ def test_lora_refuses_targets_that_do_not_exist_and_names_those_that_do():
     with pytest.raises(ValueError, match=r"\['c_attn'\] are not in OlmoForCausalLM; its linear modules are "
                                          r"\['down_proj', 'gate_proj', 'k_proj', 'lm_head', 'o_proj'"):
         train.attach_lora(tiny_model(), LoraSettings(target_modules=("q_proj", "c_attn")), seed=0)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# beyond the paper: the zero-step loss, evaluations along fine-tuning, fine-tuning to convergence
+
+
+def _fitting_settings(**changes):
+    return TrainSettings(**{"lr": 1e-2, "epochs": 3, "batch_size": 8, "micro_batch_size": 4, "warmup_ratio": 0.2,
+                            "max_length": 64, "dtype": "float32", **changes})
+
+
+@pytest.mark.parametrize("normalization", ["sequence_mean", "token_mean"])
+def test_zero_step_loss_is_the_training_objective_before_any_update(tok, normalization):
+    settings = _fitting_settings(loss_normalization=normalization)
+    examples = nli_examples(16)
+    encoded = train.encode_examples(tok, examples, kind="prompt_completion", max_length=64)
+    per_seq = [tiny_model()(**train.collate([x], 1)).loss.item() for x in encoded]  # transformers' own mean loss
+    n_targets = [sum(y != -100 for y in x["labels"][1:]) for x in encoded]
+    expected = (sum(per_seq) / len(per_seq) if normalization == "sequence_mean"
+                else sum(l * n for l, n in zip(per_seq, n_targets)) / sum(n_targets))
+    log = train.fine_tune(tiny_model(), tok, examples, settings, kind="prompt_completion", progress=False,
+                          device="cpu")
+    assert log["zero_step_loss"] == pytest.approx(expected, rel=1e-5)
+    assert log["zero_step_loss"] == pytest.approx(train.completion_loss(tiny_model(), tok, examples, settings,
+                                                                         kind="prompt_completion"), rel=1e-6)
+
+
+def test_points_along_fine_tuning_change_nothing_of_the_training(tok):
+    """The callback sees the model after the optimizer step each fraction falls on, in eval mode; the loss curve and
+    the final weights are those of a run without it."""
+    settings, examples = _fitting_settings(), nli_examples(16)  # 2 steps per epoch, 6 in all
+    plain = tiny_model()
+    reference = train.fine_tune(plain, tok, examples, settings, kind="prompt_completion", progress=False,
+                                device="cpu")
+    seen = []
+
+    def look(fraction, step, model):
+        assert not model.training
+        seen.append((fraction, step, model.model.embed_tokens.weight.detach().clone()))
+        model.model.embed_tokens.weight.sum().item()  # reading it changes nothing
+
+    watched = tiny_model()
+    log = train.fine_tune(watched, tok, examples, settings, kind="prompt_completion", progress=False, device="cpu",
+                          points=(0.25, 0.5, 1.0), on_point=look)
+    assert [(f, s) for f, s, _ in seen] == [(0.25, 2), (0.5, 3), (1.0, 6)]  # round(1.5) = 2, round(3) = 3
+    assert train.point_steps((0.01, 0.25, 0.5, 1.0), 6) == [1, 2, 3, 6]
+    assert log["loss"] == reference["loss"] and log["lr"] == reference["lr"]
+    for a, b in zip(watched.parameters(), plain.parameters()):
+        assert torch.equal(a, b)
+    assert torch.equal(seen[-1][2], watched.model.embed_tokens.weight)  # the last point is the fine-tuned model
+    assert not torch.equal(seen[0][2], seen[1][2])
+
+
+def test_early_stopping_stops_where_a_planted_validation_curve_turns():
+    curve = [5.0, 4.0, 3.0, 2.5, 2.6, 2.7, 2.8, 2.9]  # improves until the 4th evaluation, then rises
+    stopper = train.EarlyStopping(patience=2)
+    decisions = [stopper.update(step, loss) for step, loss in enumerate(curve, start=1)]
+    assert [stop for _, stop in decisions].index(True) == 5  # two evaluations after the turn
+    assert (stopper.best_step, stopper.best_loss) == (4, 2.5)
+    slow = train.EarlyStopping(patience=2, min_delta=0.6)  # 3.0 → 2.5 is not enough of an improvement
+    assert [slow.update(s, v)[1] for s, v in enumerate(curve, start=1)].index(True) == 4 and slow.best_step == 3
+    assert train.evaluation_steps(10, 1) == {10} and train.evaluation_steps(10, 3) == {3, 7, 10}
+
+
+def test_fine_tuning_to_convergence_stops_at_the_turn_and_keeps_the_best_weights(tok):
+    """A planted validation curve (one value per evaluation) that turns at the 3rd evaluation: training stops two
+    evaluations later and restores the weights of the 3rd."""
+    from amuro_utils.profiles import ConvergeSettings
+
+    curve = iter([3.0, 2.0, 1.0, 1.5, 1.8, 9.0, 9.0])
+    weights = {}
+
+    def validate(model):
+        weights[len(weights) + 1] = model.model.embed_tokens.weight.detach().clone()
+        return next(curve)
+
+    model = tiny_model()
+    settings = _fitting_settings(epochs=2)  # horizon: max_epochs 8 → 16 steps, one evaluation per epoch (2 steps)
+    log = train.fine_tune(model, tok, nli_examples(16), settings, kind="prompt_completion", progress=False,
+                          device="cpu", converge=ConvergeSettings(max_epochs=8, patience=2), validate=validate)
+    assert [v["step"] for v in log["validation"]] == [2, 4, 6, 8, 10]
+    assert (log["best_step"], log["stopped_step"], log["kept_step"], log["stopped_early"]) == (6, 10, 6, True)
+    assert log["total_steps"] == 16 and len(log["loss"]) == 10 and log["epochs_horizon"] == 8
+    assert torch.equal(model.model.embed_tokens.weight, weights[3])
+    with pytest.raises(ValueError, match="needs `validate`"):
+        train.fine_tune(tiny_model(), tok, nli_examples(4), settings, kind="prompt_completion", device="cpu",
+                        converge=ConvergeSettings())
