@@ -22,10 +22,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from . import plan as study_plan
 from . import stages, tasks
 from .paths import DATA_DIR, RESULTS_ROOT
 from .plan import Job, jobs
-from .profiles import FineTune, Profile, fixed_paraphrase, get_profile
+from .profiles import DynamicsSettings, FineTune, ProbeSettings, Profile, fixed_paraphrase, get_profile
 
 THROUGHPUT_FILE = DATA_DIR / "throughput.json"
 FORCE_CPU_ENV = "AMURO_FORCE_CPU"
@@ -173,8 +174,13 @@ def _train_seconds(job: Job, throughput: dict, knobs: Knobs) -> float:
     return sum(_run_seconds(job.profile, run, throughput, knobs) for run in job.fine_tunes)
 
 
+def epochs_of(run: FineTune) -> int:
+    """The epochs a run is priced at: its fixed epochs, or the convergence schedule's horizon (at most that many)."""
+    return run.convergence.epochs(run.train.epochs) if run.schedule == study_plan.CONVERGE else run.train.epochs
+
+
 def _run_seconds(profile: Profile, run: FineTune, throughput: dict, knobs: Knobs) -> float:
-    settings = run.train
+    settings = replace(run.train, epochs=epochs_of(run))
     if knobs.micro_batch_size == "fastest":
         sizes = [m for m in range(1, settings.batch_size + 1) if settings.batch_size % m == 0]
         return min(_run_seconds(profile, run, throughput, replace(knobs, micro_batch_size=m)) for m in sizes)
@@ -183,8 +189,12 @@ def _run_seconds(profile: Profile, run: FineTune, throughput: dict, knobs: Knobs
     micro = knobs.micro_batch_size or settings.micro_batch_size
     length = min(spec["tokens"], settings.max_length)
     tokens = n * settings.epochs * length
+    # forward passes without an update: the zero-step loss (one pass over the examples) and, to convergence, the
+    # validation loss (n_val rows at every evaluation)
+    evaluations = settings.epochs * run.convergence.evals_per_epoch if run.schedule == study_plan.CONVERGE else 0
+    forward = (n + evaluations * (run.convergence.n_val if evaluations else 0)) * length
     if e["source"] == "measured":
-        return tokens / e["train_tokens_per_s"]
+        return (tokens + forward / 3) / e["train_tokens_per_s"]
     n_params = model["params"]
     micro_steps = settings.epochs * math.ceil(n / micro)
     optimizer_steps = settings.epochs * math.ceil(n / settings.batch_size)
@@ -192,7 +202,15 @@ def _run_seconds(profile: Profile, run: FineTune, throughput: dict, knobs: Knobs
     compute = 6 * n_params * padded / (e["peak_bf16_flops"] * e["mfu_train"])
     memory = micro_steps * e["train_bytes_per_param"] * n_params / e["hbm_bytes_per_s"]
     return (max(compute, memory) + micro_steps * e["train_micro_step_overhead_s"]
-            + optimizer_steps * e["optimizer_bytes_per_param"] * n_params / e["hbm_bytes_per_s"])
+            + optimizer_steps * e["optimizer_bytes_per_param"] * n_params / e["hbm_bytes_per_s"]
+            + forward / _forward_rate(throughput, profile))
+
+
+def _forward_rate(throughput: dict, profile: Profile) -> float:
+    """Tokens per second of a forward pass without generation (held-out blocks, probe prompts, validation rows)."""
+    e = throughput["entry"]
+    return e.get("prefill_tokens_per_s") or flops_derived(e, throughput["models"][profile.ladder])[
+        "prefill_tokens_per_s"]
 
 
 def breakdown(job: Job, throughput: dict, knobs: Knobs = Knobs()) -> dict[str, float]:
@@ -201,14 +219,39 @@ def breakdown(job: Job, throughput: dict, knobs: Knobs = Knobs()) -> dict[str, f
         raise ValueError(f"ladder {job.profile.ladder!r} has no model entry in throughput.json "
                          f"(have {sorted(throughput['models'])}); GPU-hour estimates need its parameter count")
     seconds = {"train": _train_seconds(job, throughput, knobs), **_eval_seconds(job, throughput, knobs)}
-    if "sensitivity" in stages.get(job.notebook).writes:  # Springer sensitivity probe: held-out forwards, clean + each noise draw
-        profile, e = job.profile, throughput["entry"]
+    profile, writes = job.profile, stages.get(job.notebook).writes
+    if "sensitivity" in writes:  # Springer sensitivity probe: held-out forwards, clean + each noise draw
         probe = profile.sensitivity
         tokens = (1 + probe.seeds * sum(map(len, probe.readings().values()))) * probe.tokens
-        rate = e.get("prefill_tokens_per_s") or flops_derived(e, throughput["models"][profile.ladder])[
-            "prefill_tokens_per_s"]
-        seconds["sensitivity"] = tokens / rate
+        seconds["sensitivity"] = tokens / _forward_rate(throughput, profile)
+    seconds.update(beyond_seconds(job, throughput, knobs))
+    if job.kind == study_plan.CONVERGE:  # a whole job of the convergence schedule (at most its horizon's epochs)
+        return {"converge": sum(seconds.values())}
     return seconds
+
+
+BEYOND_ANALYSES = {"probes": "probes", "dynamics": "dynamics", "converge": "converge"}  # analysis -> Profile switch
+
+
+def beyond_seconds(job: Job, throughput: dict, knobs: Knobs = Knobs()) -> dict[str, float]:
+    """GPU seconds of what a job does beyond the paper: linear probes of a base checkpoint (forward passes over the
+    probed rows), evaluations along each supervised fine-tuning (the dynamics plan at the dynamics' item limit, and
+    the held-out loss, at every point); a fine-tune-to-convergence job is priced whole under 'converge'."""
+    profile, out = job.profile, {}
+    if job.kind == "base" and study_plan.probe_tasks(profile):
+        rows = profile.probes.n_train + profile.probes.n_test
+        tokens = sum(rows * throughput["workload"]["train_sets"].get(t.train_set, {"tokens": 64.0})["tokens"]
+                     for t in study_plan.probe_tasks(profile))
+        out["probes"] = tokens / _forward_rate(throughput, profile)
+    dynamic = [run for run in job.fine_tunes if study_plan.has_dynamics(profile, run)]
+    if dynamic:
+        points = len(profile.dynamics.fractions)
+        along = replace(job, evals=tuple(study_plan.dynamics_plan(profile, profile.task(job.task))), fine_tunes=(),
+                        profile=study_plan.dynamics_profile(profile))
+        evals = sum(_eval_seconds(along, throughput, knobs).values())
+        heldout = profile.sensitivity.tokens / _forward_rate(throughput, profile) if profile.dynamics.heldout else 0.0
+        out["dynamics"] = len(dynamic) * points * (evals + heldout)
+    return out
 
 
 def estimate(job: Job, throughput: dict, knobs: Knobs = Knobs()) -> float:
@@ -226,6 +269,30 @@ def plan_table(profile: Profile, throughput: dict | None = None, knobs: Knobs = 
                      **{f"{k}_h": v / 3600 for k, v in seconds.items()}, "gpu_hours": sum(seconds.values()) / 3600})
     frame = pd.DataFrame(rows).fillna(0.0)
     return frame, float(frame["gpu_hours"].sum())
+
+
+def beyond_gpu_line(profile: Profile, throughput: dict | None = None) -> str:
+    """One sentence: the GPU-hours of each analysis beyond the paper in this plan, and what a switched-off one
+    would add."""
+    throughput = throughput or load_throughput()
+
+    def hours(chosen: Profile) -> dict[str, float]:
+        out = {name: 0.0 for name in BEYOND_ANALYSES}
+        for job in jobs(chosen):
+            for name, seconds in breakdown(job, throughput).items():
+                if name in out:
+                    out[name] += seconds / 3600
+        return out
+
+    planned = hours(profile)
+    everything = hours(replace(profile, converge=True, probes=profile.probes or ProbeSettings(),
+                               dynamics=profile.dynamics or DynamicsSettings()))
+    on = {"probes": profile.probes is not None, "dynamics": profile.dynamics is not None,
+          "converge": profile.converge}
+    parts = [f"{name} {planned[name]:.2f} h" if on[name] else f"{name} off (on: +{everything[name]:.2f} h)"
+             for name in BEYOND_ANALYSES]
+    return (f"Beyond the paper (h, in the totals above): {', '.join(parts)}; switches: --set probes=none, "
+            "dynamics=none, converge=true (converge: at most, its horizon's epochs).")
 
 
 KNOB_STEPS = (
@@ -364,7 +431,8 @@ def _units(notebook: str, model_jobs) -> int:
 
 
 def _cpu_work(profile: Profile, nb, rates: dict) -> float:
-    """Seconds of measured-rate work in one papermill job: ladder pre-training, fine-tuning, evaluation."""
+    """Seconds of measured-rate work in one papermill job: ladder pre-training, fine-tuning, evaluation (and what it
+    does beyond the paper: `_cpu_beyond`)."""
     from .tiny_ladder import tiny_settings
 
     seconds = 0.0
@@ -373,17 +441,76 @@ def _cpu_work(profile: Profile, nb, rates: dict) -> float:
         seconds += rates["pretrain_s_per_token"] * st.total_steps * st.batch_size * st.seq_len
     for job in nb.model_jobs:
         for run in job.fine_tunes:
-            rate = rates["train_s_per_example_epoch"].get(run.train_set)
-            if rate is None:
-                raise KeyError(f"train set {run.train_set!r}")
-            seconds += rate * run.n_train * run.train.epochs
-        for eval_set, _ in job.evals:
-            rate, items = rates["eval_s_per_item"].get(eval_set, (None, None))
-            if rate is None:
-                raise KeyError(f"eval set {eval_set!r}")
-            n = profile.eval_limit if items >= rates["eval_limit"] else min(items, profile.eval_limit)
-            seconds += rate * n * max(1, len(job.fine_tunes))
+            seconds += _cpu_train(rates, run)
+        seconds += _cpu_evals(profile, rates, job.evals) * max(1, len(job.fine_tunes))
+        seconds += sum(_cpu_beyond(profile, rates, job).values())
     return seconds
+
+
+def _cpu_train(rates: dict, run: FineTune) -> float:
+    """Seconds of one fine-tuning (the zero-step loss included in the measured rate); to convergence, at most the
+    horizon's epochs (or the measured share of it) and a validation pass (≈ 1/3 of a training pass) per evaluation."""
+    rate = rates["train_s_per_example_epoch"].get(run.train_set)
+    if rate is None:
+        raise KeyError(f"train set {run.train_set!r}")
+    if run.schedule != study_plan.CONVERGE:
+        return rate * run.n_train * run.train.epochs
+    epochs = epochs_of(run) * rates.get("converge_epoch_share", 1.0)
+    evaluations = epochs * run.convergence.evals_per_epoch
+    return rate * (run.n_train * epochs + evaluations * run.convergence.n_val / 3)
+
+
+def _cpu_evals(profile: Profile, rates: dict, evals) -> float:
+    """Seconds to score one model on (eval_set, format) pairs at the profile's item limit."""
+    seconds = 0.0
+    for eval_set, _ in evals:
+        rate, items = rates["eval_s_per_item"].get(eval_set, (None, None))
+        if rate is None:
+            raise KeyError(f"eval set {eval_set!r}")
+        n = profile.eval_limit if items >= rates["eval_limit"] else min(items, profile.eval_limit)
+        seconds += rate * n
+    return seconds
+
+
+def _cpu_beyond(profile: Profile, rates: dict, job) -> dict[str, float]:
+    """CPU seconds of what a model job does beyond the paper (the rates of the paper's work, plus the measured probe
+    and held-out-loss rates): probes of a base checkpoint, evaluations along each supervised fine-tuning."""
+    out = {}
+    if job.kind == "base" and study_plan.probe_tasks(profile):
+        rows = (profile.probes.n_train + profile.probes.n_test) * len(study_plan.probe_tasks(profile))
+        out["probes"] = rates.get("probe_s_per_row", 0.0) * rows
+    dynamic = [run for run in job.fine_tunes if study_plan.has_dynamics(profile, run)]
+    if dynamic:
+        points = len(profile.dynamics.fractions)
+        evals = _cpu_evals(study_plan.dynamics_profile(profile), rates,
+                           study_plan.dynamics_plan(profile, profile.task(job.task)))
+        heldout = rates.get("heldout_s_per_token", 0.0) * profile.sensitivity.tokens if profile.dynamics.heldout else 0
+        out["dynamics"] = len(dynamic) * points * (evals + heldout)
+    return out
+
+
+def beyond_cpu(profile: Profile, rates: dict | None = None) -> dict[str, float] | None:
+    """CPU seconds of each analysis beyond the paper on a local profile, as the plan prices it: 'probes',
+    'dynamics', and 'converge' (its fine-tuning and evaluation, at most); the analyses switched off cost 0 (None
+    where the profile cannot be priced)."""
+    from .plan import notebook_jobs
+
+    rates = rates or _cpu_rates()
+    if rates is None or cpu_estimate(profile, rates) is None:
+        return None
+    out = {"probes": 0.0, "dynamics": 0.0, "converge": 0.0}
+    for nb in notebook_jobs(profile):
+        for job in nb.model_jobs:
+            for analysis, seconds in _cpu_beyond(profile, rates, job).items():
+                out[analysis] += seconds
+            if job.kind == study_plan.CONVERGE:
+                out["converge"] += sum(_cpu_train(rates, run) for run in job.fine_tunes) + \
+                    _cpu_evals(profile, rates, job.evals) * len(job.fine_tunes)
+    return out
+
+
+def _cpu_rates() -> dict | None:
+    return json.loads(CPU_THROUGHPUT_FILE.read_text()) if CPU_THROUGHPUT_FILE.exists() else None
 
 
 def calibrate_cpu(profile: Profile, root: Path | None = None) -> dict:
@@ -413,6 +540,7 @@ def calibrate_cpu(profile: Profile, root: Path | None = None) -> dict:
     rates = {"eval_limit": profile.eval_limit,
              "eval_s_per_item": {k: (s / n, int(most)) for k, (s, n, most) in sorted(evals.items())},
              "train_s_per_example_epoch": {k: s / n for k, (s, n) in sorted(train.items())}}
+    rates.update(_calibrate_beyond(root))
     ladder_file = root / "tiny_ladder.json"
     if ladder_file.exists():
         summary = json.loads(ladder_file.read_text())
@@ -425,6 +553,32 @@ def calibrate_cpu(profile: Profile, root: Path | None = None) -> dict:
         overhead[nb.notebook] = {"per_unit_s": max(left, 0.0) / units} if units else {"fixed_s": max(left, 0.0)}
     rates["overhead"] = overhead
     return rates
+
+
+def _probed_rows(rows: list[dict]) -> int:
+    """Rows a checkpoint's probe artifact read: per task (one row per layer), its probe-training and held-out rows."""
+    by_task = {r["task"]: r["n_train"] + r["n_test"] for r in rows}
+    return sum(by_task.values())
+
+
+def _calibrate_beyond(root: Path) -> dict:
+    """The rates of the work beyond the paper, from a finished run's artifacts: seconds per probed row (probe rows),
+    per held-out token scored along fine-tuning (records along fine-tuning), and the share of its horizon a
+    fine-tune-to-convergence run trains for (its training records); only those the run made."""
+    out = {}
+    probed = [(p["seconds"], _probed_rows(p["rows"])) for p in _json_files(root / "probes", "*.json")
+              if p.get("rows") and p.get("seconds") is not None]
+    if probed:
+        out["probe_s_per_row"] = sum(s for s, _ in probed) / sum(n for _, n in probed)
+    heldout = [(point["heldout_seconds"], point["heldout_tokens"]) for d in _json_files(root / "dynamics", "*/*.json")
+               for point in d.get("points", []) if point.get("heldout_seconds") is not None]
+    if heldout:
+        out["heldout_s_per_token"] = sum(s for s, _ in heldout) / sum(n for _, n in heldout)
+    converged = [(r["steps"], r["total_steps"]) for r in _json_files(root / study_plan.CONVERGE / "fine_tunes",
+                                                                      "*/*.json") if r.get("total_steps")]
+    if converged:
+        out["converge_epoch_share"] = sum(s for s, _ in converged) / sum(t for _, t in converged)
+    return out
 
 
 def write_cpu_calibration(profile: Profile, root: Path | None = None, path: Path = CPU_THROUGHPUT_FILE) -> dict:
@@ -481,7 +635,24 @@ def _budget(profile: Profile, rates: dict | None) -> tuple[str | None, bool]:
     over = total > profile.budget_s
     parts = ", ".join(f"{row.job} {row.seconds:.0f}" for row in frame.itertuples())
     return (f"Estimated wall time of profile {profile.name!r} from scratch on a 2-core CPU: {total:.0f} s "
-            f"({'OVER' if over else 'within'} its budget of {profile.budget_s:.0f} s; {parts})."), over
+            f"({'OVER' if over else 'within'} its budget of {profile.budget_s:.0f} s; {parts}). "
+            + beyond_line(profile, rates)), over
+
+
+def beyond_line(profile: Profile, rates: dict | None = None) -> str:
+    """One sentence: what each analysis beyond the paper adds to a local profile's wall time, and its switch."""
+    costs = beyond_cpu(profile, rates)
+    if costs is None:
+        return ""
+    switched = {"probes": profile.probes is not None, "dynamics": profile.dynamics is not None,
+                "converge": profile.converge}
+    off = {}
+    if not profile.converge:  # what switching it on would add
+        off["converge"] = beyond_cpu(replace(profile, converge=True), rates)["converge"]
+    parts = [f"{name} {costs[name]:.0f} s" if switched[name] else
+             f"{name} off" + (f" (on: +{off[name]:.0f} s)" if name in off else "") for name in costs]
+    return f"Beyond the paper (in these jobs): {', '.join(parts)}; switches: --set probes=none, dynamics=none, " \
+           "converge=true."
 
 
 def budget_report(profile: Profile, rates: dict | None = None) -> str | None:
@@ -521,6 +692,7 @@ def report(profile: Profile, throughput: dict | None = None) -> str:
                      f"({total / GOAL_H100_HOURS:.1f}x).")
     by_stage = frame[[c for c in frame.columns if c.endswith("_h")]].sum()
     lines.append("By stage (h): " + ", ".join(f"{k[:-2]} {v:.2f}" for k, v in by_stage.items()))
+    lines.append(beyond_gpu_line(profile, throughput))
     lines.append("\nExecution knobs (estimates, each added to the previous):")
     lines.append(knob_table(profile, throughput).to_string(index=False, float_format=lambda v: f"{v:.2f}"))
     return "\n".join(lines)

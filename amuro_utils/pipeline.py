@@ -15,6 +15,7 @@ import dataclasses
 import gc
 import json
 import logging
+import math
 import os
 import shlex
 import shutil
@@ -25,8 +26,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import (analysis, artifacts, evaluate, identity, ladder, overrides as profile_overrides, plan, results,
-               sensitivity as probe, stages, stats, tasks, tiny_ladder)
+from . import (analysis, artifacts, evaluate, identity, ladder, overrides as profile_overrides, plan,
+               probes as probes_module, results, sensitivity as probe, stages, stats, tasks, tiny_ladder)
 from .paths import results_dir
 from .profiles import FineTune, Profile, TaskPlan, ckpt_step
 
@@ -78,43 +79,53 @@ def runs_models(profile: Profile) -> bool:
     return profile.results_source == "run"
 
 
-def store(profile: Profile) -> results.Store:
-    """The results store of a profile: results/<profile>/records (schema-1 records are migrated on first use)."""
-    st = results.Store(results_dir(profile.name) / "records")
+def store(profile: Profile, kind: str = "base") -> results.Store:
+    """The records store of a profile: results/<profile>/records (schema-1 records are migrated on first use); the
+    fine-tune-to-convergence records (`kind` 'converge') have their own, results/<profile>/converge/records."""
+    st = results.Store(plan.records_dir(profile, kind))
     st.migrate()
     return st
 
 
 def load_frame(profile: Profile, source: str | None = None, *, items: bool = False,
-               kinds: tuple[str, ...] = stages.RECORD_KINDS, stale: bool = False) -> pd.DataFrame:
+               kinds: tuple[str, ...] = stages.FIXED_KINDS, stale: bool = False) -> pd.DataFrame:
     """The records of a profile as one DataFrame: its own runs ('run') or the authors' released numbers ('paper').
 
-    Run records of the given kinds ('base', 'instruction', 'sft') that are current under today's settings: a record
-    made under other settings, or by a model today's profile does not make (another seed, method or evaluation
-    plan), is left out, so no frame mixes settings. How many were left out, per kind, is in `frame.attrs['left_out']`
-    and said in `frame.attrs['note']`; their jobs recompute them. `stale=True` loads every record of those kinds as
-    stored. `items` adds per-item scores, predictions, references and each record's identity.
+    Run records of the given kinds ('base', 'instruction', 'sft'; 'converge': the models fine-tuned to convergence,
+    from their own store) that are current under today's settings: a record made under other settings, or by a
+    model today's profile does not make (another seed, method or evaluation plan), is left out, so no frame mixes
+    settings. Column `schedule` says which fine-tuning schedule made a row ('fixed', the paper's epochs, or
+    'converge'; stats.select keeps one). How many were left out, per kind, is in `frame.attrs['left_out']` and said
+    in `frame.attrs['note']`; their jobs recompute them. `stale=True` loads every record of those kinds as stored.
+    `items` adds per-item scores, predictions, references and each record's identity.
     """
     source = source or profile.results_source
     if source == "paper":
-        return results.load_paper_results()
+        return results.load_paper_results().assign(schedule="fixed")
     if source != "run":
         raise ValueError(f"unknown results source {source!r}; use 'run' or 'paper'")
-    frame = store(profile).frame(items=True)
-    kind = frame["fine_tune"].map(lambda name: plan.record_kind(profile, name))
-    frame = frame[kind.isin(kinds)]
-    left_out: dict[str, int] = {}
-    if not stale:
-        current = _current_rows(profile, frame)
-        for name, n in kind[frame.index][~current].value_counts().items():
-            left_out[name] = int(n)
-        frame = frame[current]
+    parts, left_out = [], {}
+    for schedule, kind_of, wanted_kinds in (("fixed", None, kinds), (plan.CONVERGE, plan.CONVERGE, kinds)):
+        if kind_of == plan.CONVERGE and plan.CONVERGE not in kinds:
+            continue
+        frame = store(profile, kind_of or "base").frame(items=True)
+        kind = frame["fine_tune"].map(lambda name: plan.record_kind(profile, name))
+        if kind_of is not None:  # every record of that store is of its kind (base models are never in it)
+            kind = kind.where(kind.isna() | (kind == "base"), kind_of)
+        frame = frame[kind.isin(wanted_kinds)]
+        if not stale:
+            current = _current_rows(profile, frame, schedule)
+            for name, n in kind[frame.index][~current].value_counts().items():
+                left_out[name] = left_out.get(name, 0) + int(n)
+            frame = frame[current]
+        parts.append(frame.assign(schedule=schedule))
+    frame = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
     frame = (frame if items else frame.drop(columns=list(results.ITEM_COLUMNS))).reset_index(drop=True)
     frame.attrs.update(left_out=left_out, note=_left_out_note(profile, left_out))
     return frame
 
 
-def _current_rows(profile: Profile, frame: pd.DataFrame) -> pd.Series:
+def _current_rows(profile: Profile, frame: pd.DataFrame, schedule: str = "fixed") -> pd.Series:
     """Per row: is the record the one today's settings ask for (its identity hash equals the wanted identity's)?"""
     cache: dict = {}
     flags = []
@@ -122,7 +133,7 @@ def _current_rows(profile: Profile, frame: pd.DataFrame) -> pd.Series:
         key = {f: getattr(row, f) for f in results.KEY_FIELDS}
         key["seed"] = None if key["fine_tune"] == results.BASE else int(key["seed"])
         point = plan.resolved(profile, key["ckpt"], cache)
-        wanted = None if point is None else plan.wanted_identity(profile, key, model_identity(point))
+        wanted = None if point is None else plan.wanted_identity(profile, key, model_identity(point), schedule)
         flags.append(wanted is not None and identity.digest(wanted) == row.identity_hash)
     return pd.Series(flags, index=frame.index, dtype=bool)
 
@@ -201,7 +212,7 @@ def model_identity(ckpt: ladder.Checkpoint) -> dict:
 
 def pending(profile: Profile, job: plan.Job, ckpt: ladder.Checkpoint) -> list[tuple[dict, dict]]:
     """(key, identity) of the records of a job that are missing, stale or corrupt (each reported), in plan order."""
-    st, todo = store(profile), []
+    st, todo = store(profile, job.kind), []
     for key, wanted in plan.record_requests(job, model_identity(ckpt)):
         status = st.status(key, wanted)
         if status.state == "done":
@@ -267,11 +278,12 @@ def _generator(profile: Profile, loaded: Loaded, weights: Path | None):
 
 
 def evaluate_requests(profile: Profile, model, tokenizer, requests: list[tuple[dict, dict]], provenance: dict, *,
-                      progress: bool = True, generate_fn=None) -> int:
-    """Score `model` on every requested (key, identity) record and write each one; returns how many ran."""
+                      progress: bool = True, generate_fn=None, kind: str = "base") -> int:
+    """Score `model` on every requested (key, identity) record and write each one (into the store of record `kind`);
+    returns how many ran."""
     from tqdm.auto import tqdm
 
-    st = store(profile)
+    st = store(profile, kind)
     cache: dict[str, list[dict]] = {}
     first = requests[0][0] if requests else {}
     for key, wanted in tqdm(requests, desc=f"eval {first.get('ckpt')}/{first.get('fine_tune')}",
@@ -336,15 +348,47 @@ def run_base(profile: Profile, ckpt="all", *, progress: bool = True) -> int:
     return done
 
 
+def _as_examples(dataset: tasks.Dataset, rows: list[dict]) -> list[dict]:
+    """Training rows as the training loop takes them: Tulu messages (chat sets) or prompt/completion pairs rendered in
+    the default "###" template."""
+    if dataset.kind == "chat":
+        return [{"messages": row["messages"]} for row in rows]
+    return [{"prompt": tasks.render(dataset, row, "default"), "completion": row["target"]} for row in rows]
+
+
+def _sample(profile: Profile, spec: FineTune, extra: int = 0) -> list[dict]:
+    """The training set's rows after the paper's shuffle(seed=42): the training sample's (first n, or a fraction),
+    then `extra` more."""
+    if spec.n_train is not None:
+        n = spec.n_train
+    elif spec.fraction is not None:
+        n = len(tasks.sample_train(spec.train_set, fraction=spec.fraction, seed=identity.DATA_SEED,
+                                   source=profile.data_source))
+    else:
+        n = 6000
+    return tasks.sample_train(spec.train_set, n=n + extra, seed=identity.DATA_SEED, source=profile.data_source)
+
+
 def train_examples(profile: Profile, spec: FineTune) -> list[dict]:
     """Training examples as the paper made them: shuffle(seed=42), first n (or a fraction); supervised sets rendered
     in the default "###" template as prompt/completion pairs, chat sets as Tulu messages."""
     dataset = tasks.get(spec.train_set)
     rows = tasks.sample_train(spec.train_set, n=spec.n_train if spec.n_train is not None else 6000,
                               fraction=spec.fraction, seed=identity.DATA_SEED, source=profile.data_source)
-    if dataset.kind == "chat":
-        return [{"messages": row["messages"]} for row in rows]
-    return [{"prompt": tasks.render(dataset, row, "default"), "completion": row["target"]} for row in rows]
+    return _as_examples(dataset, rows)
+
+
+def validation_examples(profile: Profile, spec: FineTune) -> list[dict]:
+    """The fine-tune-to-convergence schedule's validation split: the `convergence.n_val` rows that follow the training
+    sample in the same seeded shuffle of the training data, so disjoint from it (tested); rendered as training
+    examples."""
+    n_val = spec.convergence.n_val
+    try:
+        rows = _sample(profile, spec, n_val)
+    except ValueError as err:
+        raise ValueError(f"{spec.train_set!r} has too few rows for a validation split of {n_val} after the "
+                         f"training sample: lower convergence.n_val ({err})") from None
+    return _as_examples(tasks.get(spec.train_set), rows[len(rows) - n_val:])
 
 
 def _heldout_losses(profile: Profile, model, tokenizer) -> np.ndarray:
@@ -358,15 +402,22 @@ def _current(path: Path, wanted: dict) -> bool:
     return artifacts.status(path, wanted).state == "done"
 
 
+CONVERGE_LOG = ("validation", "best_step", "best_loss", "stopped_step", "kept_step", "stopped_early", "epochs_horizon",
+                "total_steps")
+
+
 def _write_training_record(profile: Profile, ckpt: ladder.Checkpoint, spec: FineTune, train_log: dict,
                            provenance: dict) -> None:
-    """The fine-tuning's own record: its loss curve, under the identity of the training that made it."""
+    """The fine-tuning's own record: its loss curve and zero-step loss (the fine-tune-to-convergence schedule: and its
+    validation curve, where it stopped and which step's weights it kept), under the identity of the training that
+    made it."""
     artifacts.write(results_dir(profile.name), plan.training_path(profile, ckpt.label, spec),
                     plan.training_identity(profile, ckpt, spec),
                     {"ckpt": ckpt.label, "step": ckpt.step, "fine_tune": spec.name, "method": spec.method,
-                     "seed": spec.seed, "provenance": provenance, "loss": train_log["loss"], "lr": train_log["lr"],
+                     "seed": spec.seed, "schedule": spec.schedule, "provenance": provenance, "loss": train_log["loss"],
+                     "lr": train_log["lr"], "zero_step_loss": train_log["zero_step_loss"],
                      "n_examples": train_log["n_examples"], "steps": len(train_log["loss"]),
-                     "seconds": train_log.get("seconds")})
+                     "seconds": train_log.get("seconds"), **{k: train_log[k] for k in CONVERGE_LOG if k in train_log}})
 
 
 def _write_forgetting(profile: Profile, ckpt: ladder.Checkpoint, spec: FineTune, base_losses: np.ndarray,
@@ -393,19 +444,96 @@ def _save_weights(profile: Profile, ckpt: ladder.Checkpoint, spec: FineTune, sav
     return out
 
 
-def fine_tuned_model(profile: Profile, ckpt: ladder.Checkpoint, spec: FineTune, *, progress: bool = True):
+class _Dynamics:
+    """The evaluations along one supervised fine-tuning (Profile.dynamics): called by the training loop after the
+    optimizer step each fraction falls on, it scores the model on the dynamics plan (the dynamics' first items of
+    each set) and on the held-out pre-training text, and keeps every point for `write`."""
+
+    def __init__(self, profile: Profile, spec: FineTune, tokenizer):
+        self.profile, self.spec, self.tokenizer = profile, spec, tokenizer
+        self.scored = plan.dynamics_profile(profile)
+        self.plan = plan.dynamics_plan(profile, profile.task(spec.name))
+        self.examples = {s: _examples(self.scored, s) for s, _ in self.plan}
+        settings = profile.sensitivity
+        self.blocks = (probe.heldout_token_blocks(tokenizer, settings.block, settings.tokens)
+                       if profile.dynamics.heldout else None)
+        self.points: list[dict] = []
+
+    def __call__(self, fraction: float, step: int, model) -> None:
+        start = time.perf_counter()
+        scored = self._scoring_model(model)
+        evals = []
+        for eval_set, fmt in self.plan:
+            dataset = tasks.get(eval_set)
+            out = evaluate.evaluate_examples(scored, self.tokenizer, dataset, self.examples[eval_set], fmt,
+                                             self.profile.shots, batch_size=self.profile.eval_batch_size,
+                                             max_length=self.profile.max_length,
+                                             max_new_tokens=self.profile.max_new_tokens,
+                                             gold_leak=self.profile.llmbar_gold_leak,
+                                             shared_prefix=self.profile.shared_prefix)
+            evals.append({"eval_set": eval_set, "format": fmt, "metric": dataset.metric,
+                          **evaluate.bootstrap_ci(out.scores, seed=self.profile.bootstrap_seed),
+                          "n_truncated": int(out.n_truncated), "scores": np.asarray(out.scores).tolist(),
+                          "predictions": list(out.predictions), "references": list(out.references)})
+        began = time.perf_counter()
+        heldout = probe.block_losses(scored, self.blocks).tolist() if self.blocks is not None else None
+        heldout_seconds = round(time.perf_counter() - began, 3)
+        if scored is not model:
+            del scored
+            gc.collect()
+        self.points.append({"fraction": fraction, "step": step, "evals": evals, "heldout": heldout,
+                            "heldout_seconds": heldout_seconds if heldout is not None else None,
+                            "heldout_tokens": int(self.blocks.numel()) if heldout is not None else 0,
+                            "seconds": round(time.perf_counter() - start, 3)})
+
+    def _scoring_model(self, model):
+        """The model as the final records score it: in the evaluation dtype (a copy when it is not the training's
+        float32 master weights)."""
+        import copy
+
+        dtype = ladder.torch_dtype(self.profile.eval_dtype, self.profile.device)
+        if next(model.parameters()).dtype == dtype:
+            return model
+        return copy.deepcopy(model).to(dtype).eval()
+
+    def write(self, ckpt: ladder.Checkpoint, total_steps: int, provenance: dict) -> None:
+        """Every point, under the identity of the training, the points, the evaluations and the held-out text."""
+        artifacts.write(results_dir(self.profile.name), plan.dynamics_path(self.profile, ckpt.label, self.spec),
+                        plan.dynamics_identity(self.profile, ckpt, self.spec),
+                        {"ckpt": ckpt.label, "step": ckpt.step, "fine_tune": self.spec.name,
+                         "method": self.spec.method, "seed": self.spec.seed, "schedule": self.spec.schedule,
+                         "total_steps": total_steps, "shots": self.profile.shots, "provenance": provenance,
+                         "points": self.points})
+
+
+def _zero_step_loss(profile: Profile, ckpt: ladder.Checkpoint, spec: FineTune) -> float:
+    """The base checkpoint's training loss on the run's examples before any update (for a training record written
+    before the zero-step loss was: measured from the base, no retraining)."""
+    from . import train
+
+    base = load_base(profile, ckpt, dtype="float32")
+    loss = train.completion_loss(base.model, base.tokenizer, train_examples(profile, spec), spec.train, kind=spec.kind)
+    _release(base)
+    return loss
+
+
+def fine_tuned_model(profile: Profile, ckpt: ladder.Checkpoint, spec: FineTune, *, progress: bool = True,
+                     dynamics: bool = False):
     """The checkpoint fine-tuned as `spec` says: loaded from results/<profile>/models if a finished copy made under
     the same settings is there (so an interrupted evaluation, or a changed evaluation setting, needs no retraining),
-    else trained now and saved there with its training record (loss curve). Its forgetting rows (held-out loss of the
-    model and of its base) are measured too unless they are current. Returns (Loaded, training summary)."""
+    else trained now and saved there with its training record (loss curve, zero-step loss). Its forgetting rows
+    (held-out loss of the model and of its base) are measured too unless they are current. `dynamics`: train it
+    again, evaluating it along the way (Profile.dynamics; the points cannot be had otherwise), and store those
+    records. A `spec` of the fine-tune-to-convergence schedule trains until its validation loss stops improving.
+    Returns (Loaded, training summary)."""
     from . import train
 
     out = plan.weights_dir(profile, ckpt.label, spec)
     wanted = plan.weights_identity(profile, ckpt, spec)
-    measure = not _current(plan.forgetting_path(profile, ckpt.label, spec), plan.forgetting_identity(profile, ckpt,
-                                                                                                      spec))
+    measure = plan.measures_forgetting(spec) and not _current(plan.forgetting_path(profile, ckpt.label, spec),
+                                                              plan.forgetting_identity(profile, ckpt, spec))
     dtype = ladder.torch_dtype(profile.eval_dtype, profile.device)
-    done = artifacts.load(out / artifacts.DONE, wanted, "fine-tuned model")
+    done = None if dynamics else artifacts.load(out / artifacts.DONE, wanted, "fine-tuned model")
     if done is not None:  # the folder holds weights and tokenizer (LoRA: the adapter), its DONE their identity
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -416,8 +544,10 @@ def fine_tuned_model(profile: Profile, ckpt: ladder.Checkpoint, spec: FineTune, 
             model = AutoModelForCausalLM.from_pretrained(out, dtype=dtype).to(profile.device).eval()
         loaded = Loaded(model, AutoTokenizer.from_pretrained(out), done["provenance"])
         if not _current(plan.training_path(profile, ckpt.label, spec), plan.training_identity(profile, ckpt, spec)):
-            _write_training_record(profile, ckpt, spec, json.loads((out / "train_log.json").read_text()),
-                                   loaded.provenance)
+            train_log = json.loads((out / "train_log.json").read_text())
+            if "zero_step_loss" not in train_log:  # trained before the zero-step loss was recorded
+                train_log["zero_step_loss"] = _zero_step_loss(profile, ckpt, spec)
+            _write_training_record(profile, ckpt, spec, train_log, loaded.provenance)
         if measure:
             base = load_base(profile, ckpt)
             base_losses = _heldout_losses(profile, base.model, base.tokenizer)
@@ -429,19 +559,38 @@ def fine_tuned_model(profile: Profile, ckpt: ladder.Checkpoint, spec: FineTune, 
     base_losses = _heldout_losses(profile, loaded.model, loaded.tokenizer) if measure else None
     examples = train_examples(profile, spec)
     trained = train.attach_lora(loaded.model, spec.lora, spec.seed) if spec.method == "lora" else loaded.model
+    along = _Dynamics(profile, spec, loaded.tokenizer) if dynamics else None
+    extra = {}
+    if along is not None:
+        extra.update(points=profile.dynamics.fractions, on_point=along)
+    if spec.schedule == plan.CONVERGE:
+        validation = validation_examples(profile, spec)
+        extra.update(converge=spec.convergence, validate=lambda model: train.completion_loss(
+            model, loaded.tokenizer, validation, spec.train, kind=spec.kind))
     # the per-step bar only where someone watches a terminal; the notebooks show the returned summary
     train_log = train.fine_tune(trained, loaded.tokenizer, examples, spec.train, kind=spec.kind,
-                                progress=progress and sys.stderr.isatty(), device=profile.device)
+                                progress=progress and sys.stderr.isatty(), device=profile.device, **extra)
     summary = {"n_train": len(examples), "steps": len(train_log["loss"]), "final_loss": train_log["loss"][-1],
-               "first_loss": train_log["loss"][0], "seconds": train_log.get("seconds")}
+               "first_loss": train_log["loss"][0], "zero_step_loss": train_log["zero_step_loss"],
+               "seconds": train_log.get("seconds")}
+    if spec.schedule == plan.CONVERGE:
+        summary.update(kept_step=train_log["kept_step"], best_loss=train_log["best_loss"],
+                       stopped_early=train_log["stopped_early"])
+    # Trained again only to be evaluated along the way: kept weights and a training record made under the same
+    # settings stay as they are (training is seeded, so this run made the same model).
+    kept = _current(out / artifacts.DONE, wanted)
     if spec.method == "lora":  # keep the small adapter; evaluate the merged model with the same code as full FT
-        _save_weights(profile, ckpt, spec, lambda folder: train.save_adapter(trained, loaded.tokenizer, folder),
-                      train_log, summary, loaded.provenance)
+        if not kept:
+            _save_weights(profile, ckpt, spec, lambda folder: train.save_adapter(trained, loaded.tokenizer, folder),
+                          train_log, summary, loaded.provenance)
         loaded.model = train.merge_lora(trained)
-    else:
+    elif not kept:
         _save_weights(profile, ckpt, spec, lambda folder: train.save_fine_tuned(
             loaded.model, loaded.tokenizer, folder, dtype=profile.eval_dtype), train_log, summary, loaded.provenance)
-    _write_training_record(profile, ckpt, spec, train_log, loaded.provenance)
+    if not _current(plan.training_path(profile, ckpt.label, spec), plan.training_identity(profile, ckpt, spec)):
+        _write_training_record(profile, ckpt, spec, train_log, loaded.provenance)
+    if along is not None:
+        along.write(ckpt, train_log["total_steps"], loaded.provenance)
     if measure:
         _write_forgetting(profile, ckpt, spec, base_losses, _heldout_losses(profile, loaded.model, loaded.tokenizer),
                           loaded.provenance)
@@ -456,9 +605,10 @@ def _job_id(profile: Profile, job: plan.Job) -> str:
 
 
 def _fine_tune_and_evaluate(profile: Profile, job: plan.Job, ckpt: ladder.Checkpoint, *, progress: bool) -> list[dict]:
-    """Fine-tune one checkpoint per training run of `job` when any of its records or its training record is missing
-    or stale, run the job's evaluation plan on each, then drop the weights that are not kept. Stale forgetting rows
-    are re-measured from kept weights; where the weights are gone they are reported, with the fix, not retrained for."""
+    """Fine-tune one checkpoint per training run of `job` when any of its records, its training record or its
+    records along fine-tuning (Profile.dynamics) are missing or stale, run the job's evaluation plan on each, then
+    drop the weights that are not kept. Stale forgetting rows are re-measured from kept weights; where the weights
+    are gone they are reported, with the fix, not retrained for."""
     outcomes = []
     for spec in job.fine_tunes:
         single = dataclasses.replace(job, fine_tunes=(spec,))
@@ -467,20 +617,25 @@ def _fine_tune_and_evaluate(profile: Profile, job: plan.Job, ckpt: ladder.Checkp
         trained = _current(plan.training_path(profile, ckpt.label, spec), plan.training_identity(profile, ckpt, spec))
         forgetting = artifacts.status(plan.forgetting_path(profile, ckpt.label, spec),
                                       plan.forgetting_identity(profile, ckpt, spec))
-        if not todo and trained and forgetting.state == "done":
+        forgotten = forgetting.state == "done" or not plan.measures_forgetting(spec)
+        dynamics = plan.has_dynamics(profile, spec) and not _current(
+            plan.dynamics_path(profile, ckpt.label, spec), plan.dynamics_identity(profile, ckpt, spec))
+        if not todo and trained and forgotten and not dynamics:
             outcomes.append({**row, "status": "recorded"})
             continue
         weights = plan.weights_dir(profile, ckpt.label, spec)
-        if not todo and trained and not _current(weights / artifacts.DONE, plan.weights_identity(profile, ckpt, spec)):
+        if not todo and trained and not dynamics and \
+                not _current(weights / artifacts.DONE, plan.weights_identity(profile, ckpt, spec)):
             changed = f" (changed: {', '.join(forgetting.changed)})" if forgetting.state == "stale" else ""
             log.warning("forgetting rows %s are %s%s; %s", forgetting.path, forgetting.state, changed,
                         plan.forgetting_fix(profile, _job_id(profile, job)))
             outcomes.append({**row, "status": f"forgetting {forgetting.state}: weights not kept"})
             continue
         _preflight(profile, job)
-        loaded, summary = fine_tuned_model(profile, ckpt, spec, progress=progress)
+        loaded, summary = fine_tuned_model(profile, ckpt, spec, progress=progress, dynamics=dynamics)
         records = evaluate_requests(profile, loaded.model, loaded.tokenizer, todo, _provenance(profile, loaded, spec),
-                                    progress=progress, generate_fn=_generator(profile, loaded, weights))
+                                    progress=progress, generate_fn=_generator(profile, loaded, weights),
+                                    kind=job.kind)
         _release(loaded)
         if not profile.keep_weights:
             shutil.rmtree(weights, ignore_errors=True)
@@ -491,7 +646,8 @@ def _fine_tune_and_evaluate(profile: Profile, job: plan.Job, ckpt: ladder.Checkp
 
 def run_sft(profile: Profile, ckpt="all", task: str | TaskPlan = "all", *, progress: bool = True) -> pd.DataFrame:
     """Fine-tune each checkpoint named by `ckpt` on each task named by `task` (if any of its records is missing or
-    stale) and run each fine-tuned model's whole evaluation plan; one row per fine-tuning run."""
+    stale) and run each fine-tuned model's whole evaluation plan; one row per fine-tuning run. With
+    Profile.dynamics, each fine-tuning is also evaluated along the way (its records: `dynamics_frame`)."""
     if not runs_models(profile):
         return pd.DataFrame()
     chosen = [task] if isinstance(task, TaskPlan) else select_tasks(profile, task)
@@ -512,6 +668,21 @@ def run_instruction_tuning(profile: Profile, ckpt="all", *, progress: bool = Tru
     rows = [outcome for point in checkpoints(profile, chosen)
             for outcome in _fine_tune_and_evaluate(profile, plan.find_job(profile, notebook, point.label, name), point,
                                                    progress=progress)]
+    return pd.DataFrame(rows)
+
+
+def run_converge(profile: Profile, ckpt="all", task: str = "all", *, progress: bool = True) -> pd.DataFrame:
+    """Beyond the paper (Profile.converge): fine-tune each checkpoint named by `ckpt` on each task named by `task` (and
+    the instruction mixture) until its validation loss stops improving, and score it where the claims that compare
+    rungs read it (the "Learned in FT" sets); one row per fine-tuning run. Nothing when the switch is off."""
+    if not runs_models(profile) or not profile.converge:
+        return pd.DataFrame()
+    notebook = stages.runner_of(plan.CONVERGE).notebook
+    names = None if task == "all" else {task}
+    rows = [outcome for point in checkpoints(profile, ckpt)
+            for job in plan.jobs(profile) if job.notebook == notebook and job.ckpt == point.label
+            and (names is None or job.task in names)
+            for outcome in _fine_tune_and_evaluate(profile, job, point, progress=progress)]
     return pd.DataFrame(rows)
 
 
@@ -592,25 +763,27 @@ def sensitivity_rows(profile: Profile) -> pd.DataFrame:
                    [digest for digest, _ in found], notes)
 
 
-TRAINING_COLUMNS = ("ckpt", "step", "fine_tune", "method", "seed", "n_examples", "steps", "first_loss", "final_loss",
-                    "train_loss", "base_loss", "loss", "delta_loss", "block_deltas")
-_RUN = ("ckpt", "fine_tune", "method", "seed")
+TRAINING_COLUMNS = ("ckpt", "step", "fine_tune", "method", "seed", "schedule", "n_examples", "steps", "first_loss",
+                    "final_loss", "train_loss", "zero_step_loss", "base_loss", "loss", "delta_loss", "block_deltas")
+_RUN = ("ckpt", "fine_tune", "method", "seed", "schedule")
 
 
 def _fine_tune_rows(profile: Profile, lead: str) -> pd.DataFrame:
     """One row per fine-tuned model of the study whose `lead` artifact ('training' or 'forgetting') is current, with
-    the other one's columns where that one is current too."""
+    the other one's columns where that one is current too (forgetting rows: the fixed schedule's only)."""
     rows: dict[tuple, dict] = {}
     read = {kind: current_artifacts(profile, kind) for kind in ("training", "forgetting")}
     for stored in (s for _, s in read["training"][0]):
         loss = stored["loss"]
-        rows.setdefault(tuple(stored[c] for c in _RUN), {}).update(
-            {c: stored[c] for c in (*_RUN, "step", "n_examples", "steps")}, first_loss=loss[0], final_loss=loss[-1],
-            train_loss=loss, training=True)
+        run = {c: stored.get(c, "fixed") for c in _RUN}
+        rows.setdefault(tuple(run.values()), {}).update(
+            run, **{c: stored[c] for c in ("step", "n_examples", "steps")}, first_loss=loss[0], final_loss=loss[-1],
+            train_loss=loss, zero_step_loss=stored.get("zero_step_loss", math.nan), training=True)
     for stored in (s for _, s in read["forgetting"][0]):
         base, tuned = np.asarray(stored["base_heldout"]), np.asarray(stored["heldout"])
-        rows.setdefault(tuple(stored[c] for c in _RUN), {}).update(
-            {c: stored[c] for c in (*_RUN, "step")}, base_loss=float(base.mean()), loss=float(tuned.mean()),
+        run = {**{c: stored[c] for c in _RUN if c != "schedule"}, "schedule": "fixed"}
+        rows.setdefault(tuple(run.values()), {}).update(
+            run, step=stored["step"], base_loss=float(base.mean()), loss=float(tuned.mean()),
             delta_loss=float((tuned - base).mean()), block_deltas=tuned - base, forgetting=True)
     frame = pd.DataFrame([row for row in rows.values() if row.get(lead)], columns=list(TRAINING_COLUMNS))
     frame.attrs.update(digests=sorted(d for d, _ in read[lead][0]), left_out=read[lead][1])
@@ -619,8 +792,10 @@ def _fine_tune_rows(profile: Profile, lead: str) -> pd.DataFrame:
 
 def training_frame(profile: Profile) -> pd.DataFrame:
     """One row per fine-tuned model of the study whose training record is current: its training-loss curve
-    (`train_loss`, per optimizer step) and, where its forgetting rows are current, its held-out pre-training-text loss
-    (`loss`) against its base's (`base_loss`), per block (`block_deltas`). Empty for released numbers."""
+    (`train_loss`, per optimizer step), its zero-step loss (`zero_step_loss`: the base model's training loss on the
+    run's examples before any update, nats/token), its `schedule` ('fixed', or 'converge' beyond the paper) and,
+    where its forgetting rows are current, its held-out pre-training-text loss (`loss`) against its base's
+    (`base_loss`), per block (`block_deltas`). Empty for released numbers."""
     return _fine_tune_rows(profile, "training")
 
 
@@ -628,6 +803,146 @@ def forgetting_frame(profile: Profile) -> pd.DataFrame:
     """The forgetting frame of claim S3: one row per fine-tuned model whose forgetting rows are current (columns of
     `training_frame`); attrs['left_out'] names the stale ones. Empty for released numbers."""
     return _fine_tune_rows(profile, "forgetting")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# beyond the paper: linear probes per rung, records along fine-tuning
+
+
+def _probe_frame(stored: dict) -> pd.DataFrame:
+    frame = pd.DataFrame(stored["rows"], columns=list(probes_module.PROBE_COLUMNS))
+    frame["scores"] = [np.asarray(v, dtype=float) for v in frame["scores"]]
+    frame["C"] = pd.to_numeric(frame["C"], errors="coerce")
+    frame.insert(0, "step", stored["step"])
+    frame.insert(0, "ckpt", stored["ckpt"])
+    return frame
+
+
+PROBE_FRAME_COLUMNS = ("ckpt", "step", *probes_module.PROBE_COLUMNS)
+
+
+def probes(profile: Profile, ckpt="all", *, enabled: bool = True) -> pd.DataFrame:
+    """Beyond the paper: linear probes (amuro_utils.probes) on the frozen hidden states of each checkpoint named by
+    `ckpt`, one row per (ckpt, classification task, layer): held-out accuracy with its per-item scores, chance, the
+    held-out majority share, the rows used and the chosen C. Each checkpoint's rows are stored in
+    results/<profile>/probes/<ckpt>.json under their identity (the checkpoint, the probe settings, the probed rows,
+    the probe code's version) and recomputed only when it changes. Empty when off (Profile.probes None, `enabled`
+    False, no classification task) or for released numbers."""
+    from . import probes as linear
+
+    chosen = plan.probe_tasks(profile)
+    if not enabled or not chosen or not runs_models(profile):
+        return pd.DataFrame(columns=list(PROBE_FRAME_COLUMNS))
+    frames = []
+    for point in checkpoints(profile, ckpt):
+        path, wanted = plan.probes_path(profile, point.label), plan.probes_identity(profile, point)
+        stored = artifacts.load(path, wanted, "probe rows")
+        if stored is None:
+            start = time.perf_counter()
+            loaded = load_base(profile, point)
+            rows = linear.probe_model(loaded.model, loaded.tokenizer, chosen, profile.probes,
+                                      source=profile.data_source, max_length=profile.max_length)
+            artifacts.write(results_dir(profile.name), path, wanted,
+                            {"ckpt": point.label, "step": point.step, "provenance": _provenance(profile, loaded, None),
+                             "seconds": round(time.perf_counter() - start, 3),
+                             "rows": rows.assign(scores=[s.tolist() for s in rows["scores"]]).to_dict("records")})
+            _release(loaded)
+            stored = artifacts.read(path)[0]  # as stored: the same frame whether computed now or read back
+        frames.append(_probe_frame(stored))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(PROBE_FRAME_COLUMNS))
+
+
+def probe_frame(profile: Profile) -> pd.DataFrame:
+    """The current linear-probe rows of the study's checkpoints (nothing is computed; empty if none): ckpt, step and
+    probes.PROBE_COLUMNS (scores: per held-out item, np.ndarray); attrs: the identity hashes read, what was left
+    out."""
+    found, notes = current_artifacts(profile, "probes", ("base",))
+    return _frames([_probe_frame(stored) for _, stored in found], PROBE_FRAME_COLUMNS,
+                   [digest for digest, _ in found], notes)
+
+
+DYNAMICS_COLUMNS = ("ckpt", "step", "fine_tune", "method", "seed", "schedule", "ft_fraction", "ft_step", "eval_set",
+                    "format", "shots", "metric", "performance", "n", "scores", "predictions", "references", "source",
+                    "derived")
+HELDOUT_LOSS = "heldout_loss"  # the eval_set of held-out pre-training-text loss rows along fine-tuning
+
+
+def dynamics_frame(profile: Profile) -> pd.DataFrame:
+    """Beyond the paper: one row per cell along fine-tuning, for every fine-tuned model whose records along its
+    fine-tuning are current: ckpt, step, fine_tune, method, seed, schedule, ft_fraction (of its optimizer steps),
+    ft_step (the optimizer step), eval_set, format, shots, metric, performance, n, scores (np.ndarray per item),
+    predictions, references. Held-out pre-training-text loss rows have eval_set 'heldout_loss' (metric 'loss',
+    performance = the mean loss, scores = the per-block losses). Fractions 0 (the base model) and 1 (the fine-tuned
+    model) are added from the ordinary records and the forgetting rows, cut to the items scored along the way (the
+    first items of each set, scored alike: `derived` True), so every point of a curve scores the same items.
+    attrs: the identity hashes read, what was left out."""
+    found, notes = current_artifacts(profile, "dynamics", ("sft",))
+    rows = []
+    for _, stored in found:
+        run = {c: stored[c] for c in ("ckpt", "step", "fine_tune", "method", "seed", "schedule")}
+        for point in stored["points"]:
+            where = {**run, "ft_fraction": float(point["fraction"]), "ft_step": int(point["step"]),
+                     "shots": stored["shots"], "source": "run", "derived": False}
+            for e in point["evals"]:
+                rows.append({**where, **{c: e[c] for c in ("eval_set", "format", "metric", "performance", "n")},
+                             "scores": np.asarray(e["scores"], dtype=float), "predictions": e["predictions"],
+                             "references": e["references"]})
+            if point.get("heldout") is not None:
+                rows.append({**where, **_loss_row(point["heldout"])})
+    frame = pd.DataFrame(rows, columns=list(DYNAMICS_COLUMNS))
+    if len(frame):
+        frame = pd.concat([frame, _dynamics_ends(profile, frame, found)], ignore_index=True)
+    frame.attrs.update(digests=sorted(d for d, _ in found), left_out=notes)
+    return frame
+
+
+def _loss_row(losses) -> dict:
+    losses = np.asarray(losses, dtype=float)
+    return {"eval_set": HELDOUT_LOSS, "format": "default", "metric": "loss", "performance": float(losses.mean()),
+            "n": len(losses), "scores": losses, "predictions": None, "references": None}
+
+
+def _dynamics_ends(profile: Profile, along: pd.DataFrame, found: list) -> pd.DataFrame:
+    """Fractions 0 and 1 of every curve along fine-tuning (unless scored along the way, as 1.0 may be): the base and
+    the fine-tuned model's current records (and forgetting rows), cut to as many items as the points along the way
+    scored."""
+    records = load_frame(profile, items=True, kinds=("base", "sft"))
+    run_of = lambda s: (s["ckpt"], s["fine_tune"], s["method"], s["seed"])  # noqa: E731
+    forgetting = {run_of(s): s for _, s in current_artifacts(profile, "forgetting", ("sft",))[0]}
+    runs = {run_of(s): s for _, s in found}
+    out = []
+    cells = along[["ckpt", "fine_tune", "method", "seed", "eval_set", "format", "n"]].drop_duplicates(
+        ["ckpt", "fine_tune", "method", "seed", "eval_set", "format"])
+    for cell in cells.itertuples(index=False):
+        stored = runs[(cell.ckpt, cell.fine_tune, cell.method, cell.seed)]
+        base = {c: stored[c] for c in ("ckpt", "step", "fine_tune", "method", "seed", "schedule")}
+        scored = {float(p["fraction"]) for p in stored["points"]}
+        for fraction, ft_step in ((0.0, 0), (1.0, stored["total_steps"])):
+            if fraction in scored:
+                continue
+            where = {**base, "ft_fraction": fraction, "ft_step": ft_step, "shots": stored["shots"], "source": "run",
+                     "derived": True}
+            if cell.eval_set == HELDOUT_LOSS:
+                rows = forgetting.get(run_of(stored))
+                if rows is not None:
+                    out.append({**where, **_loss_row(rows["base_heldout" if fraction == 0.0 else "heldout"])})
+                continue
+            model = results.BASE if fraction == 0.0 else cell.fine_tune
+            match = records[(records["ckpt"] == cell.ckpt) & (records["fine_tune"] == model)
+                            & (records["eval_set"] == cell.eval_set) & (records["format"] == cell.format)
+                            & (records["shots"] == stored["shots"])]
+            if model != results.BASE:
+                match = match[(match["method"] == cell.method) & (match["seed"] == cell.seed)]
+            if not len(match):
+                continue
+            row = match.iloc[0]
+            n = min(int(cell.n), len(row["scores"]))
+            scores = np.asarray(row["scores"], dtype=float)[:n]
+            out.append({**where, "eval_set": cell.eval_set, "format": cell.format, "metric": row["metric"],
+                        "performance": float(scores.mean()), "n": n, "scores": scores,
+                        "predictions": list(row["predictions"])[:n] if row["predictions"] is not None else None,
+                        "references": list(row["references"])[:n] if row["references"] is not None else None})
+    return pd.DataFrame(out, columns=list(DYNAMICS_COLUMNS))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -691,6 +1006,11 @@ def draw(profile: Profile, notebook: str, *, overlay_paper: bool = False, enable
             tables[stem + suffix] = stages.resolve(maker)(study)
             files += plots.write_table(tables[stem + suffix], profile, stem + suffix)
     notes = [df.attrs["note"]] if df.attrs.get("note") else []
+    if stage.beyond_figures:
+        run = beyond_run(profile)
+        for stem in stage.beyond_figures:
+            files += run.figure(stem)
+        notes += run.notes
     if runs_models(profile):
         for stem, (kind, maker) in stage.artifact_figures.items():
             rows, extra = _artifact_figure_input(profile, stage, kind)
@@ -712,40 +1032,87 @@ ARTIFACT_CLAIMS = {"sensitivity": ("S1",), "forgetting": ("S3",)}
 SCORECARD_READS = stages.get(stages.writers_of("scorecard")[0]).reads
 
 
+# What the questions beyond the paper read besides the claims' inputs (pipeline frames, in `claim_inputs`).
+BEYOND_FRAMES = {"training": training_frame, "dynamics": dynamics_frame, "probes": probe_frame}
+
+
 def claim_inputs(profile: Profile, reads: tuple[str, ...] = SCORECARD_READS) -> dict:
     """What the claims judge, current under today's settings: the records of the kinds in `reads` (with per-item
-    scores), and, where `reads` names them, the sensitivity rows and the forgetting rows; of this profile's run or of
-    the authors' release."""
+    scores; 'converge' adds the fine-tune-to-convergence records, column `schedule`), and, where `reads` names them,
+    the sensitivity rows, the forgetting rows and what the questions beyond the paper read (training records with
+    their zero-step loss, records along fine-tuning, probe rows); of this profile's run or of the authors' release."""
     kinds = tuple(k for k in reads if k in stages.RECORD_KINDS)
-    return {"df": load_frame(profile, items=True, kinds=kinds),
-            "sensitivity": sensitivity_rows(profile) if "sensitivity" in reads else None,
-            "forgetting": forgetting_frame(profile) if "forgetting" in reads else None}
+    inputs = {"df": load_frame(profile, items=True, kinds=kinds),
+              "sensitivity": sensitivity_rows(profile) if "sensitivity" in reads else None,
+              "forgetting": forgetting_frame(profile) if "forgetting" in reads else None}
+    inputs.update({kind: make(profile) if kind in reads else None for kind, make in BEYOND_FRAMES.items()})
+    return inputs
+
+
+def _judges_beyond(inputs: dict) -> bool:
+    """Whether these inputs are those of the questions beyond the paper (the stage that reads them all)."""
+    return all(inputs.get(kind) is not None for kind in BEYOND_FRAMES)
 
 
 def verdicts(profile: Profile, notebook: str) -> str:
     """Markdown: the verdicts of the claims a notebook's figures bear on (its stage's `claims`), computed from the
     results it reads, one table per fine-tuning method. The notebook that writes the scorecard also writes it
-    (figures/<profile>/claims.md and .csv)."""
+    (figures/<profile>/claims.md and .csv, with its "Beyond the paper" section, and beyond.md / .csv) and, when it is
+    the notebook of the questions beyond the paper, shows their section."""
     from . import claims
 
     stage = stages.get(notebook)
     inputs = claim_inputs(profile, stage.reads)
     parts = [claims.notebook_verdicts(notebook, inputs["df"], profile, sensitivity=inputs["sensitivity"],
-                                      forgetting=inputs["forgetting"], method=method) for method in profile.methods]
+                                      forgetting=inputs["forgetting"], method=method)
+             for method in profile.methods if stage.claims]
     if "scorecard" in stage.writes:
         paths = scorecard(profile, inputs if set(SCORECARD_READS) <= set(stage.reads) else None)
-        parts.append(f"The whole scorecard: `{paths[-1]}`")
+        if _judges_beyond(inputs):
+            from . import beyond
+
+            parts.append(beyond.section_markdown(stored_beyond_table(profile)))
+        parts.append(f"The whole scorecard: `{next(p for p in paths if p.name == 'claims.md')}`")
     return "\n\n".join(parts)
 
 
 def scorecard_identity(profile: Profile, inputs: dict) -> dict:
-    """What a scorecard was judged from: the identity hashes of the records, sensitivity and forgetting rows it read
-    (or the released tables), the claims code's version and the settings the claims read."""
+    """What a scorecard was judged from: the identity hashes of the records (the converge schedule's among them),
+    sensitivity and forgetting rows, training records, records along fine-tuning and probe rows it read (or the
+    released tables), the claims code's version and the settings the claims read."""
     if profile.results_source == "paper":
         return plan.scorecard_identity(profile, released=identity.released_tables_digest())
+    beyond = {kind: inputs[kind].attrs["digests"] for kind in BEYOND_FRAMES if inputs.get(kind) is not None}
     return plan.scorecard_identity(profile, records=list(inputs["df"]["identity_hash"]),
                                    sensitivity=inputs["sensitivity"].attrs["digests"],
-                                   forgetting=inputs["forgetting"].attrs["digests"])
+                                   forgetting=inputs["forgetting"].attrs["digests"], **beyond)
+
+
+def beyond_studies(profile: Profile, inputs: dict, method: str | None = None) -> tuple[stats.Study, stats.Study | None]:
+    """(the study of the questions beyond the paper: records of the fixed schedule with every other bank — dynamics,
+    probes, sensitivity and forgetting with the zero-step loss —, the study of the fine-tune-to-convergence records or
+    None where there are none)."""
+    method = method or profile.method
+    df = inputs["df"]
+    frames = {"sensitivity": inputs["sensitivity"], "forgetting": inputs["forgetting"]}
+    study = stats.Study(df, profile, method=method, dynamics=inputs.get("dynamics"), probes=inputs.get("probes"),
+                        **frames)
+    converged = None
+    if "schedule" in df and (df["schedule"] == plan.CONVERGE).any():
+        converged = stats.Study(df, profile, method=method, schedule=plan.CONVERGE, **frames)
+    return study, converged
+
+
+def stored_beyond_table(profile: Profile, inputs: dict | None = None) -> pd.DataFrame:
+    """The questions beyond the paper judged on this run (beyond.evaluate), as the scorecard stores them (judged
+    first if the stored scorecard is not current)."""
+    from . import beyond, claims
+
+    scorecard(profile, inputs)
+    stored = artifacts.read(plan.scorecard_path(profile))[0]["tables"][BEYOND_STEM]
+    table = pd.DataFrame(stored["rows"], columns=[*claims.SCORECARD_COLUMNS, "hypothesis"])
+    table.attrs.update(stored["attrs"])
+    return table
 
 
 def _left_out_lines(inputs: dict) -> dict[str, list[str]]:
@@ -760,12 +1127,17 @@ def _write_scorecard(profile: Profile, wanted: dict, tables: dict[str, dict]) ->
     artifacts.write(results_dir(profile.name), plan.scorecard_path(profile), wanted, {"tables": tables})
 
 
+BEYOND_STEM = "beyond"  # the scorecard's table of the questions beyond the paper (figures/<profile>/beyond.*)
+
+
 def scorecard(profile: Profile, inputs: dict | None = None) -> list[Path]:
-    """Judge every claim of both papers on this profile's current results (each fine-tuning method), store the
-    scorecard under the identity of what it read (results/<profile>/scorecard.json: reused while that is unchanged)
-    and write figures/<profile>/claims.md and claims.csv (other methods: claims_<method>.*) from it. Rows left out
-    (stale sensitivity or forgetting rows) are named in the notes of the claims that read them."""
-    from . import claims
+    """Judge every claim of both papers on this profile's current results (each fine-tuning method) and the
+    questions beyond the paper (the leading method), store the scorecard under the identity of what it read
+    (results/<profile>/scorecard.json: reused while that is unchanged) and write figures/<profile>/claims.md and
+    claims.csv (other methods: claims_<method>.*) from it, claims.md ending with the "Beyond the paper" section, and
+    beyond.md / beyond.csv. Rows left out (stale sensitivity or forgetting rows) are named in the notes of the claims
+    that read them."""
+    from . import beyond, claims
 
     inputs = inputs or claim_inputs(profile)
     wanted, path = scorecard_identity(profile, inputs), plan.scorecard_path(profile)
@@ -783,14 +1155,103 @@ def scorecard(profile: Profile, inputs: dict | None = None) -> list[Path]:
                                              for n in table.loc[chosen, "note"]]
             tables["claims" if method == profile.method else f"claims_{method}"] = {
                 "rows": table.to_dict("records"), "attrs": dict(table.attrs)}
+        if _judges_beyond(inputs):
+            study, converged = beyond_studies(profile, inputs)
+            table = beyond.evaluate(inputs["df"], profile, study=study, converged=converged)
+            tables[BEYOND_STEM] = {"rows": table.to_dict("records"), "attrs": dict(table.attrs)}
         _write_scorecard(profile, wanted, tables)
     stored = artifacts.read(path)[0]  # drawn from what is stored: the same files whether judged now or before
     written = []
+    beyond_table = None
     for stem, stored_table in stored["tables"].items():
-        table = pd.DataFrame(stored_table["rows"], columns=list(claims.SCORECARD_COLUMNS))
+        columns = [*claims.SCORECARD_COLUMNS, "hypothesis"] if stem == BEYOND_STEM else list(claims.SCORECARD_COLUMNS)
+        table = pd.DataFrame(stored_table["rows"], columns=columns)
         table.attrs.update(stored_table["attrs"])
-        written += claims.write_scorecard(table, profile, stem=stem)
+        if stem == BEYOND_STEM:
+            beyond_table = table
+        else:
+            written += claims.write_scorecard(table, profile, stem=stem)
+    if beyond_table is not None:  # kept apart from the paper's claims: its own section and its own files
+        from . import plots
+
+        section = beyond.section_markdown(beyond_table)
+        out = plots.write_table(beyond_table, profile, BEYOND_STEM)
+        out[1].write_text(section)
+        lead = next(p for p in written if p.name == "claims.md")
+        lead.write_text(lead.read_text() + "\n" + section)
+        written += out
     return written
+
+
+QUESTION_PREFIXES = {"D": ("D1", "D2", "D3"), "P": ("P1",), "R": ("R-",), "C": ("C-",)}
+
+
+@dataclasses.dataclass
+class BeyondRun:
+    """The questions beyond the paper on this run, for their notebook: the study every figure reads (records of the
+    fixed schedule with the dynamics, probe and held-out-loss banks), the verdict table as the scorecard stores it,
+    and what was left out."""
+
+    profile: Profile
+    study: stats.Study
+    table: pd.DataFrame
+    notes: list[str]
+
+    def figure(self, stem: str) -> list[Path]:
+        """Draw one figure of the stage (figures/<profile>/<stem>.pdf and .png; shown inline in a notebook); nothing,
+        with a note, where its rows are missing (e.g. a switch is off, or the authors' release)."""
+        from . import plots
+
+        source, maker = stages.get(stages.writers_of("scorecard")[0]).beyond_figures[stem]
+        lacking = {"figB_dynamics": (self.study.dynamics_frame, "no records along fine-tuning (Profile.dynamics)"),
+                   "figB_probes": (self.study.probe_frame, "no probe rows (Profile.probes)")}.get(stem)
+        if lacking is not None and lacking[0] is None:
+            print(f"{stem} not drawn: {lacking[1]}.")
+            return []
+        what = self.study if source == "study" else self.table
+        return plots.save(stages.resolve(maker)(what, self.profile), self.profile, stem)
+
+    def shows(self, question: str) -> str:
+        """Markdown: what this run shows for one question ('D' dynamics, 'P' probes, 'R' predictors, 'C' claims under
+        fine-tuning to convergence): per part its statistic, hypothesis, value, 95 % CI, verdict and note."""
+        from . import beyond as questions
+
+        rows = self.table[self.table["id"].str.startswith(QUESTION_PREFIXES[question])]
+        lines = ["| id | statistic | hypothesis | value | 95 % CI | verdict | note |", "|---|---|---|---|---|---|---|"]
+        for r in rows.itertuples(index=False):
+            ci = f"[{r.ci_low:.3g}, {r.ci_high:.3g}]" if np.isfinite(r.ci_low) else ""
+            value = f"{r.value:.3g}" if isinstance(r.value, float) and np.isfinite(r.value) else ""
+            note = "; ".join(str(x) for x in (r.missing and f"missing: {r.missing}", r.note)
+                             if isinstance(x, str) and x)
+            lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in (
+                r.id, r.statistic, r.hypothesis, value, ci, f"**{r.verdict}**", note)) + " |")
+        if question == "R":
+            lines += ["", "Ranked by |ρ| (beyond.ranking):", "", _markdown_table(questions.ranking(self.table))]
+        return "\n".join(lines) + "\n"
+
+
+def _markdown_table(frame: pd.DataFrame) -> str:
+    def cell(v):
+        return f"{v:.3g}" if isinstance(v, float) and np.isfinite(v) else ("" if isinstance(v, float) else str(v))
+
+    lines = ["| " + " | ".join(map(str, frame.columns)) + " |", "|" + "---|" * len(frame.columns)]
+    return "\n".join(lines + ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)])
+
+
+def beyond_run(profile: Profile) -> BeyondRun:
+    """The questions beyond the paper on this profile's current results: their study and their verdict table (judged
+    with the whole scorecard and stored with it, or read back when current); prints what they are drawn from."""
+    inputs = claim_inputs(profile)
+    study, _ = beyond_studies(profile, inputs)
+    notes = [line for line in ([inputs["df"].attrs.get("note", "")] + [
+        f"Left out of the questions beyond the paper: {line}." for kind in BEYOND_FRAMES
+        for line in inputs[kind].attrs.get("left_out", [])]) if line]
+    df = inputs["df"]
+    source = ("the authors' released numbers" if profile.results_source == "paper" else
+              f"{len(df)} records ({', '.join(sorted(set(df['schedule'])))} schedule) made under today's settings, "
+              f"{len(inputs['dynamics'])} rows along fine-tuning, {len(inputs['probes'])} probe rows")
+    print(" ".join([f"Figures of beyond drawn from {source}."] + notes))
+    return BeyondRun(profile, study, stored_beyond_table(profile, inputs), notes)
 
 
 # ---------------------------------------------------------------------------------------------------------------

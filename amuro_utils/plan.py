@@ -12,11 +12,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
-from . import identity, ladder, sensitivity, stages, tasks
+from . import analysis, identity, ladder, sensitivity, stages, tasks
 from .paths import results_dir
 from .profiles import METHODS, SPRINGER_BENCHMARKS, FineTune, InstructionPlan, Profile, TaskPlan, ckpt_step
 from .results import BASE, BASE_METHOD, run_name
 
+CONVERGE = "converge"  # the record kind (and schedule) of fine-tuning to convergence (Profile.converge)
+SCHEDULES = ("fixed", CONVERGE)
 RUN_ORDER = stages.RUN_ORDER
 MODEL_NOTEBOOKS = stages.MODEL_NOTEBOOKS
 # The kinds of results each notebook's figures, tables and verdicts read.
@@ -62,14 +64,32 @@ def weights_identity(profile: Profile, ckpt: ladder.Checkpoint, spec: FineTune) 
 
 
 def training_identity(profile: Profile, ckpt: ladder.Checkpoint, spec: FineTune) -> dict:
-    """What a fine-tuning's training record (its loss curve) depends on: the training that made the model."""
-    return weights_identity(profile, ckpt, spec)
+    """What a fine-tuning's training record (its loss curve and zero-step loss) depends on: the training that made
+    the model, and the training record's declared version."""
+    return {**weights_identity(profile, ckpt, spec), "training_record_version": identity.TRAINING_RECORD_VERSION}
 
 
 def forgetting_identity(profile: Profile, ckpt: ladder.Checkpoint, spec: FineTune) -> dict:
     """What a fine-tuned model's forgetting rows depend on: its weights and the held-out text they are scored on."""
     return identity.forgetting_identity(weights_identity(profile, ckpt, spec), profile.sensitivity,
                                         sensitivity.HELDOUT_TEXT)
+
+
+def dynamics_identity(profile: Profile, ckpt: ladder.Checkpoint, spec: FineTune) -> dict:
+    """What a fine-tuned model's records along its fine-tuning depend on: its training, the points, every evaluation
+    at them (with the dynamics' item limit) and the held-out text their loss is scored on."""
+    settings, task = profile.dynamics, profile.task(spec.name)
+    scored = dynamics_profile(profile)
+    evals = {f"{s}/{f}": identity.eval_identity(scored, s, f) for s, f in dynamics_plan(profile, task)}
+    heldout = (identity.heldout_identity(sensitivity.HELDOUT_TEXT, profile.sensitivity.block, profile.sensitivity.tokens)
+               if settings.heldout else None)
+    return identity.dynamics_identity(weights_identity(profile, ckpt, spec), settings, evals, heldout)
+
+
+def probes_identity(profile: Profile, ckpt: ladder.Checkpoint) -> dict:
+    """What one checkpoint's linear-probe rows depend on: the checkpoint, the probe settings and the probed rows."""
+    return identity.linear_probe_identity(identity.model_identity(ckpt.repo, ckpt.commit), profile.probes,
+                                          probe_tasks(profile), profile.data_source, profile.max_length)
 
 
 def analysis_identity(profile: Profile) -> dict:
@@ -81,11 +101,15 @@ def analysis_identity(profile: Profile) -> dict:
             "llmbar_exact_match": profile.llmbar_exact_match, "llmbar_gold_leak": profile.llmbar_gold_leak}
 
 
-def scorecard_identity(profile: Profile, *, records=(), sensitivity=(), forgetting=(), released=None) -> dict:
+def scorecard_identity(profile: Profile, *, records=(), sensitivity=(), forgetting=(), released=None,
+                       **beyond) -> dict:
     """The scorecard's identity: the identity hashes of every record, sensitivity row and forgetting row it reads (or
-    the released tables' digest), and the analysis identity."""
+    the released tables' digest), of what its "Beyond the paper" section reads besides (`beyond`: 'training' records
+    with their zero-step loss, 'dynamics' and 'probes' rows; converge records are among `records`), and the analysis
+    identity."""
     inputs = {"released": released} if released is not None else {
-        "records": sorted(records), "sensitivity": sorted(sensitivity), "forgetting": sorted(forgetting)}
+        "records": sorted(records), "sensitivity": sorted(sensitivity), "forgetting": sorted(forgetting),
+        **{kind: sorted(digests) for kind, digests in sorted(beyond.items()) if digests}}
     return {**inputs, "analysis": analysis_identity(profile)}
 
 
@@ -93,19 +117,41 @@ def scorecard_identity(profile: Profile, *, records=(), sensitivity=(), forgetti
 # where each result of a profile lives (records: results.Store)
 
 
+def _schedule_root(profile: Profile, spec: FineTune | None = None, kind: str | None = None) -> Path:
+    """results/<profile>/, or results/<profile>/converge/ for what the fine-tune-to-convergence schedule makes (its
+    weights, training records and records: never read as the fixed schedule's)."""
+    converge = (spec is not None and spec.schedule == "converge") or kind == CONVERGE
+    return results_dir(profile.name) / (CONVERGE if converge else "")
+
+
+def records_dir(profile: Profile, kind: str = "base") -> Path:
+    """The records store of a record kind: results/<profile>/records, the converge schedule's its own."""
+    return _schedule_root(profile, kind=kind) / "records"
+
+
 def weights_dir(profile: Profile, ckpt: str, spec: FineTune) -> Path:
     """The folder of a fine-tuned model's weights (a folder artifact: its DONE file carries the identity)."""
-    return results_dir(profile.name) / "models" / ckpt / run_name(spec.name, spec.method, spec.seed)
+    return _schedule_root(profile, spec) / "models" / ckpt / run_name(spec.name, spec.method, spec.seed)
 
 
 def training_path(profile: Profile, ckpt: str, spec: FineTune) -> Path:
-    """A fine-tuning's training record: its loss curve."""
-    return results_dir(profile.name) / "fine_tunes" / ckpt / f"{run_name(spec.name, spec.method, spec.seed)}.json"
+    """A fine-tuning's training record: its loss curve (converge: and its validation curve)."""
+    return _schedule_root(profile, spec) / "fine_tunes" / ckpt / f"{run_name(spec.name, spec.method, spec.seed)}.json"
+
+
+def dynamics_path(profile: Profile, ckpt: str, spec: FineTune) -> Path:
+    """A fine-tuned model's records along its fine-tuning (its own folder: never read as the final records)."""
+    return results_dir(profile.name) / "dynamics" / ckpt / f"{run_name(spec.name, spec.method, spec.seed)}.json"
+
+
+def probes_path(profile: Profile, ckpt: str) -> Path:
+    """A checkpoint's linear-probe rows."""
+    return results_dir(profile.name) / "probes" / f"{ckpt}.json"
 
 
 def forgetting_path(profile: Profile, ckpt: str, spec: FineTune) -> Path:
     """A fine-tuned model's forgetting rows: per-block held-out loss of the model and of its base."""
-    return results_dir(profile.name) / "forgetting" / ckpt / f"{run_name(spec.name, spec.method, spec.seed)}.json"
+    return _schedule_root(profile, spec) / "forgetting" / ckpt / f"{run_name(spec.name, spec.method, spec.seed)}.json"
 
 
 def sensitivity_path(profile: Profile, ckpt: str) -> Path:
@@ -148,13 +194,35 @@ def artifacts(profile: Profile, kind: str, model_jobs: list["Job"],
         if kind == "sensitivity" and job.kind == BASE:
             out.append((f"{job.ckpt} sensitivity", sensitivity_path(profile, job.ckpt),
                         sensitivity_identity(profile, point)))
-        for spec in job.fine_tunes if kind in ("training", "forgetting") else ():
-            name = f"{job.ckpt}/{run_name(spec.name, spec.method, spec.seed)} {kind}"
+        if kind == "probes" and job.kind == BASE and probe_tasks(profile):
+            out.append((f"{job.ckpt} probes", probes_path(profile, job.ckpt), probes_identity(profile, point)))
+        for spec in job.fine_tunes if kind in ("training", "forgetting", "dynamics") else ():
+            name = f"{job.ckpt}/{run_name(spec.name, spec.method, spec.seed)}" + \
+                (f" {CONVERGE}" if spec.schedule == CONVERGE else "") + f" {kind}"
             if kind == "training":
                 out.append((name, training_path(profile, job.ckpt, spec), training_identity(profile, point, spec)))
-            else:
+            elif kind == "forgetting" and measures_forgetting(spec):
                 out.append((name, forgetting_path(profile, job.ckpt, spec), forgetting_identity(profile, point, spec)))
+            elif kind == "dynamics" and has_dynamics(profile, spec):
+                out.append((name, dynamics_path(profile, job.ckpt, spec), dynamics_identity(profile, point, spec)))
     return out
+
+
+def measures_forgetting(spec: FineTune) -> bool:
+    """Whether a fine-tuning's forgetting rows are measured: the fixed schedule's (claim S3 reads those)."""
+    return spec.schedule == "fixed"
+
+
+def has_dynamics(profile: Profile, spec: FineTune) -> bool:
+    """Whether a fine-tuning is evaluated along the way: a supervised task's, on the fixed schedule, with
+    `profile.dynamics` on."""
+    return profile.dynamics is not None and spec.schedule == "fixed" and spec.kind == "prompt_completion" and \
+        spec.name in {t.name for t in profile.tasks}
+
+
+def probe_tasks(profile: Profile) -> list[TaskPlan]:
+    """The tasks a checkpoint is probed on: the classification tasks, with `profile.probes` on."""
+    return [t for t in profile.tasks if t.kind == "classification"] if profile.probes is not None else []
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -169,16 +237,20 @@ def seeds(profile: Profile, settings) -> tuple[int, ...]:
     return tuple(chosen)
 
 
-def fine_tunes(profile: Profile, source: TaskPlan | InstructionPlan) -> list[FineTune]:
-    """Every fine-tuning run of one task (or of the instruction plan): one per (method, training seed)."""
+def fine_tunes(profile: Profile, source: TaskPlan | InstructionPlan, schedule: str = "fixed") -> list[FineTune]:
+    """Every fine-tuning run of one task (or of the instruction plan): one per (method, training seed), on the
+    paper's fixed epochs or (`schedule` 'converge') until the validation loss stops improving."""
     unknown = [m for m in profile.methods if m not in METHODS]
     if unknown or not profile.methods or len(set(profile.methods)) != len(profile.methods):
         raise ValueError(f"profile {profile.name!r} methods {profile.methods!r}: give distinct fine-tuning methods "
                          f"among {METHODS}")
     instruction = isinstance(source, InstructionPlan)
+    if schedule not in SCHEDULES:
+        raise ValueError(f"unknown fine-tuning schedule {schedule!r}; use one of {SCHEDULES}")
     return [FineTune(source.name, source.train_set, "chat" if instruction else "prompt_completion",
                      source.n_train, source.fraction if instruction else None, replace(source.train, seed=seed),
-                     method, profile.lora if method == "lora" else None)
+                     method, profile.lora if method == "lora" else None, schedule,
+                     profile.convergence if schedule == CONVERGE else None)
             for method in profile.methods for seed in seeds(profile, source.train)]
 
 
@@ -207,6 +279,33 @@ def sft_plan(profile: Profile, task: TaskPlan) -> list[tuple[str, str]]:
         if other.name != task.name:
             plan += [(s, "default") for s in other.in_domain]
     return list(dict.fromkeys(plan))
+
+
+def dynamics_plan(profile: Profile, task: TaskPlan) -> list[tuple[str, str]]:
+    """What a model fine-tuned on `task` is scored on along its fine-tuning (Profile.dynamics): the primary in-domain
+    set in every format, the OOD sets and the other tasks' primary sets (default format)."""
+    settings = profile.dynamics
+    plan = [(task.primary, f) for f in (_formats(profile, task.primary) if settings.formats else ["default"])]
+    plan += [(s, "default") for s in task.ood] if settings.ood else []
+    plan += [(t.primary, "default") for t in profile.tasks if t.name != task.name] if settings.cross_task else []
+    return list(dict.fromkeys(plan))
+
+
+def dynamics_profile(profile: Profile) -> Profile:
+    """The profile the evaluations along fine-tuning score with: its own, at the dynamics' item limit."""
+    limit = profile.dynamics.eval_limit
+    if limit is not None and limit <= profile.shots:
+        raise ValueError(f"dynamics.eval_limit={limit} leaves no item to score after the {profile.shots} demos: "
+                         f"give at least {profile.shots + 1}")
+    return profile if limit is None else replace(profile, eval_limit=limit if profile.eval_limit is None
+                                                  else min(limit, profile.eval_limit))
+
+
+def converge_plan(profile: Profile, fine_tune: str) -> list[tuple[str, str]]:
+    """What a model fine-tuned to convergence is scored on: the "Learned in FT" sets it is trained for (default
+    format), the pairs the claims that compare rungs (A1, B3, B4) read."""
+    pairs = analysis.learned_groups(profile)[analysis.GROUP_FT]
+    return [(eval_set, "default") for eval_set, tuned in pairs if tuned == fine_tune]
 
 
 def instruction_plan(profile: Profile) -> list[tuple[str, str]]:
@@ -266,6 +365,13 @@ def jobs(profile: Profile) -> list[Job]:
     it = profile.instruction
     evals, runs = tuple(instruction_plan(profile)), tuple(fine_tunes(profile, it))
     out += [Job(instruction, ckpt, it.name, evals, runs, profile) for ckpt in instruction_ckpts(profile)]
+    if profile.converge:  # every rung again, to convergence, where the claims that compare rungs read it
+        converge = stages.runner_of(CONVERGE).notebook
+        for source in (*profile.tasks, it):
+            evals = tuple(converge_plan(profile, source.name))
+            if evals:
+                runs = tuple(fine_tunes(profile, source, CONVERGE))
+                out += [Job(converge, ckpt, source.name, evals, runs, profile) for ckpt in profile.ckpts]
     return out
 
 
@@ -307,13 +413,19 @@ def record_kind(profile: Profile, fine_tune: str) -> str | None:
     return "sft" if fine_tune in {t.name for t in profile.tasks} else None
 
 
-def wanted_identity(profile: Profile, key: dict, model: dict) -> dict | None:
+def wanted_identity(profile: Profile, key: dict, model: dict, schedule: str = "fixed") -> dict | None:
     """The identity today's settings give the record of `key` (on a checkpoint whose model identity is `model`), or
-    None when this profile makes no such record (another seed, method, shots or evaluation plan)."""
+    None when this profile makes no such record (another seed, method, shots or evaluation plan). `schedule`
+    'converge': a record of the fine-tune-to-convergence store."""
     kind = record_kind(profile, key["fine_tune"])
     if kind is None or key["shots"] != profile.shots:
         return None
-    if kind == "base":
+    if schedule == CONVERGE:
+        if kind == "base" or not profile.converge:
+            return None
+        source = profile.instruction if kind == "instruction" else profile.task(key["fine_tune"])
+        evals, specs = converge_plan(profile, key["fine_tune"]), fine_tunes(profile, source, CONVERGE)
+    elif kind == "base":
         evals, specs = base_plan(profile), [None]
     elif kind == "instruction":
         evals, specs = instruction_plan(profile), fine_tunes(profile, profile.instruction)
@@ -359,7 +471,7 @@ def notebook_jobs(profile: Profile) -> list[NotebookJob]:
         notebook, stem = stage.notebook, f"{index:02d}_{stage.notebook}"
         work = by_notebook.get(notebook, [])
         if profile.jobs_per_ckpt and work:
-            per_task = stage.runs == "sft"  # one job per (checkpoint, task): the notebook's `task` parameter
+            per_task = stage.runs in ("sft", CONVERGE)  # one job per (checkpoint, task): the `task` parameter
             for job in work:
                 task = (("task", job.task),) if per_task else ()
                 suffix = f"_{job.task}" if per_task else ""

@@ -24,6 +24,11 @@ from .paths import REPO_ROOT, figures_dir, results_dir
 from .profiles import Profile
 
 
+# The artifacts besides records, sensitivity and forgetting rows that the scorecard's "Beyond the paper" section
+# reads (pipeline.scorecard_identity gives the same).
+SCORECARD_BEYOND = ("training", "dynamics", "probes")
+
+
 @dataclass
 class JobState:
     """Where one papermill job stands: done, stale (why) or missing, and the state of every record and other artifact
@@ -34,6 +39,12 @@ class JobState:
     why: list[str]
     records: list[tuple[dict, results.RecordStatus]]
     artifacts: list[tuple[str, artifacts.Status]] = field(default_factory=list)  # (what, its state)
+
+
+def _store(profile: Profile, job: plan.NotebookJob) -> results.Store:
+    """The records store a job's model jobs write (the fine-tune-to-convergence schedule has its own)."""
+    kind = job.model_jobs[0].kind if job.model_jobs else "base"
+    return results.Store(plan.records_dir(profile, kind))
 
 
 def _checkpoint(profile: Profile, label: str, cache: dict) -> ladder.Checkpoint | None:
@@ -78,7 +89,8 @@ def _scorecard(profile: Profile, job: plan.NotebookJob, cache: dict) -> dict | N
     reads, made = _requests(profile, plan.read_jobs(profile, job.reads), cache), _artifacts(profile, job, cache)
     if reads is None or made is None:
         return None
-    digests = {kind: [identity.digest(w) for _, _, w in made.get(kind, [])] for kind in ("sensitivity", "forgetting")}
+    digests = {kind: [identity.digest(w) for _, _, w in made.get(kind, [])]
+               for kind in ("sensitivity", "forgetting", *SCORECARD_BEYOND)}
     return plan.scorecard_identity(profile, records=[identity.digest(w) for _, w in reads], **digests)
 
 
@@ -116,7 +128,7 @@ def job_state(profile: Profile, job: plan.NotebookJob, cache: dict | None = None
     """Done (its marker matches the current settings), stale (marker from other settings: what changed) or missing;
     with the state of every record and other artifact it writes."""
     cache = {} if cache is None else cache
-    store = results.Store(results_dir(profile.name) / "records")
+    store = _store(profile, job)
     writes = _requests(profile, list(job.model_jobs), cache)
     if writes is None:  # identities unknown until the checkpoints resolve: every record counts as missing
         records = [(key, results.RecordStatus("missing", ("checkpoint not resolvable yet",), store.path(**key)))
@@ -191,9 +203,9 @@ def rerun(profile: Profile, target: str) -> list[str]:
     chosen = jobs if target == "all" else [j for j in jobs if j.id == target]
     if not chosen:
         raise SystemExit(f"unknown job {target!r}; jobs of profile {profile.name!r}: {[j.id for j in jobs]} or 'all'")
-    store = results.Store(results_dir(profile.name) / "records")
     cache: dict = {}
     for job in chosen:
+        store = _store(profile, job)
         plan.marker_path(profile, job.id).unlink(missing_ok=True)
         for key, _ in _requests(profile, list(job.model_jobs), cache) or []:
             if store.path(**key).is_file():

@@ -6,10 +6,13 @@ registry. Adding a notebook is one entry here plus the notebook file.
 
 Kinds of results a stage writes or reads:
 - records (amuro_utils.results): "base" (base checkpoints evaluated), "instruction" (instruction-tuned models),
-  "sft" (models fine-tuned on a supervised task);
-- other artifacts (amuro_utils.artifacts): "training" (a fine-tuning's loss curve), "forgetting" (a fine-tuned
-  model's held-out pre-training-text loss against its base's), "sensitivity" (a checkpoint's weight-noise probe),
-  "ladder" (a ladder pre-trained here), "scorecard" (every claim judged).
+  "sft" (models fine-tuned on a supervised task), "converge" (models fine-tuned to convergence, beyond the paper:
+  a store of their own);
+- other artifacts (amuro_utils.artifacts): "training" (a fine-tuning's loss curve and zero-step loss),
+  "forgetting" (a fine-tuned model's held-out pre-training-text loss against its base's), "sensitivity" (a
+  checkpoint's weight-noise probe), "dynamics" (a fine-tuned model's records along its fine-tuning), "probes" (a
+  checkpoint's linear probes), "ladder" (a ladder pre-trained here), "scorecard" (every claim judged, and the
+  questions beyond the paper).
 A stage reads what its figures, tables and verdicts read; its job goes stale when any of those changes.
 
 Figures and tables are named "module:function" and resolved only when drawn (`resolve`), so this module imports
@@ -22,8 +25,9 @@ import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-RECORD_KINDS = ("base", "instruction", "sft")
-ARTIFACT_KINDS = ("training", "forgetting", "sensitivity", "ladder", "scorecard")
+FIXED_KINDS = ("base", "instruction", "sft")  # the paper's records (the fixed fine-tuning schedule)
+RECORD_KINDS = (*FIXED_KINDS, "converge")
+ARTIFACT_KINDS = ("training", "forgetting", "sensitivity", "dynamics", "probes", "ladder", "scorecard")
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,10 @@ class Stage:
     # figures drawn from another artifact kind it reads: file stem -> (kind, "module:function")
     artifact_figures: Mapping[str, tuple[str, str]] = field(default_factory=dict)
     tables: Mapping[str, str] = field(default_factory=dict)  # file stem -> "module:function" called (stats.Study)
+    # beyond the paper (amuro_utils.beyond): file stem -> (what it is drawn from, "module:function" called (it,
+    # profile)): "study" = the study with every bank (records, dynamics, probes, held-out losses), "table" = the
+    # questions' verdict table (beyond.evaluate)
+    beyond_figures: Mapping[str, tuple[str, str]] = field(default_factory=dict)
     claims: tuple[str, ...] = ()  # the claims whose verdicts end the notebook (amuro_utils.claims ids)
     # the cost model: what a job's measured overhead (loading, saving, probing) scales with
     cost_unit: str | None = None  # "checkpoint" | "fine_tune" | None (a fixed overhead)
@@ -52,8 +60,8 @@ class Stage:
 # In run order. instruction_tuning runs before sft: Table 5 and Fig. 3b (in sft) compare the "learned in
 # pre-training" group, scored on instruction-tuned models, with the "learned in fine-tuning" group.
 STAGES = (
-    Stage("pretrain_probe", runs="base", writes=("base", "sensitivity", "ladder"),
-          reads=("base", "sensitivity", "ladder"),
+    Stage("pretrain_probe", runs="base", writes=("base", "sensitivity", "probes", "ladder"),
+          reads=("base", "sensitivity", "probes", "ladder"),
           figures={"fig2_pretrain_probe": "plots:fig2_pretrain_probe"},
           artifact_figures={"figS_sensitivity": ("sensitivity", "plots:fig_sensitivity")},
           claims=("B1", "S1"), cost_unit="checkpoint"),
@@ -62,7 +70,7 @@ STAGES = (
           figures={"fig4_instruction_tuning": "plots:fig4_instruction_tuning"},
           artifact_figures={"figT_instruction_training_loss": ("training", "plots:fig_training_loss")},
           claims=("B8", "S2"), cost_unit="fine_tune"),
-    Stage("sft", runs="sft", writes=("sft", "training", "forgetting"),
+    Stage("sft", runs="sft", writes=("sft", "training", "forgetting", "dynamics"),
           reads=("base", "instruction", "sft", "training", "forgetting"),
           figures={"fig3_sft": "plots:fig3_sft", "fig3b_gain_bars": "plots:fig3b_gain_bars"},
           artifact_figures={"figT_sft_training_loss": ("training", "plots:fig_training_loss"),
@@ -75,10 +83,19 @@ STAGES = (
     Stage("transfer", runs=None, writes=(), reads=("base", "sft"),
           figures={"fig6_transfer": "plots:fig6_transfer"}, tables={"mrc_cross_task": "stats:mrc_table"},
           claims=("B6", "A3")),
-    # the last notebook also writes the whole scorecard, so it reads everything a claim reads
-    Stage("ood", runs=None, writes=("scorecard",), reads=("base", "instruction", "sft", "sensitivity", "forgetting"),
+    Stage("ood", runs=None, writes=(), reads=("base", "sft"),
           figures={"fig7_ood": "plots:fig7_ood"}, tables={"ood_groups": "stats:ood_table"},
           claims=("B7", "A3")),
+    # Beyond the paper (issue 21): the open questions, judged apart from the paper's claims. It runs the models of the
+    # fine-tune-to-convergence schedule when the profile switches it on; as the last notebook it writes the whole
+    # scorecard, so it reads everything a claim or a question reads.
+    # (its models' weights and training records are the "converge" kind's, in results/<profile>/converge/)
+    Stage("beyond", runs="converge", writes=("converge", "scorecard"),
+          reads=("base", "instruction", "sft", "converge", "sensitivity", "forgetting", "training", "dynamics",
+                 "probes"),
+          beyond_figures={"figB_dynamics": ("study", "plots:fig_dynamics"), "figB_probes": ("study", "plots:fig_probes"),
+                          "figB_predictors": ("table", "plots:fig_predictors")},
+          cost_unit="fine_tune"),
 )
 
 RUN_ORDER = tuple(s.notebook for s in STAGES)

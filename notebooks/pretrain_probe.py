@@ -33,6 +33,7 @@ ckpt: str = "all"  # all, or one checkpoint of the ladder: step424000, 424000, m
 results_source: str = ""  # empty: the profile default; run: records of this project; paper: the released numbers
 overlay_paper: bool = False  # draw the paper's released curves (dotted) beside this run's
 sensitivity: bool = True  # run the Springer et al. Gaussian-perturbation probe on each checkpoint
+probes: bool = True  # fit linear probes on each checkpoint's hidden states (beyond the paper; profile switch: probes)
 make_figures: bool = True  # False for per-checkpoint cluster jobs; a final job with ckpt all draws the figures
 
 # %%
@@ -70,6 +71,19 @@ print(f"{pipeline.run_base(prof, ckpt)} new evaluation records")
 # %%
 sens = pipeline.sensitivity(prof, ckpt, enabled=sensitivity)
 stats.sensitivity_table(sens, prof).round(4)
+
+# %% [markdown]
+# ## What the base model already knows: linear probes (beyond the paper)
+# For each classification task, a cross-validated logistic regression is fit on the frozen hidden states (the
+# prompt's last token, every layer) of a fixed budget of the task's training rows and scored on held-out rows: a
+# probe above chance where 4-shot prompting sits at chance is knowledge prompting does not surface. The table gives
+# the best layer per (checkpoint, task); the `beyond` notebook draws and judges them (question P1).
+
+# %%
+probe_rows = pipeline.probes(prof, ckpt, enabled=probes)
+if len(probe_rows):
+    best = probe_rows.loc[probe_rows.groupby(["ckpt", "task"])["accuracy"].idxmax()]
+    display(best[["ckpt", "task", "layer", "accuracy", "chance", "majority", "n_train", "n_test", "C"]].round(3))
 
 # %% [markdown]
 # ## Figure 2

@@ -46,7 +46,9 @@ print(prof.description)
 # %% [markdown]
 # ## Fine-tune and evaluate
 # A job whose records are all present is skipped; an interrupted one resumes from its records (a finished
-# fine-tuned model is kept on disk until its evaluation plan is complete).
+# fine-tuned model is kept on disk until its evaluation plan is complete). Beyond the paper, with the profile's
+# `dynamics` switch each fine-tuning is also evaluated at fractions of its optimizer steps (the loss and the order of
+# training unchanged), and every training record holds its zero-step loss; the `beyond` notebook reads both.
 
 # %%
 pipeline.run_sft(prof, ckpt, task)

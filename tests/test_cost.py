@@ -51,12 +51,13 @@ def _toy_throughput():
 
 def test_estimate_arithmetic_by_hand():
     tp = _toy_throughput()
-    profile = replace(PAPER, eval_batch_size=10)
+    profile = replace(PAPER, eval_batch_size=10, dynamics=None)  # the paper's own work (beyond it: below)
     job = _job(profile, TrainSettings(epochs=2, batch_size=8, micro_batch_size=1))
     seconds = cost.breakdown(job, tp)
     # Training: 160 micro-steps of 40 tokens; compute 6e9·6400/5e14 = 0.0768 s < memory 160·16e9/1e12 = 2.56 s;
-    # + 160 × 10 ms overhead + 20 optimizer steps × 28e9/1e12 s.
-    assert seconds["train"] == pytest.approx(2.56 + 1.6 + 20 * 0.028)
+    # + 160 × 10 ms overhead + 20 optimizer steps × 28e9/1e12 s; + the zero-step loss, a forward pass over the 80
+    # examples' 3,200 tokens at 2e9 FLOP each, 5e14 FLOP/s.
+    assert seconds["train"] == pytest.approx(2.56 + 1.6 + 20 * 0.028 + 2e9 * 3200 / 5e14)
     # rte: 4-shot prompt = 5·50 + 4·2 = 258 tokens; 100 prompts in 10 batches.
     assert seconds["classification"] == pytest.approx(max(2e9 * 100 * 258 / 5e14, 10 * 2e-3) + 10 * 0.001)
     # xsum: prompt 5·100 + 4·10 = 540; 2 batches of 10; 10 decode steps reading weights + KV of 540 + 5 tokens.
@@ -81,9 +82,10 @@ def test_measured_entry_wins_and_is_used_directly(tmp_path):
     path.write_text(__import__("json").dumps(data))
     loaded = cost.load_throughput(path, gpu="toy")
     assert loaded["entry"]["source"] == "measured"
-    job = _job(PAPER, TrainSettings(epochs=2))
+    job = _job(replace(PAPER, dynamics=None), TrainSettings(epochs=2))
     assert cost.breakdown(job, loaded) == pytest.approx(
-        {"train": 80 * 2 * 40 / 1000, "classification": 100 / 50, "generation": 20 / 4, "multiple_choice": 0.0})
+        {"train": (80 * 2 * 40 + 80 * 40 / 3) / 1000, "classification": 100 / 50, "generation": 20 / 4,
+         "multiple_choice": 0.0})  # the zero-step forward pass: a third of a training pass
     with pytest.raises(ValueError, match="no throughput entry for gpu 'A100'"):
         cost.load_throughput(path, gpu="A100")
 
@@ -182,9 +184,10 @@ def _toy_rates(profile):
     trains = {run.train_set for j in plan.jobs(profile) for run in j.fine_tunes}
     return {"eval_limit": 100, "eval_s_per_item": {s: (0.01, 1000) for s in sets},
             "train_s_per_example_epoch": {t: 0.001 for t in trains}, "pretrain_s_per_token": 1e-4,
+            "probe_s_per_row": 0.002, "heldout_s_per_token": 1e-3,
             "overhead": {"pretrain_probe": {"per_unit_s": 5.0}, "sft": {"per_unit_s": 2.0},
                          "instruction_tuning": {"per_unit_s": 3.0}, "format": {"fixed_s": 7.0},
-                         "transfer": {"fixed_s": 7.0}, "ood": {"fixed_s": 7.0}}}
+                         "transfer": {"fixed_s": 7.0}, "ood": {"fixed_s": 7.0}, "beyond": {"fixed_s": 9.0}}}
 
 
 def test_cpu_estimate_arithmetic_by_hand():
@@ -194,18 +197,55 @@ def test_cpu_estimate_arithmetic_by_hand():
     st = TINY.tiny_ladder
     n_ckpts = len(TINY.ckpts)
     base_items = sum(len(j.evals) for j in plan.jobs(TINY) if j.notebook == "pretrain_probe") * TINY.eval_limit
+    probed = (TINY.probes.n_train + TINY.probes.n_test) * 2  # MNLI and QQP: the classification tasks
     assert by_job["01_pretrain_probe"] == pytest.approx(1e-4 * st.total_steps * st.batch_size * st.seq_len
-                                                        + 0.01 * base_items + 5.0 * n_ckpts)
+                                                        + 0.01 * base_items + 5.0 * n_ckpts
+                                                        + 0.002 * probed * n_ckpts)
     sft = [j for j in plan.jobs(TINY) if j.notebook == "sft"]
+    # along fine-tuning: at each point, the dynamics plan on its first 25 items and 2,048 held-out tokens
+    along = {t.name: 3 * (0.01 * 25 * len(plan.dynamics_plan(TINY, t)) + 1e-3 * 2048) for t in TINY.tasks}
     expected = sum(0.001 * run.n_train * run.train.epochs + 2.0 + 0.01 * TINY.eval_limit * len(j.evals)
-                   for j in sft for run in j.fine_tunes)
+                   + along[j.task] for j in sft for run in j.fine_tunes)
     assert by_job["03_sft"] == pytest.approx(expected)
-    assert by_job["06_ood"] == 7.0 and len(frame) == len(plan.notebook_jobs(TINY))
+    assert by_job["06_ood"] == 7.0 and by_job["07_beyond"] == 9.0 and len(frame) == len(plan.notebook_jobs(TINY))
+    # each analysis beyond the paper, priced apart and switched per profile
+    assert cost.beyond_cpu(TINY, rates) == pytest.approx(
+        {"probes": 0.002 * probed * n_ckpts, "dynamics": n_ckpts * sum(along.values()), "converge": 0.0})
+    off = replace(TINY, probes=None, dynamics=None)
+    assert cost.beyond_cpu(off, rates) == {"probes": 0.0, "dynamics": 0.0, "converge": 0.0}
+    assert cost.cpu_estimate(off, rates)["seconds"].sum() == pytest.approx(
+        frame["seconds"].sum() - sum(cost.beyond_cpu(TINY, rates).values()))
+    converging = cost.beyond_cpu(replace(TINY, converge=True), rates)["converge"]
+    horizon = {t.name: 2 * t.train.epochs for t in TINY.tasks} | {TINY.instruction.name: 16}
+    n_train = {t.name: t.n_train for t in TINY.tasks} | {TINY.instruction.name: TINY.instruction.n_train}
+    # to convergence: at most twice the fixed epochs, a validation pass (1/3 of a step) per epoch, the Learned-in-FT
+    # sets scored (one per fine-tune here)
+    assert converging == pytest.approx(n_ckpts * sum(0.001 * (n_train[name] * horizon[name] + horizon[name] * 64 / 3)
+                                                     + 0.01 * TINY.eval_limit for name in horizon))
+    assert "converge off (on: +" in cost.budget_report(TINY, rates)
     # a set the calibration never measured cannot be priced: None, and the budget line says how to calibrate
     rates["eval_s_per_item"].pop("xsum")
     assert cost.cpu_estimate(TINY, rates) is None
     assert "--calibrate tiny" in cost.budget_report(TINY, rates)
     assert cost.cpu_estimate(PAPER, _toy_rates(TINY)) is None  # GPU profiles are priced in GPU-hours
+
+
+def test_the_paper_plan_prices_each_analysis_beyond_the_paper_and_its_switch(throughput):
+    base = next(j for j in plan.jobs(PAPER) if j.kind == "base")
+    sft = next(j for j in plan.jobs(PAPER) if j.kind == "sft" and j.task == "xsum")
+    probes = cost.breakdown(base, throughput)["probes"]
+    rows = (PAPER.probes.n_train + PAPER.probes.n_test) * 2  # MNLI and PAWS
+    # forward passes over the probed rows' tokens (MNLI 58.4, PAWS 62.5 per row): well under a second on an H100
+    assert probes == pytest.approx(rows / 2 * (58.4 + 62.5) / cost._forward_rate(throughput, PAPER)) and probes < 1
+    along = cost.breakdown(sft, throughput)["dynamics"]
+    plain = replace(PAPER, dynamics=None)
+    assert "dynamics" not in cost.breakdown(replace(sft, profile=plain), throughput)
+    evals = sum(v for k, v in cost.breakdown(sft, throughput).items() if k in ("classification", "generation"))
+    assert 0 < along < evals  # three points at 500 items per set, against every set in full
+    converge = [j for j in plan.jobs(replace(PAPER, converge=True)) if j.kind == "converge"]
+    assert len(converge) == 8 * 5 and set(cost.breakdown(converge[0], throughput)) == {"converge"}
+    line = cost.beyond_gpu_line(PAPER, throughput)
+    assert "dynamics " in line and "converge off (on: +" in line
 
 
 def test_tiny_profile_fits_its_budget_by_the_committed_measurement():

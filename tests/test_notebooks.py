@@ -18,7 +18,7 @@ import pytest
 from amuro_utils.nbtools import paired_text
 
 REPO = Path(__file__).resolve().parents[1]
-NOTEBOOKS = ["pretrain_probe", "instruction_tuning", "sft", "format", "transfer", "ood"]  # run_all.sh's order
+NOTEBOOKS = ["pretrain_probe", "instruction_tuning", "sft", "format", "transfer", "ood", "beyond"]  # run_all's order
 PY = sys.executable
 
 
@@ -81,8 +81,8 @@ def test_run_all_help_and_bad_profile():
 # smoke runs of the whole study (profile "smoke": 2 checkpoints, 6 items per set) in a throw-away results folder
 
 FIGURES = ["fig2_pretrain_probe", "fig3_sft", "fig3b_gain_bars", "fig4_instruction_tuning", "fig5_format",
-           "fig6_transfer", "fig7_ood", "figS_sensitivity"]
-TABLES = ["table5_learned_groups", "mrc_cross_task", "ood_groups", "format_gap"]
+           "fig6_transfer", "fig7_ood", "figS_sensitivity", "figB_dynamics", "figB_probes", "figB_predictors"]
+TABLES = ["table5_learned_groups", "mrc_cross_task", "ood_groups", "format_gap", "beyond"]
 
 
 def _env(root: Path) -> dict:
@@ -128,6 +128,8 @@ def test_smoke_run_executes_every_notebook_and_emits_every_figure(smoke_run):
     for stem in TABLES:
         assert (out / f"{stem}.csv").exists() and (out / f"{stem}.md").exists(), stem
     assert (out / "tiny_ladder_loss.png").exists()
+    claims_md = (out / "claims.md").read_text()  # the scorecard, with the questions beyond the paper kept apart
+    assert "## Beyond the paper" in claims_md and (out / "beyond.md").read_text() in claims_md
     # a second run skips every recorded job
     again = _run_all(root, check=True).stdout
     assert again.count("done earlier, skipped") == len(NOTEBOOKS)

@@ -83,10 +83,10 @@ def test_paper_profile_one_array_per_stage_with_the_dry_run_commands(results_roo
     out = tmp_path / "slurm"
     built = slurm.write_scripts(PAPER, out)
     assert [(s.name, len(s.jobs)) for s in built] == [
-        ("pretrain_probe", 8), ("instruction_tuning", 9), ("sft", 32), ("figures", 3), ("analysis", 3)]
+        ("pretrain_probe", 8), ("instruction_tuning", 9), ("sft", 32), ("figures", 3), ("analysis", 4)]
     assert sorted(p.name for p in out.glob("*.sbatch")) == sorted(f"{s.name}.sbatch" for s in built)
     every = plan.notebook_jobs(PAPER)
-    assert sum(len(s.jobs) for s in built) == len(every) == 55  # each job in exactly one array
+    assert sum(len(s.jobs) for s in built) == len(every) == 56  # each job in exactly one array
     assert {j.id for s in built for j in s.jobs} == {j.id for j in every}
     dry_run = _dry_run_lines(PAPER)
     listed = []
@@ -98,13 +98,13 @@ def test_paper_profile_one_array_per_stage_with_the_dry_run_commands(results_roo
         comments = re.findall(r"^#   task (\d+): (.*)$", script.read_text(), re.M)
         assert [int(i) for i, _ in comments] == list(range(len(stage.jobs)))
         listed += [command for _, command in comments]
-    assert sorted(listed) == sorted(dry_run)  # the same 55 papermill commands as --dry-run
+    assert sorted(listed) == sorted(dry_run)  # the same 56 papermill commands as --dry-run
     sft = _tasks(out, "sft")
     assert sft[11] == ["03_sft_step424000_paws", "sft", "-p profile paper -p ckpt step424000 -p task paws "
                                                         "-p make_figures False"]
     assert [t[0] for t in _tasks(out, "figures")] == ["01_pretrain_probe_figures", "02_instruction_tuning_figures",
                                                       "03_sft_figures"]
-    assert [t[0] for t in _tasks(out, "analysis")] == ["04_format", "05_transfer", "06_ood"]
+    assert [t[0] for t in _tasks(out, "analysis")] == ["04_format", "05_transfer", "06_ood", "07_beyond"]
 
 
 def test_paper_dependency_chain_puts_the_figure_jobs_last(results_root, tmp_path):
@@ -125,7 +125,7 @@ def test_smoke_profile_local_ladder_and_whole_notebook_jobs(results_root, tmp_pa
     built = slurm.write_scripts(SMOKE, out)
     assert [(s.name, [j.id for j in s.jobs]) for s in built] == [
         ("pretrain_probe", ["01_pretrain_probe"]), ("instruction_tuning", ["02_instruction_tuning"]),
-        ("sft", ["03_sft"]), ("analysis", ["04_format", "05_transfer", "06_ood"])]
+        ("sft", ["03_sft"]), ("analysis", ["04_format", "05_transfer", "06_ood", "07_beyond"])]
     # pretrain_probe builds the ladder everything loads; the sft job also draws Table 5 from instruction-tuned records
     assert _dependencies(out / "submit.sh") == {
         "pretrain_probe": [], "instruction_tuning": ["pretrain_probe"], "sft": ["pretrain_probe", "instruction_tuning"],
@@ -144,7 +144,7 @@ def test_profile_variants_split_or_whole_notebooks(results_root, tmp_path):
     assert {n: (len(s.jobs), s.after) for n, s in built.items()} == {
         "pretrain_probe": (2, ()), "instruction_tuning": (2, ("pretrain_probe",)), "sft": (8, ("pretrain_probe",)),
         "figures": (3, ("pretrain_probe", "instruction_tuning", "sft")),
-        "analysis": (3, ("pretrain_probe", "instruction_tuning", "sft"))}
+        "analysis": (4, ("pretrain_probe", "instruction_tuning", "sft"))}
     assert "--array=0-1%1" in _directives(tmp_path / "split" / "pretrain_probe.sbatch")
     assert "--array=0-7" in _directives(tmp_path / "split" / "sft.sbatch")
     # a GPU profile run one job per notebook: each job runs its notebook's whole ladder in turn
@@ -153,7 +153,7 @@ def test_profile_variants_split_or_whole_notebooks(results_root, tmp_path):
     assert {n: (len(s.jobs), s.after) for n, s in built.items()} == {
         "pretrain_probe": (1, ()), "instruction_tuning": (1, ("pretrain_probe",)),
         "sft": (1, ("pretrain_probe", "instruction_tuning")),
-        "analysis": (3, ("pretrain_probe", "instruction_tuning", "sft"))}
+        "analysis": (4, ("pretrain_probe", "instruction_tuning", "sft"))}
     throughput = cost.load_throughput()
     probes = [j for j in plan.jobs(whole) if j.notebook == "pretrain_probe"]
     hours = sum(cost.estimate(j, throughput) for j in probes)
@@ -175,8 +175,9 @@ def test_resource_lines_come_from_the_cost_plan(results_root, tmp_path):
         assert f"--time={seconds // 3600:02d}:{seconds % 3600 // 60:02d}:00" in directives
         assert f"--mem={memory}G" in directives
         assert f"{need['gpu_memory_bytes'] / 1e9:.1f} GB of GPU memory" in (out / f"{name}.sbatch").read_text()
-    # the numbers themselves, for the record: longest sft task (xsum) ≈ 1.09 GPU-hours → 2 h 45 min
-    assert "--time=02:45:00" in _directives(out / "sft.sbatch")
+    # the numbers themselves, for the record: longest sft task (xsum, with its evaluations along fine-tuning)
+    # ≈ 1.15 GPU-hours → 3 h
+    assert "--time=03:00:00" in _directives(out / "sft.sbatch")
     assert "--mem=16G" in _directives(out / "sft.sbatch") and "--mem=13G" in _directives(out / "pretrain_probe.sbatch")
     assert "--gres=gpu:1" in _directives(out / "figures.sbatch")  # ckpt=all jobs run what they find missing
     analysis = out / "analysis.sbatch"
@@ -212,7 +213,7 @@ def test_half_finished_study_gets_only_its_unfinished_jobs_and_no_empty_array(re
                                                             if j.id not in set(pretrain + sft_done)]
     built = slurm.write_scripts(PAPER, out)
     assert [(s.name, len(s.jobs)) for s in built] == [
-        ("instruction_tuning", 9), ("sft", 27), ("figures", 2), ("analysis", 3)]
+        ("instruction_tuning", 9), ("sft", 27), ("figures", 2), ("analysis", 4)]
     assert [t[0] for t in _tasks(out, "sft")] == [j.id for j in every if j.notebook == "sft" and _per_ckpt(j)
                                                   and j.id not in sft_done]
     assert not (out / "pretrain_probe.sbatch").exists() and "id_pretrain_probe" not in (out / "submit.sh").read_text()
@@ -232,7 +233,7 @@ def test_half_finished_study_gets_only_its_unfinished_jobs_and_no_empty_array(re
 
 def test_paper_reference_runs_no_model_so_one_cpu_array(results_root, tmp_path):
     built = slurm.write_scripts(PAPER_REFERENCE, tmp_path / "slurm")
-    assert [(s.name, len(s.jobs), s.after, s.gpus, s.env) for s in built] == [("analysis", 6, (), 0, ())]
+    assert [(s.name, len(s.jobs), s.after, s.gpus, s.env) for s in built] == [("analysis", 7, (), 0, ())]
 
 
 def test_reads_covers_every_notebook():

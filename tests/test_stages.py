@@ -22,7 +22,8 @@ def test_every_notebook_is_one_entry_and_every_name_in_it_resolves():
         assert stage.runs in (None, *stages.RECORD_KINDS) and (stage.runs is None or stage.runs in stage.writes)
         for kind in stage.reads:  # whatever a stage reads is written by it or by an earlier stage
             assert set(stages.writers_of(kind)) & set(stages.RUN_ORDER[:index + 1]), (stage.notebook, kind)
-        for maker in [*stage.figures.values(), *stage.tables.values(), *(m for _, m in stage.artifact_figures.values())]:
+        for maker in [*stage.figures.values(), *stage.tables.values(), *(m for _, m in stage.artifact_figures.values()),
+                      *(m for _, m in stage.beyond_figures.values())]:
             assert callable(stages.resolve(maker)), maker
         assert set(stage.claims) <= set(claims.CLAIMS), stage.notebook
     assert set().union(*(s.claims for s in stages.STAGES)) == set(claims.CLAIMS)
@@ -31,15 +32,17 @@ def test_every_notebook_is_one_entry_and_every_name_in_it_resolves():
 
 
 def test_the_plan_runner_slurm_cost_and_claims_read_the_registry():
-    assert plan.RUN_ORDER == stages.RUN_ORDER and plan.MODEL_NOTEBOOKS == ("pretrain_probe", "instruction_tuning", "sft")
+    assert plan.RUN_ORDER == stages.RUN_ORDER
+    assert plan.MODEL_NOTEBOOKS == ("pretrain_probe", "instruction_tuning", "sft", "beyond")  # beyond: to convergence
     assert plan.NOTEBOOK_READS == {s.notebook: s.reads for s in stages.STAGES}
     assert claims.NOTEBOOK_CLAIMS == {s.notebook: s.claims for s in stages.STAGES}
     assert slurm.READS["sft"] == ("pretrain_probe", "instruction_tuning", "sft")
-    assert slurm.READS["ood"] == ("pretrain_probe", "instruction_tuning", "sft") and slurm.LADDER_BUILDER == "pretrain_probe"
+    assert slurm.READS["ood"] == ("pretrain_probe", "sft") and slurm.LADDER_BUILDER == "pretrain_probe"
+    assert slurm.READS["beyond"] == ("pretrain_probe", "instruction_tuning", "sft", "beyond")
     assert [j.notebook for j in plan.jobs(SMOKE)][:1] == [stages.runner_of("base").notebook]
     jobs = plan.notebook_jobs(SMOKE)
     assert [j.reads for j in jobs] == [s.reads for s in stages.STAGES]
-    assert [j.writes for j in jobs] == [(), (), (), (), (), ("scorecard",)]
+    assert [j.writes for j in jobs] == [(), (), (), (), (), (), ("scorecard",)]  # the last one, beyond, judges all
     assert cost._units("pretrain_probe", jobs[0].model_jobs) == len(SMOKE.ckpts)  # its cost_unit: checkpoints
     assert cost._units("sft", jobs[2].model_jobs) == len(SMOKE.ckpts) * len(SMOKE.tasks)  # fine-tunes
 
@@ -50,7 +53,7 @@ def test_a_new_notebook_is_one_entry(monkeypatch):
                          figures={"figD_dynamics": "plots:fig5_format"}, claims=("A4",))
     monkeypatch.setattr(stages, "STAGES", (*stages.STAGES, extra))
     jobs = plan.notebook_jobs(SMOKE)
-    assert (jobs[-1].id, jobs[-1].notebook, jobs[-1].reads) == ("07_dynamics", "dynamics", extra.reads)
+    assert (jobs[-1].id, jobs[-1].notebook, jobs[-1].reads) == ("08_dynamics", "dynamics", extra.reads)
     monkeypatch.setattr(plan, "resolve", lambda profile, label: ladder.Checkpoint(
         label, profile.ladder, "amuro-local/tiny-olmo", label, "c" * 40, None))
     wanted = runner.job_identity(SMOKE, jobs[-1])
@@ -63,3 +66,8 @@ def test_per_checkpoint_jobs_split_where_a_stage_runs_models():
     sft = [j.id for j in jobs if j.notebook == "sft"]
     assert sft[:2] == ["03_sft_step1000_mnli", "03_sft_main_mnli"] and sft[-1] == "03_sft_figures"
     assert [j.id for j in jobs if j.notebook == "ood"] == ["06_ood"]
+    assert [j.id for j in jobs if j.notebook == "beyond"] == ["07_beyond"]  # converge off: analysis only
+    converge = plan.notebook_jobs(dataclasses.replace(PAPER, ckpts=("step1000", "main"), converge=True))
+    beyond = [j.id for j in converge if j.notebook == "beyond"]
+    assert beyond[:2] == ["07_beyond_step1000_mnli", "07_beyond_main_mnli"] and beyond[-1] == "07_beyond_figures"
+    assert "07_beyond_main_tulu" in beyond  # the instruction mixture too (boolq is "learned in fine-tuning")
