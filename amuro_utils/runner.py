@@ -179,10 +179,12 @@ def status(profile: Profile) -> str:
     for job in plan.notebook_jobs(profile):
         st = job_state(profile, job, cache)
         lines.append(f"job {job.id}: {st.state}" + (f" ({'; '.join(st.why)})" if st.why else ""))
+        store = "converge/" if job.model_jobs and job.model_jobs[0].kind == plan.CONVERGE else ""
         for key, rec in st.records:
             counts[rec.state] = counts.get(rec.state, 0) + 1
             run = results.run_name(key["fine_tune"], key["method"], key["seed"])
-            lines.append(f"    {rec.state:<8} {key['ckpt']}/{run}/{key['eval_set']}/{key['format']}{_detail(rec)}")
+            lines.append(f"    {rec.state:<8} {store}{key['ckpt']}/{run}/{key['eval_set']}/{key['format']}"
+                         f"{_detail(rec)}")
         for what, art in st.artifacts:
             lines.append(f"    {art.state:<8} {what}{_detail(art)}")
             stuck = what.endswith(" forgetting") and art.state != "done" and not profile.keep_weights
