@@ -1248,8 +1248,8 @@ def beyond_run(profile: Profile) -> BeyondRun:
         for line in inputs[kind].attrs.get("left_out", [])]) if line]
     df = inputs["df"]
     source = ("the authors' released numbers" if profile.results_source == "paper" else
-              f"{len(df)} records ({', '.join(sorted(set(df['schedule'])))} schedule) made under today's settings, "
-              f"{len(inputs['dynamics'])} rows along fine-tuning, {len(inputs['probes'])} probe rows")
+              f"{len(inputs['dynamics'])} rows along fine-tuning, {len(inputs['probes'])} probe rows and {len(df)} "
+              f"records ({', '.join(sorted(set(df['schedule'])))} schedule) made under today's settings")
     print(" ".join([f"Figures of beyond drawn from {source}."] + notes))
     return BeyondRun(profile, study, stored_beyond_table(profile, inputs), notes)
 
