@@ -563,10 +563,13 @@ def fine_tuned_model(profile: Profile, ckpt: ladder.Checkpoint, spec: FineTune, 
     extra = {}
     if along is not None:
         extra.update(points=profile.dynamics.fractions, on_point=along)
-    if spec.schedule == plan.CONVERGE:
-        validation = validation_examples(profile, spec)
-        extra.update(converge=spec.convergence, validate=lambda model: train.completion_loss(
-            model, loaded.tokenizer, validation, spec.train, kind=spec.kind))
+    if spec.schedule == plan.CONVERGE:  # the validation split, encoded once, scored with the training objective
+        validation = train.encode_examples(loaded.tokenizer, validation_examples(profile, spec), kind=spec.kind,
+                                           max_length=spec.train.max_length)
+        pad = loaded.tokenizer.pad_token_id if loaded.tokenizer.pad_token_id is not None else \
+            loaded.tokenizer.eos_token_id
+        extra.update(converge=spec.convergence,
+                     validate=lambda model: train.mean_loss(model, validation, spec.train, pad))
     # the per-step bar only where someone watches a terminal; the notebooks show the returned summary
     train_log = train.fine_tune(trained, loaded.tokenizer, examples, spec.train, kind=spec.kind,
                                 progress=progress and sys.stderr.isatty(), device=profile.device, **extra)
