@@ -776,7 +776,7 @@ def claim_s2(study: Study) -> list[Part]:
         mean = wmean([(d, wt) for _, d, wt in found], f"benchmark with {it} rows at both {early} and {late}{lacking}")
         notes = [f"{early} → {late}: {_labelled(found)}",
                  f"below −{SPRINGER_DROP:g} (Springer's 'over 2 % worse'): "
-                 f"{'yes' if np.nanpercentile(mean[1:], 97.5) < -SPRINGER_DROP else 'not shown'}"]
+                 f"{'yes' if stats.percentile_ci(mean[1:])[1] < -SPRINGER_DROP else 'not shown'}"]
         if absent:
             notes.append(f"not evaluated by this source: {', '.join(absent)}")
         return mean, notes

@@ -178,7 +178,8 @@ def checkpoints(profile: Profile, ckpt="all") -> list[ladder.Checkpoint]:
     for label in labels:
         if label == ckpt or (step is not None and ckpt_step(label) == step):
             return [plan.resolve(profile, label)]
-    wanted = ladder.checkpoint(profile.ladder, ckpt, cache_dir=plan.hub_cache(profile))  # a branch name (or error)
+    wanted = ladder.checkpoint(profile.ladder, ckpt, cache_dir=plan.hub_cache(profile),  # a branch name (or error)
+                               labels=profile.rungs)
     for label in labels:
         point = plan.resolve(profile, label)
         if point.branch == wanted.branch:
@@ -284,7 +285,8 @@ def evaluate_requests(profile: Profile, model, tokenizer, requests: list[tuple[d
         out = evaluate.evaluate_examples(model, tokenizer, dataset, cache[eval_set], fmt, profile.shots,
                                          batch_size=profile.eval_batch_size, max_length=profile.max_length,
                                          max_new_tokens=profile.max_new_tokens,
-                                         gold_leak=profile.llmbar_gold_leak, generate_fn=generate_fn,
+                                         gold_leak=profile.llmbar_gold_leak,
+                                         exact_match=profile.llmbar_exact_match, generate_fn=generate_fn,
                                          shared_prefix=profile.shared_prefix)
         summary = evaluate.bootstrap_ci(out.scores, seed=profile.bootstrap_seed)
         metrics = {"metric": dataset.metric, **summary, "n_truncated": int(out.n_truncated),

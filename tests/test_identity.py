@@ -206,7 +206,7 @@ def test_the_claims_version_restales_the_jobs_that_judge_claims_only(monkeypatch
     _resolvable(monkeypatch)
     jobs = plan.notebook_jobs(TINY)
     before = {job.id: runner.job_identity(TINY, job) for job in jobs}
-    monkeypatch.setattr(identity, "CLAIMS_VERSION", 2)
+    monkeypatch.setattr(identity, "CLAIMS_VERSION", identity.CLAIMS_VERSION + 1)
     after = {job.id: runner.job_identity(TINY, job) for job in jobs}
     assert {j for j in before if before[j] != after[j]} == {job.id for job in jobs if job.reads}
     assert all(identity.changed_fields(before[j], after[j]) == ["analysis.claims_version"] for j in before
