@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import (analysis, artifacts, evaluate, identity, ladder, overrides as profile_overrides, plan, results,
-               sensitivity as probe, stages, stats, tasks, tiny_ladder)
+from . import (analysis, artifacts, evaluate, identity, ladder, nbtools, overrides as profile_overrides, plan,
+               results, sensitivity as probe, stages, stats, tasks, tiny_ladder)
 from .paths import results_dir
 from .profiles import FineTune, Profile, TaskPlan, ckpt_step
 
@@ -329,6 +329,7 @@ def run_base(profile: Profile, ckpt="all", *, progress: bool = True) -> int:
         if not todo:
             continue
         _preflight(profile, job)
+        nbtools.progress("evaluating the base model", ckpt=point.label, task=results.BASE)
         loaded = load_base(profile, point)
         done += evaluate_requests(profile, loaded.model, loaded.tokenizer, todo,
                                   _provenance(profile, loaded, None), progress=progress,
@@ -480,7 +481,10 @@ def _fine_tune_and_evaluate(profile: Profile, job: plan.Job, ckpt: ladder.Checkp
             outcomes.append({**row, "status": f"forgetting {forgetting.state}: weights not kept"})
             continue
         _preflight(profile, job)
+        run = spec.name + (f" ({spec.method}, seed {spec.seed})" if len(job.fine_tunes) > 1 else "")
+        nbtools.progress(f"fine-tuning {run}", ckpt=ckpt.label, task=job.task)
         loaded, summary = fine_tuned_model(profile, ckpt, spec, progress=progress)
+        nbtools.progress(f"evaluating the {run} model", ckpt=ckpt.label, task=job.task)
         records = evaluate_requests(profile, loaded.model, loaded.tokenizer, todo, _provenance(profile, loaded, spec),
                                     progress=progress, generate_fn=_generator(profile, loaded, weights))
         _release(loaded)
@@ -568,6 +572,8 @@ def sensitivity(profile: Profile, ckpt="all", *, enabled: bool = True, progress:
     delta_loss, block_deltas, n_tokens. Each checkpoint's rows are stored in results/<profile>/sensitivity/<ckpt>.json
     under their settings identity and recomputed when it changes. Empty when disabled or for released numbers."""
     columns = ["ckpt", "step", *probe.FRAME_COLUMNS]
+    if enabled and runs_models(profile):
+        nbtools.progress("perturbing weights (Springer sensitivity)", unit="rest")
     if not enabled or not runs_models(profile):
         return pd.DataFrame(columns=columns)
     settings, frames, blocks = profile.sensitivity, [], None
@@ -676,6 +682,7 @@ def draw(profile: Profile, notebook: str, *, overlay_paper: bool = False, enable
 
     if not enabled:
         return Drawn([], {})
+    nbtools.progress("drawing the figures", unit="rest")
     stage = stages.get(notebook)
     df, overlay = figure_inputs(profile, notebook, overlay_paper)
     files, tables = [], {}
@@ -730,6 +737,7 @@ def verdicts(profile: Profile, notebook: str) -> str:
     (figures/<profile>/claims.md and .csv)."""
     from . import claims
 
+    nbtools.progress("judging the claims", unit="rest")
     stage = stages.get(notebook)
     inputs = claim_inputs(profile, stage.reads)
     parts = [claims.notebook_verdicts(notebook, inputs["df"], profile, sensitivity=inputs["sensitivity"],
