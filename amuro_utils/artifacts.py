@@ -101,12 +101,20 @@ def atomic_folder(path: Path):
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    shutil.rmtree(path, ignore_errors=True)
+    old = None
+    if path.exists():  # moved aside whole first: removing it in place could be killed half-way, leaving its DONE
+        old = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.old-")) / path.name
+        try:
+            path.rename(old)
+        except OSError:  # another process moved it first
+            old = None
     try:
         tmp.rename(path)
     except OSError:
         shutil.rmtree(tmp, ignore_errors=True)
     _sync_folder(path.parent)
+    if old is not None:
+        shutil.rmtree(old.parent, ignore_errors=True)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -194,13 +194,7 @@ def _require_window(study: Study, ckpts: list, where: str, fraction: float) -> N
 def _per_set_gain(study: Study, pairs, ckpts, reduce):
     """A statistic for "every pair": reduce (np.min / np.max) over pairs of each pair's mean gain over ckpts."""
     def compute(g, w):
-        labels = [pair_label(p) for p in pairs]
-        terms = []
-        for pair in dict.fromkeys(pairs):
-            rows = stats.gain_rows(g, w, [pair], ckpts)
-            if rows:
-                terms.append((pair_label(pair), wmean([(r[2], r[4]) for r in rows], "row"),
-                              w("pair", pair_label(pair), labels)))
+        terms = stats.pair_gains(g, w, pairs, ckpts)
         if not terms:
             raise Unmeasurable("no pair with both rows")
         return wextreme([(v, wt) for _, v, wt in terms], reduce), [f"per pair: {_labelled(terms)}"]
@@ -335,14 +329,7 @@ def claim_a3(study: Study) -> list[Part]:
         return vec, [f"lowest: {name}; group means: {_labelled(means)}"]
 
     def lowest_pair(g, w):
-        labels = [pair_label(p) for p in every_pair]
-        means = []
-        for pair in every_pair:
-            rows = stats.gain_rows(g, w, [pair], study.ladder)
-            if rows:
-                means.append((pair_label(pair), wmean([(r[2], r[4]) for r in rows], "row"),
-                              w("pair", pair_label(pair), labels)))
-        label, vec = _lowest(means, "pair with both rows")
+        label, vec = _lowest(stats.pair_gains(g, w, every_pair, study.ladder), "pair with both rows")
         return vec, [f"lowest: {label}"]
 
     bonferroni = 1 - (1 - CONFIDENCE) / max(len(groups), 1)
@@ -672,14 +659,8 @@ def claim_b8(study: Study) -> list[Part]:
         pairs = [(s, it.name) for s in sets]
 
         def compute(g, w):
-            labels = [pair_label(p) for p in pairs]
-            terms = []
-            for pair in pairs:
-                rows = stats.gain_rows(g, w, [pair], study.ladder)
-                if rows:
-                    terms.append((np.abs(wmean([(r[2], r[4]) for r in rows], "row")), w("pair", pair_label(pair),
-                                                                                          labels)))
-            return wextreme(terms, np.max), []
+            terms = stats.pair_gains(g, w, pairs, study.ladder)
+            return wextreme([(np.abs(v), wt) for _, v, wt in terms], np.max), [f"per benchmark: {_labelled(terms)}"]
         return compute
 
     why = f"splits / benchmarks: {PAIRS_WHY}; checkpoints: {CKPTS_WHY}"
@@ -776,7 +757,7 @@ def claim_s2(study: Study) -> list[Part]:
         mean = wmean([(d, wt) for _, d, wt in found], f"benchmark with {it} rows at both {early} and {late}{lacking}")
         notes = [f"{early} → {late}: {_labelled(found)}",
                  f"below −{SPRINGER_DROP:g} (Springer's 'over 2 % worse'): "
-                 f"{'yes' if np.nanpercentile(mean[1:], 97.5) < -SPRINGER_DROP else 'not shown'}"]
+                 f"{'yes' if stats.percentile_ci(mean[1:])[1] < -SPRINGER_DROP else 'not shown'}"]
         if absent:
             notes.append(f"not evaluated by this source: {', '.join(absent)}")
         return mean, notes

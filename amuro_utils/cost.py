@@ -433,18 +433,45 @@ def _units(notebook: str, model_jobs) -> int:
 def _cpu_work(profile: Profile, nb, rates: dict) -> float:
     """Seconds of measured-rate work in one papermill job: ladder pre-training, fine-tuning, evaluation (and what it
     does beyond the paper: `_cpu_beyond`)."""
+    return sum(seconds for _, seconds in _cpu_units(profile, nb, rates))
+
+
+def _cpu_units(profile: Profile, nb, rates: dict) -> list[tuple[tuple, float]]:
+    """The measured-rate work of one papermill job in run order: ("ladder",) pre-training, then one entry per model
+    job (its checkpoint and task: fine-tuning, evaluation and what it does beyond the paper), in seconds."""
     from .tiny_ladder import tiny_settings
 
-    seconds = 0.0
+    units = []
     if "ladder" in stages.get(nb.notebook).writes and nb.model_jobs and profile.tiny_ladder is not None:
         st = tiny_settings(profile)
-        seconds += rates["pretrain_s_per_token"] * st.total_steps * st.batch_size * st.seq_len
+        units.append((("ladder",), rates["pretrain_s_per_token"] * st.total_steps * st.batch_size * st.seq_len))
     for job in nb.model_jobs:
+        seconds = 0.0
         for run in job.fine_tunes:
             seconds += _cpu_train(rates, run)
         seconds += _cpu_evals(profile, rates, job.evals) * max(1, len(job.fine_tunes))
         seconds += sum(_cpu_beyond(profile, rates, job).values())
-    return seconds
+        units.append(((job.ckpt, job.task), seconds))
+    return units
+
+
+def job_timeline(profile: Profile, nb) -> list[tuple[tuple, float]] | None:
+    """What one papermill job will spend its time on, in run order, as the cost model prices it: ("ladder",), then
+    (ckpt, task) per model job, then ("rest",) for the notebook's overhead (loading, figures, verdicts), in seconds
+    (CPU profiles: measured rates; GPU profiles: the GPU-hour model). None where it cannot be priced. The runner's
+    ETA reads it."""
+    if profile.results_source == "paper":
+        return None
+    if profile.device == "cpu":
+        frame = cpu_estimate(profile)
+        if frame is None:
+            return None
+        rates = json.loads(CPU_THROUGHPUT_FILE.read_text())
+        units = _cpu_units(profile, nb, rates)
+        total = float(frame.set_index("job").loc[nb.id, "seconds"]) if nb.id in set(frame["job"]) else 0.0
+        return units + [(("rest",), max(total - sum(s for _, s in units), 0.0))]
+    throughput = load_throughput()
+    return [((job.ckpt, job.task), estimate(job, throughput) * 3600) for job in nb.model_jobs] + [(("rest",), 0.0)]
 
 
 def _cpu_train(rates: dict, run: FineTune) -> float:

@@ -1,11 +1,42 @@
-"""Small notebook utilities for run_all.sh and the tests: the failing cell's error, the jupytext pairing check."""
+"""Small notebook utilities for run_all.sh and the tests: what a notebook is doing now (for the runner's progress
+line), the failing cell's error, the jupytext pairing check."""
 
 from __future__ import annotations
 
+import json
+import os
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 import nbformat
+
+
+PROGRESS_ENV = "AMURO_PROGRESS_FILE"  # set by the runner for each papermill job it starts
+
+
+def progress(what: str, **where) -> None:
+    """Say what this notebook's kernel is doing now ("fine-tuning mnli", ckpt=…, task=…): one JSON line the runner
+    polls for its progress line and ETA. A no-op where no runner asked (JupyterLab, papermill by hand)."""
+    path = os.environ.get(PROGRESS_ENV)
+    if not path:
+        return
+    try:
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".progress.")
+        with os.fdopen(fd, "w") as handle:
+            json.dump({"what": what, **where, "t": time.time()}, handle)
+        os.replace(tmp, path)  # the runner reads the old line or the new one, never half of one
+    except OSError:
+        pass
+
+
+def read_progress(path: str | Path) -> dict | None:
+    """The last progress line a notebook wrote (None if none or unreadable)."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def cell_error(path: str | Path) -> str:

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import (analysis, artifacts, evaluate, identity, ladder, overrides as profile_overrides, plan,
+from . import (analysis, artifacts, evaluate, identity, ladder, nbtools, overrides as profile_overrides, plan,
                probes as probes_module, results, sensitivity as probe, stages, stats, tasks, tiny_ladder)
 from .paths import results_dir
 from .profiles import FineTune, Profile, TaskPlan, ckpt_step
@@ -189,7 +189,8 @@ def checkpoints(profile: Profile, ckpt="all") -> list[ladder.Checkpoint]:
     for label in labels:
         if label == ckpt or (step is not None and ckpt_step(label) == step):
             return [plan.resolve(profile, label)]
-    wanted = ladder.checkpoint(profile.ladder, ckpt, cache_dir=plan.hub_cache(profile))  # a branch name (or error)
+    wanted = ladder.checkpoint(profile.ladder, ckpt, cache_dir=plan.hub_cache(profile),  # a branch name (or error)
+                               labels=profile.rungs)
     for label in labels:
         point = plan.resolve(profile, label)
         if point.branch == wanted.branch:
@@ -296,7 +297,8 @@ def evaluate_requests(profile: Profile, model, tokenizer, requests: list[tuple[d
         out = evaluate.evaluate_examples(model, tokenizer, dataset, cache[eval_set], fmt, profile.shots,
                                          batch_size=profile.eval_batch_size, max_length=profile.max_length,
                                          max_new_tokens=profile.max_new_tokens,
-                                         gold_leak=profile.llmbar_gold_leak, generate_fn=generate_fn,
+                                         gold_leak=profile.llmbar_gold_leak,
+                                         exact_match=profile.llmbar_exact_match, generate_fn=generate_fn,
                                          shared_prefix=profile.shared_prefix)
         summary = evaluate.bootstrap_ci(out.scores, seed=profile.bootstrap_seed)
         metrics = {"metric": dataset.metric, **summary, "n_truncated": int(out.n_truncated),
@@ -339,6 +341,7 @@ def run_base(profile: Profile, ckpt="all", *, progress: bool = True) -> int:
         if not todo:
             continue
         _preflight(profile, job)
+        nbtools.progress("evaluating the base model", ckpt=point.label, task=results.BASE)
         loaded = load_base(profile, point)
         done += evaluate_requests(profile, loaded.model, loaded.tokenizer, todo,
                                   _provenance(profile, loaded, None), progress=progress,
@@ -635,7 +638,10 @@ def _fine_tune_and_evaluate(profile: Profile, job: plan.Job, ckpt: ladder.Checkp
             outcomes.append({**row, "status": f"forgetting {forgetting.state}: weights not kept"})
             continue
         _preflight(profile, job)
+        run = spec.name + (f" ({spec.method}, seed {spec.seed})" if len(job.fine_tunes) > 1 else "")
+        nbtools.progress(f"fine-tuning {run}", ckpt=ckpt.label, task=job.task)
         loaded, summary = fine_tuned_model(profile, ckpt, spec, progress=progress, dynamics=dynamics)
+        nbtools.progress(f"evaluating the {run} model", ckpt=ckpt.label, task=job.task)
         records = evaluate_requests(profile, loaded.model, loaded.tokenizer, todo, _provenance(profile, loaded, spec),
                                     progress=progress, generate_fn=_generator(profile, loaded, weights),
                                     kind=job.kind)
@@ -740,6 +746,8 @@ def sensitivity(profile: Profile, ckpt="all", *, enabled: bool = True, progress:
     delta_loss, block_deltas, n_tokens. Each checkpoint's rows are stored in results/<profile>/sensitivity/<ckpt>.json
     under their settings identity and recomputed when it changes. Empty when disabled or for released numbers."""
     columns = ["ckpt", "step", *probe.FRAME_COLUMNS]
+    if enabled and runs_models(profile):
+        nbtools.progress("perturbing weights (Springer sensitivity)", unit="rest")
     if not enabled or not runs_models(profile):
         return pd.DataFrame(columns=columns)
     settings, frames, blocks = profile.sensitivity, [], None
@@ -841,6 +849,7 @@ def probes(profile: Profile, ckpt="all", *, enabled: bool = True) -> pd.DataFram
         path, wanted = plan.probes_path(profile, point.label), plan.probes_identity(profile, point)
         stored = artifacts.load(path, wanted, "probe rows")
         if stored is None:
+            nbtools.progress("probing the frozen hidden states", ckpt=point.label, task=results.BASE)
             start = time.perf_counter()
             loaded = load_base(profile, point)
             rows = linear.probe_model(loaded.model, loaded.tokenizer, chosen, profile.probes,
@@ -992,6 +1001,7 @@ def draw(profile: Profile, notebook: str, *, overlay_paper: bool = False, enable
 
     if not enabled:
         return Drawn([], {})
+    nbtools.progress("drawing the figures", unit="rest")
     stage = stages.get(notebook)
     df, overlay = figure_inputs(profile, notebook, overlay_paper)
     files, tables = [], {}
@@ -1064,6 +1074,7 @@ def verdicts(profile: Profile, notebook: str) -> str:
     the notebook of the questions beyond the paper, shows their section."""
     from . import claims
 
+    nbtools.progress("judging the claims", unit="rest")
     stage = stages.get(notebook)
     inputs = claim_inputs(profile, stage.reads)
     parts = [claims.notebook_verdicts(notebook, inputs["df"], profile, sensitivity=inputs["sensitivity"],

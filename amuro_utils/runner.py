@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -251,9 +252,67 @@ def write_marker(profile: Profile, job: plan.NotebookJob, seconds: float) -> Non
                     {"seconds": round(seconds, 1), "finished": time.strftime("%Y-%m-%dT%H:%M:%S")})
 
 
+def _duration(seconds: float) -> str:
+    seconds = max(0, round(seconds))
+    return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
+
+
+class _Watch:
+    """The progress line of one running job: what its notebook says it is doing, where that is on the ladder, and an
+    ETA from the cost model's timeline of the job (cost.job_timeline), scaled by the pace measured so far."""
+
+    def __init__(self, profile: Profile, job: plan.NotebookJob):
+        from . import cost
+
+        self.profile, self.job, self.start = profile, job, time.perf_counter()
+        try:
+            self.timeline = cost.job_timeline(profile, job) or []
+        except (KeyError, ValueError, OSError):
+            self.timeline = []
+        self.total = sum(s for _, s in self.timeline)
+        self.last = None
+
+    def _done_before(self, event: dict) -> float | None:
+        """Estimated seconds of the job's work that comes before the event's unit (None if it is not in the plan)."""
+        key = ("ladder",) if event.get("unit") == "ladder" else (event.get("ckpt"), event.get("task"))
+        if event.get("unit") == "rest":
+            key = ("rest",)
+        done = 0.0
+        for unit, seconds in self.timeline:
+            if unit == key:
+                return done
+            done += seconds
+        return None
+
+    def line(self, event: dict) -> str | None:
+        """The line to print for a new event ('   sft: fine-tuning mnli at step424000 (rung 4/8), ETA 1 min 40 s');
+        None when nothing changed."""
+        what = (event.get("what"), event.get("ckpt"), event.get("task"))
+        if what == self.last:
+            return None
+        self.last = what
+        text = f"   {self.job.notebook}: {event['what']}"
+        ckpt = event.get("ckpt")
+        if ckpt in self.profile.ckpts:
+            text += f" at {ckpt} (rung {list(self.profile.ckpts).index(ckpt) + 1}/{len(self.profile.ckpts)})"
+        elif ckpt:
+            text += f" at {ckpt}"
+        done, elapsed = self._done_before(event), time.perf_counter() - self.start
+        if self.total > 0 and done is not None:
+            # the model's remaining seconds, scaled by the pace observed so far once a tenth of the job is behind
+            pace = min(max(elapsed / done, 0.25), 20.0) if done >= 0.1 * self.total else 1.0
+            text += f", ETA {_duration((self.total - done) * pace)}"
+        return text
+
+
 def run_job(profile: Profile, job: plan.NotebookJob, state: JobState | None = None) -> bool:
     """Run one papermill job unless it is done; mark it finished on success. False (after printing the failing
-    cell's error) when its notebook fails. run_all.sh and every SLURM array task run jobs through this."""
+    cell's error) when its notebook fails. run_all.sh and every SLURM array task run jobs through this.
+
+    While it runs, a line says what the notebook is doing and the ETA (nbtools.progress, cost.job_timeline);
+    papermill's and the kernel's own output go to results/<profile>/notebooks/<job>.log."""
+    from .nbtools import PROGRESS_ENV, read_progress
+
     state = state or job_state(profile, job)
     if state.state == "done":
         print(f"== {job.id}: done earlier, skipped", flush=True)
@@ -262,23 +321,34 @@ def run_job(profile: Profile, job: plan.NotebookJob, state: JobState | None = No
         print(f"== {job.id}: stale ({'; '.join(state.why)}), running again", flush=True)
     out_dir = results_dir(profile.name) / "notebooks"
     out_dir.mkdir(parents=True, exist_ok=True)
-    output = out_dir / f"{job.id}.ipynb"
+    output, log, progress = (out_dir / f"{job.id}{ext}" for ext in (".ipynb", ".log", ".progress.json"))
+    progress.unlink(missing_ok=True)
     args = [sys.executable, "-m", "papermill", f"notebooks/{job.notebook}.ipynb", str(output)]
     for name, value in job.params:
         args += ["-p", name, value]
-    args += ["--log-level", "WARNING", "--stderr-file", str(out_dir / f"{job.id}.stderr.log")]
+    args += ["--log-level", "WARNING", "--no-progress-bar", "--stderr-file", str(out_dir / f"{job.id}.stderr.log")]
     print(f"== {job.id}: papermill notebooks/{job.notebook}.ipynb {output} {job.papermill_args()}", flush=True)
-    t0 = time.perf_counter()
-    if subprocess.run(args, cwd=REPO_ROOT, stdin=subprocess.DEVNULL).returncode != 0:
+    t0, watch = time.perf_counter(), _Watch(profile, job)
+    with open(log, "w") as sink:
+        proc = subprocess.Popen(args, cwd=REPO_ROOT, stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT,
+                                env={**os.environ, PROGRESS_ENV: str(progress)})
+        while proc.poll() is None:
+            time.sleep(0.5)
+            event = read_progress(progress)
+            line = watch.line(event) if event else None
+            if line:
+                print(line, flush=True)
+    if proc.returncode != 0:
         from .nbtools import cell_error
 
-        print(f"!! notebook '{job.notebook}' failed (job {job.id}). The partial executed notebook is {output};\n"
+        print(f"!! notebook '{job.notebook}' failed (job {job.id}). The partial executed notebook is {output}; "
+              f"papermill's output: {log};\n"
               f"!! the failing cell's error:\n{cell_error(output) if output.exists() else 'no notebook written'}",
               file=sys.stderr, flush=True)
         return False
     seconds = time.perf_counter() - t0
     write_marker(profile, job, seconds)
-    print(f"== {job.id}: finished in {seconds:.0f} s", flush=True)
+    print(f"== {job.id}: finished in {_duration(seconds)}", flush=True)
     return True
 
 
@@ -306,10 +376,26 @@ def run(profile: Profile, *, over_budget: bool = False) -> int:
     for job in plan.notebook_jobs(profile):
         if not run_job(profile, job):
             return 1
-    print(f"== all jobs of profile '{profile.name}' finished in {time.perf_counter() - start_all:.0f} s\n"
-          f"   figures: {figures_dir(profile.name)}/   executed notebooks: {results_dir(profile.name) / 'notebooks'}/",
+    print(f"== all jobs of profile '{profile.name}' finished in {_duration(time.perf_counter() - start_all)}",
           flush=True)
+    print(summary(profile), flush=True)
     return 0
+
+
+def summary(profile: Profile) -> str:
+    """The end of a run: the scorecard's headline, where the figures are, and the report (written now)."""
+    from . import report
+
+    figures = figures_dir(profile.name)
+    lines = []
+    card = figures / "claims.md"
+    if card.is_file():
+        headline = next((line for line in card.read_text().splitlines() if line.startswith("Verdicts: ")), "")
+        lines.append(f"   scorecard: {headline.split(' *Robust*')[0]} ({card})")
+    index = report.write_report(profile.name)
+    lines += [f"   figures and tables: {figures}/   executed notebooks: {results_dir(profile.name) / 'notebooks'}/",
+              f"   report: {index} (open it in a browser)"]
+    return "\n".join(lines)
 
 
 def main(argv=None) -> int:

@@ -711,6 +711,19 @@ def mean_gain(g, w, pairs, ckpts, fmt: str = "default", what: str = "(pair, chec
     return mean_relative_change(rows, what)
 
 
+def pair_gains(g, w, pairs, ckpts, fmt: str = "default") -> list[tuple]:
+    """[(pair label, the pair's mean gain over `ckpts`, the pair's unit weight)] for every pair with a row: the
+    per-pair statistic of "every set" / "some set" readings."""
+    labels = [pair_label(p) for p in pairs]
+    out = []
+    for pair in dict.fromkeys(pairs):
+        rows = gain_rows(g, w, [pair], ckpts, fmt)
+        if rows:
+            out.append((pair_label(pair), wmean([(r[2], r[4]) for r in rows], "row"),
+                        w("pair", pair_label(pair), labels)))
+    return out
+
+
 def mean_relative_change(rows, what: str = "(pair, checkpoint) with both rows") -> np.ndarray:
     """Mean over gain rows of (fine-tuned − base) / base, in % (PROTOCOL §6.3); rows whose base point is 0 are
     left out, and a resample that draws a base of 0 leaves that row out of that resample."""

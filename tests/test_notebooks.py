@@ -258,7 +258,7 @@ def test_a_changed_evaluation_setting_recomputes_exactly_its_records_and_the_run
     assert 0 < len(generation) < len(keys) == len(_records(root))  # base and fine-tuned xsum, socialiqa, sciq
     kept = list((smoke / "records" / ".stale").rglob("*.json"))
     assert len(kept) == len(generation)  # exactly the dependent records, recomputed; the old ones kept aside
-    for path in map(store.path, (dict(k) for k in keys)):
+    for path in (store.path(**k) for k in keys):
         if path in generation:
             assert json.loads(path.read_text())["identity"]["eval"]["scoring"]["max_new_tokens"] == 30
         else:
