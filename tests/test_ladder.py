@@ -15,14 +15,17 @@ from amuro_utils import ladder
 from amuro_utils.ladder import (CheckpointMismatchError, CorruptCheckpointError, LadderError, check_safetensors, load,
                                 resolve, write_hub_revision)
 from amuro_utils.offline import olmo_tokenizer
-from amuro_utils.profiles import PAPER, TINY, TinyLadderSettings
-from amuro_utils.tiny_ladder import build_tiny_ladder, tiny_settings, unigram_entropy
+from amuro_utils import tasks
+from amuro_utils.profiles import PAPER, PROFILES, TINY, TinyLadderSettings, tiny_rungs
+from amuro_utils.tiny_ladder import (build_tiny_ladder, corpus_docs, label_word_problems, split_corpus, tiny_settings,
+                                     train_tokenizer, unigram_entropy)
 from conftest import OLMO_HF_REPO, tiny_olmo
 
-SMALL = TinyLadderSettings(hidden_size=16, num_layers=1, num_heads=1, intermediate_size=32, seq_len=32,
+SMALL = TinyLadderSettings(vocab_size=512, hidden_size=16, num_layers=1, num_heads=1, intermediate_size=32, seq_len=32,
                            batch_size=4, total_steps=6, save_steps=(2, 4, 6), corpus=("drop",),
                            max_docs_per_source=20, heldout_fraction=0.1, heldout_blocks=4, eval_every=3,
                            lr=3e-2, warmup_steps=1)
+LOCAL_PROFILES = [p for p in PROFILES.values() if ladder.get_ladder(p.ladder).local]
 
 
 @pytest.mark.parametrize("name, branch", [
@@ -194,10 +197,86 @@ def test_unigram_entropy_in_nats():
 
 def test_tiny_settings_follow_the_profile():
     settings = tiny_settings(TINY)
-    # every named rung (the paper's labels) is saved: 10, 20, then the paper's fractions of 160 steps
-    assert settings.save_steps == (10, 20, 74, 92, 110, 119, 128, 159, 160) and settings.total_steps == 160
+    # every named rung (the paper's labels) is saved: the first two stretched, then the paper's fractions
+    assert settings.save_steps == tuple(sorted(int(b[4:]) for b in TINY.rungs.values() if b != "main")) + (
+        settings.total_steps,)
+    assert TINY.ckpts == PAPER.ckpts and set(TINY.rungs) == {*PAPER.ckpts, "step550000"}
     with pytest.raises(LadderError, match="uses hub ladder 'olmo-1b'"):
         tiny_settings(PAPER)
+
+
+def test_tiny_rungs_sit_at_the_papers_fractions():
+    rungs = tiny_rungs(160, (10, 20))
+    assert rungs == {"step1000": "step10", "step18000": "step20", "step342000": "step74", "step424000": "step92",
+                     "step505000": "step109", "step550000": "step119", "step592000": "step128",
+                     "step738000": "step159", "main": "main"}
+    # the tiny profile: every rung from 46 % on at the paper's fraction of its ladder, the first two stretched
+    total = TINY.tiny_ladder.total_steps
+    steps = {label: int(branch[4:]) for label, branch in TINY.rungs.items() if branch != "main"}
+    assert list(steps) == ["step1000", "step18000", "step342000", "step424000", "step505000", "step550000",
+                           "step592000", "step738000"] and TINY.rungs["main"] == "main"
+    for label, step in steps.items():
+        if label not in ("step1000", "step18000", "step738000"):
+            assert abs(step - int(label[4:]) / 738_020 * total) <= 0.5
+    assert steps["step738000"] == total - 1
+    assert steps["step1000"] < steps["step18000"] <= TINY.tiny_ladder.warmup_steps  # stretched into the warm-up
+    with pytest.raises(ValueError, match="must increase from step 1"):
+        tiny_rungs(40, (10, 20))  # step342000 at 46 % of 40 steps = 19 comes before the early rung 20
+
+
+@pytest.mark.parametrize("profile", LOCAL_PROFILES, ids=[p.name for p in LOCAL_PROFILES])
+def test_label_words_keep_distinct_first_subtokens(profile):
+    """Restricted next-token classification tells labels apart by their words' first sub-tokens: under the
+    ladder's own tokenizer, no two labels of a classification set the profile evaluates may share one."""
+    settings = tiny_settings(profile)
+    tokenizer = train_tokenizer(settings, split_corpus(settings, corpus_docs(settings))[0])
+    sets = {s for t in profile.tasks for s in (*t.in_domain, *t.ood)} | set(profile.instruction.llmbar)
+    classification = [tasks.get(s) for s in sorted(sets) if tasks.get(s).kind == "classification"]
+    assert {d.name for d in classification} >= {"mnli_matched", "qqp_glue", "llmbar_Natural"}
+    for dataset in classification:
+        first = {}  # label -> first sub-token ids of its words
+        for word in dataset.force_words:
+            label = next((lab for sub, lab in dataset.strip_order if sub in word), word.strip())
+            first.setdefault(label, set()).add(tokenizer(word, add_special_tokens=False)["input_ids"][0])
+        labels = list(first)
+        for i, a in enumerate(labels):
+            for b in labels[i + 1:]:
+                assert not first[a] & first[b], f"{dataset.name}: {a!r} and {b!r} share a first sub-token"
+    assert label_word_problems(tokenizer) == []
+
+
+def test_colliding_label_words_are_refused_before_pretraining(tmp_path):
+    small_vocab = replace(SMALL, vocab_size=300, corpus=("coqa", "drop", "lambada"), max_docs_per_source=None)
+    with pytest.raises(LadderError) as err:
+        build_tiny_ladder(small_vocab, out_dir=tmp_path, progress=False)
+    message = str(err.value)
+    # " neutral" and " no" start with a bare space token at 300 ids: credited to " entailment" and " yes"
+    assert "' neutral' = ['Ġ', 'n', 'e', 'u', 't', 'r', 'a', 'l'], its first sub-token 'Ġ' is credited to " \
+           "' entailment'" in message
+    assert "' no'" in message and "TinyLadderSettings(keep_whole=(" in message and "raise vocab_size" in message
+    assert not (tmp_path / "hub_cache.partial" / "models--amuro-local--tiny-olmo" / "snapshots").exists()
+
+
+def test_keep_whole_words_become_single_tokens():
+    settings = replace(SMALL, vocab_size=600, keep_whole=(" entailment", " neutral", " contradiction"))
+    tokenizer = train_tokenizer(settings, split_corpus(settings, corpus_docs(settings))[0])
+    assert [len(tokenizer(w, add_special_tokens=False)["input_ids"]) for w in settings.keep_whole] == [1, 1, 1]
+    assert len(tokenizer(" entailment", add_special_tokens=False)["input_ids"]) == 1
+    plain = train_tokenizer(replace(settings, keep_whole=()), split_corpus(settings, corpus_docs(settings))[0])
+    assert len(plain(" contradiction", add_special_tokens=False)["input_ids"]) > 1
+
+
+def test_the_tiny_tokenizer_is_deterministic_and_byte_level():
+    docs = split_corpus(SMALL, corpus_docs(SMALL))[0]
+    first, second = train_tokenizer(SMALL, docs), train_tokenizer(SMALL, docs)
+    assert first.backend_tokenizer.to_str() == second.backend_tokenizer.to_str()
+    assert len(first) <= SMALL.vocab_size and first.convert_ids_to_tokens([0, 1]) == ["<|endoftext|>", "<|padding|>"]
+    text = "### Input: naïve café — 42 €\n ### Summary: "
+    ids = first(text, add_special_tokens=False)["input_ids"]
+    assert first.decode(ids) == text  # byte-level: any text round-trips, no unknown token
+    assert first.convert_ids_to_tokens(ids)[-1] == "Ġ"  # the prompt's trailing space is a token of its own, as OLMo's
+    with pytest.raises(LadderError, match="vocab_size 100 is below the 256 bytes"):
+        train_tokenizer(replace(SMALL, vocab_size=100), docs)
 
 
 def test_tiny_ladder_is_deterministic_and_reused(tmp_path):
@@ -209,16 +288,29 @@ def test_tiny_ladder_is_deterministic_and_reused(tmp_path):
     assert set(first["branches"]) == {"step2", "step4", "step6", "main"}
     assert first["branches"]["main"] == first["branches"]["step6"] != first["branches"]["step4"]
     assert first["heldout"]["step"] == [0, 2, 3, 4, 6] and len(first["train"]["loss"]) == 6
-    assert first["heldout"]["loss"][0] == pytest.approx(math.log(50304), abs=0.05)  # untrained: uniform
+    rows = -(-first["vocab_size"] // 64) * 64  # the tokenizer's ids padded to a multiple of 64
+    assert first["vocab_size"] <= SMALL.vocab_size and first["embedding_params"] == 16 * rows
+    assert first["heldout"]["loss"][0] == pytest.approx(math.log(rows), abs=0.05)  # untrained: uniform
     assert first["final_heldout_loss"] < first["heldout"]["loss"][0] - 0.2  # it learns
     assert [p.rsplit(".", 1)[1] for p in first["figure"]] == ["png", "pdf"]
 
     cached = build_tiny_ladder(SMALL, out_dir=tmp_path / "a", progress=False)
     assert not cached["built"] and cached["branches"] == first["branches"]
 
-    model, _, provenance = load("tiny-olmo", "4", cache_dir=tmp_path / "a" / "hub_cache")
+    model, tokenizer, provenance = load("tiny-olmo", "4", cache_dir=tmp_path / "a" / "hub_cache")
     assert provenance["revision"] == "step4" and provenance["commit"] == first["branches"]["step4"]
     assert model.config.hidden_size == 16
+    # the ladder's own tokenizer, saved in every checkpoint folder and loaded from there like any model's
+    trained = train_tokenizer(SMALL, split_corpus(SMALL, corpus_docs(SMALL))[0])
+    assert tokenizer.backend_tokenizer.to_str() == trained.backend_tokenizer.to_str()
+    assert (tokenizer.eos_token, tokenizer.eos_token_id, tokenizer.pad_token, tokenizer.pad_token_id) == \
+        ("<|endoftext|>", 0, "<|padding|>", 1)
+    assert (model.config.eos_token_id, model.config.pad_token_id) == (0, 1)
+
+    with pytest.warns(UserWarning, match="barely learned"):
+        retokenized = build_tiny_ladder(replace(SMALL, vocab_size=400), out_dir=tmp_path / "a", progress=False)
+    assert retokenized["built"] and retokenized["config_hash"] != first["config_hash"]
+    assert retokenized["identity"]["settings"]["vocab_size"] == 400
 
     with pytest.warns(UserWarning, match="barely learned"):
         reseeded = build_tiny_ladder(replace(SMALL, seed=1), out_dir=tmp_path / "a", progress=False)

@@ -126,12 +126,34 @@ def test_fig3_overlay_draws_dotted_twins(frame):
 
 def test_fig2_panels_take_names_from_the_profile(frame):
     fig = plots.fig2_pretrain_probe(frame, TINY)
-    labels = [[line.get_label() for line in ax.get_lines()] for ax in fig.axes]
+    panels = fig.axes[:3]
+    labels = [[line.get_label() for line in ax.get_lines()] for ax in panels]
     assert labels == [["sciq_mc", "hellaswag", "arc_challenge", "arc_easy", "openbookqa"],
                       ["mnli_matched", "qqp_glue", "xsum", "socialiqa", "boolq"],
                       list(TINY.instruction.llmbar)]
-    assert all(line.get_linestyle() == "--" for ax in fig.axes for line in ax.get_lines())
+    assert all(line.get_linestyle() == "--" for ax in panels for line in ax.get_lines())
+    # titled by the paper's grouping, not by what the lines are expected to do
+    assert [ax.get_title(loc="left") for ax in panels] == [
+        "A  sets learned in pre-training", "B  sets not learned in pre-training", "C  LLMBar (instruction following)"]
     assert TINY.figure_note in _title(fig) and _footnote(fig) == ""
+
+
+@pytest.mark.parametrize("profile", [TINY, get_profile("tiny")], ids=["seven rungs", "tiny profile's rungs"])
+def test_fig2_legends_clear_the_tick_labels(profile):
+    fig = plots.fig2_pretrain_probe(synthetic(profile), profile)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    legends = [leg for ax in fig.axes for leg in ([ax.get_legend()] if ax.get_legend() else [])]
+    assert len(legends) == 3
+    for panel in fig.axes[:3]:
+        texts = [*panel.get_xticklabels(), panel.xaxis.label]
+        boxes = [t.get_window_extent(renderer) for t in texts if t.get_text()]
+        for legend in legends:
+            box = legend.get_window_extent(renderer)
+            assert not any(box.overlaps(other) for other in boxes), "a legend overlaps a panel's x labels"
+        ticks = sorted((b for b in boxes[:-1]), key=lambda b: b.x0)
+        assert all(a.x1 <= b.x0 + 1 for a, b in zip(ticks, ticks[1:])), "x tick labels overlap each other"
+    plt.close(fig)
 
 
 def test_fig4_drops_sets_without_data_and_lists_them(frame):

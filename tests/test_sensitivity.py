@@ -168,8 +168,28 @@ def test_large_noise_raises_the_loss_of_a_random_tiny_olmo():
 def test_heldout_text_is_limited_and_says_how_much_there_is():
     from amuro_utils.offline import olmo_tokenizer
 
-    with pytest.raises(ValueError, match=r"hold 34,249 tokens = 66 blocks of 512.*at most 33,792"):
+    with pytest.raises(ValueError, match=r"hold 37,082 tokens = 72 blocks of 512.*at most 36,864"):
         sensitivity.heldout_token_blocks(olmo_tokenizer(), 512, 40_000)
+
+
+def test_heldout_text_is_never_trained_on():
+    """The probe's held-out passages are disjoint from the training passages of every profile's local ladder (the
+    smoke ladder's, trained on a share of the corpus, included), and the paper profile's 32,768 tokens fit."""
+    from amuro_utils.ladder import get_ladder
+    from amuro_utils.offline import olmo_tokenizer
+    from amuro_utils.profiles import PROFILES
+    from amuro_utils.tiny_ladder import corpus_docs, split_corpus, tiny_settings
+
+    heldout = set(split_corpus(sensitivity.HELDOUT_TEXT, corpus_docs(sensitivity.HELDOUT_TEXT))[1])
+    local = [p for p in PROFILES.values() if get_ladder(p.ladder).local]
+    assert {p.name for p in local} >= {"tiny", "smoke"}
+    for profile in local:
+        settings = tiny_settings(profile)
+        train, own_heldout = split_corpus(settings, corpus_docs(settings))
+        assert not heldout & set(train), f"{profile.name} trains on the probe's held-out text"
+        assert set(own_heldout) <= heldout
+    blocks = sensitivity.heldout_token_blocks(olmo_tokenizer(), PAPER.sensitivity.block, PAPER.sensitivity.tokens)
+    assert blocks.numel() == PAPER.sensitivity.tokens
 
 
 def test_profiles_carry_valid_sensitivity_settings():
@@ -177,4 +197,4 @@ def test_profiles_carry_valid_sensitivity_settings():
         settings = profile.sensitivity
         assert settings.scaling == "init" and settings.tokens % settings.block == 0
         assert list(settings.readings())[0] == "init"
-    assert TINY.sensitivity.tokens <= 34_249 and SMOKE.sensitivity.tokens <= TINY.sensitivity.tokens
+    assert TINY.sensitivity.tokens <= 37_082 and SMOKE.sensitivity.tokens <= TINY.sensitivity.tokens
