@@ -279,8 +279,8 @@ class _Watch:
             key = ("rest",)
         done = 0.0
         for unit, seconds in self.timeline:
-            if unit == key:
-                return done
+            if unit == key:  # a unit that says how far it is (the ladder's steps) counts that share as done
+                return done + min(max(float(event.get("fraction") or 0.0), 0.0), 1.0) * seconds
             done += seconds
         return None
 

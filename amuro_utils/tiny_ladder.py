@@ -24,7 +24,7 @@ import warnings
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from . import artifacts
+from . import artifacts, nbtools
 from .identity import config_hash as config_hash_of
 from .ladder import LADDERS, LadderError, get_ladder, repo_folder, write_hub_revision
 from .offline import asset_path
@@ -282,7 +282,11 @@ def _pretrain(settings: TinyLadderSettings, docs, cache: Path, progress: bool) -
     log["heldout"]["loss"].append(heldout_loss(model, heldout, settings.batch_size))
     bar = tqdm(range(1, settings.total_steps + 1), desc="tiny ladder pre-training", disable=not progress,
                mininterval=5)
+    every = max(1, settings.total_steps // 10)
     for step in bar:
+        if step == 1 or step % every == 0:  # the runner's progress line and ETA (a no-op outside run_all)
+            nbtools.progress(f"pre-training the tiny ladder (step {step}/{settings.total_steps})", unit="ladder",
+                             fraction=(step - 1) / settings.total_steps)
         if cursor + settings.batch_size > len(epoch_order):
             epoch_order, cursor = batches.permutation(len(train)), 0
         batch = train[torch.from_numpy(epoch_order[cursor:cursor + settings.batch_size])]

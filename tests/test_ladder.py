@@ -310,7 +310,7 @@ def test_tiny_ladder_is_deterministic_and_reused(tmp_path):
     with pytest.warns(UserWarning, match="barely learned"):
         retokenized = build_tiny_ladder(replace(SMALL, vocab_size=400), out_dir=tmp_path / "a", progress=False)
     assert retokenized["built"] and retokenized["config_hash"] != first["config_hash"]
-    assert retokenized["identity"]["settings"]["vocab_size"] == 400
+    assert retokenized["settings"]["vocab_size"] == 400
 
     with pytest.warns(UserWarning, match="barely learned"):
         reseeded = build_tiny_ladder(replace(SMALL, seed=1), out_dir=tmp_path / "a", progress=False)
@@ -355,7 +355,8 @@ def test_checkpoint_errors_on_the_tiny_ladder_name_the_labels_a_user_types(tmp_p
     monkeypatch.setattr(ladder, "results_dir", lambda name: tmp_path / name)
     cache = plan.hub_cache(TINY)
     model = tiny_olmo(0, hidden=16, layers=1)
-    for branch in ("step10", "step20", "step159", "main"):  # step74 … step128 not built
+    for label in ("step1000", "step18000", "step738000", "main"):  # the middle rungs not built
+        branch = TINY.rungs[label]
         write_hub_revision(cache, "amuro-local/tiny-olmo", branch, model, olmo_tokenizer())
     labels = "step1000, step18000, step342000, step424000, step505000, step550000, step592000, step738000, main"
     with pytest.raises(LadderError) as err:
@@ -369,9 +370,9 @@ def test_checkpoint_errors_on_the_tiny_ladder_name_the_labels_a_user_types(tmp_p
     with pytest.raises(LadderError, match=r"Nearest available: main, .*\(this profile's checkpoints: "):
         pipeline.checkpoints(TINY, "mian")
     # A rung of the profile whose branch the built ladder lacks: the label, the reason, and how to build it.
-    with pytest.raises(LadderError, match=r"^no checkpoint 'step424000' in ladder tiny-olmo; its branch step92 is "
+    with pytest.raises(LadderError, match=rf"^no checkpoint 'step424000' in ladder tiny-olmo; its branch {TINY.rungs['step424000']} is "
                                           r"not in HF cache .*hub_cache\. Nearest available: step738000, step18000, "
                                           r"step1000 \(this.*python -m amuro_utils\.tiny_ladder"):
         plan.resolve(TINY, "step424000")
-    assert plan.resolve(TINY, "step18000").branch == "step20"
-    assert [c.label for c in pipeline.checkpoints(TINY, "step20")] == ["step18000"]  # a branch still finds its rung
+    assert plan.resolve(TINY, "step18000").branch == TINY.rungs["step18000"]
+    assert [c.label for c in pipeline.checkpoints(TINY, TINY.rungs["step18000"])] == ["step18000"]  # a branch still finds its rung

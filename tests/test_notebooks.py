@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -128,6 +129,10 @@ def test_smoke_run_executes_every_notebook_and_emits_every_figure(smoke_run):
     for stem in TABLES:
         assert (out / f"{stem}.csv").exists() and (out / f"{stem}.md").exists(), stem
     assert (out / "tiny_ladder_loss.png").exists()
+    # a run you can watch: what each job is doing, where on the ladder, an ETA; the kernel's own chatter in its log
+    assert "pretrain_probe: pre-training the tiny ladder (step " in stdout and ", ETA " in stdout
+    assert re.search(r"sft: (fine-tuning|evaluating) .* at step1000 \(rung 1/2\)", stdout) and "TCP" not in stdout
+    assert "   scorecard: Verdicts: " in stdout and "   report: " in stdout
     claims_md = (out / "claims.md").read_text()  # the scorecard, with the questions beyond the paper kept apart
     assert "## Beyond the paper" in claims_md and (out / "beyond.md").read_text() in claims_md
     # a second run skips every recorded job

@@ -300,8 +300,10 @@ def test_paper_reference_fig6_states_the_papers_mean_relative_changes():
 
 def test_rung_ticks_show_the_ladder_step():
     tiny = get_profile("tiny")
-    assert [plots.tick_label(tiny, c) for c in tiny.ckpts] == ["1k\n(10)", "main\n(160)"]
-    assert [plots.tick_label(tiny, c) for c in ("step18000", "step342000")] == ["18k\n(20)", "342k\n(74)"]
+    steps = {label: tiny.rungs[label].removeprefix("step") for label in tiny.ckpts if label != "main"}
+    assert [plots.tick_label(tiny, c) for c in ("step1000", "step18000", "step342000")] == \
+        [f"1k\n({steps['step1000']})", f"18k\n({steps['step18000']})", f"342k\n({steps['step342000']})"]
+    assert plots.tick_label(tiny, "main") == f"main\n({tiny.tiny_ladder.total_steps})"
     fig, ax = plt.subplots()
     plots._ladder_axis(ax, tiny)
     assert ax.get_xlabel() == plots.LADDER_XLABEL + "\n(in brackets: the ladder's own step)"
