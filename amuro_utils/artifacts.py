@@ -146,7 +146,8 @@ def status(path: Path, identity: dict | None, check: Callable[[dict], str | None
         return Status("corrupt", (problem,), path)
     if stored is None:
         return Status("missing", (), path)
-    # an artifact written before hashes were stored beside identities (a job marker, the ladder) compares by its identity
+    # an artifact written before hashes were stored beside identities (a job marker, the ladder) compares by its
+    # identity
     stored_hash = stored.get("identity_hash") or digest(stored.get("identity"))
     if stored_hash is not None and stored_hash == digest(identity):
         return Status("done", (), path)

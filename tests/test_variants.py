@@ -39,20 +39,28 @@ def test_seeds_and_lora_run_end_to_end_with_figures_and_scorecards(tmp_path, mon
     labels = [t.get_text() for leg in fig.legends for t in leg.get_texts()]
     assert "± std across training seeds" in labels  # the seed spread is drawn beside the bootstrap band
     plt.close("all")
-    # every method's table is that method's: LoRA's format gaps are not full fine-tuning's repeated
+    # every method's table is that method's: LoRA's format gaps are not full fine-tuning's repeated. At this size both
+    # methods may score the same (0 ROUGE), so a planted +0.25 on every LoRA fine-tuned score tells them apart
+    inputs = pipeline.figure_inputs
+
+    def planted(*args, **kwargs):
+        df, overlay = inputs(*args, **kwargs)
+        lora = (df["method"] == "lora") & (df["fine_tune"] != "base")
+        df.loc[lora, "performance"] += 0.25
+        if "scores" in df:
+            df.loc[lora, "scores"] = df.loc[lora, "scores"].map(lambda s: None if s is None else [x + 0.25 for x in s])
+        return df, overlay
+
+    monkeypatch.setattr(pipeline, "figure_inputs", planted)
     formats = pipeline.draw(prof, "format").tables
     full_gap, lora_gap = (formats[k].set_index(["eval_set", "model"]) for k in ("format_gap", "format_gap_lora"))
-    assert full_gap.loc[("socialiqa", "base"), "default"] == \
-        lora_gap.loc[("socialiqa", "base"), "default"]  # the base models are shared
     primary = prof.task("socialiqa").primary
-    for method, table in (("full", full_gap), ("lora", lora_gap)):  # each table holds its own method's records
+    assert full_gap.loc[(primary, "base"), "default"] == lora_gap.loc[(primary, "base"), "default"]  # shared base
+    for method, table, shift in (("full", full_gap, 0.0), ("lora", lora_gap, 0.25)):  # each its own records
         own = tuned[(tuned["method"] == method) & (tuned["eval_set"] == primary)]
         for fmt in prof.formats:  # mean over checkpoints of the seeds' mean, computed here from the records
-            expected = own[own["format"] == fmt].groupby("ckpt")["performance"].mean().mean()
+            expected = own[own["format"] == fmt].groupby("ckpt")["performance"].mean().mean() + shift
             assert table.loc[(primary, "fine_tuned"), fmt] == pytest.approx(expected), (method, fmt)
-    differs = {fmt: tuned[(tuned["eval_set"] == primary) & (tuned["format"] == fmt)].groupby("method")[
-        "performance"].apply(lambda s: tuple(s.round(12))).nunique() > 1 for fmt in prof.formats}
-    assert any(differs.values()), "the two methods' records are identical: the check above could not tell them apart"
     plt.close("all")
 
     written = {p.name for p in pipeline.scorecard(prof)}
