@@ -20,9 +20,11 @@ through the uncached path; each function returns how many did (`n_prefix_fallbac
 
 from __future__ import annotations
 
+import collections
 import functools
-
+import hashlib
 import logging
+import weakref
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -76,11 +78,51 @@ def kshot_demos(dataset, examples: Sequence[dict], fmt: str, shots: int,
 # tokenisation, truncation, batching
 
 
+_FINGERPRINTS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_ENCODED: "collections.OrderedDict" = collections.OrderedDict()
+_ENCODED_MAX = 256  # (tokenizer, prompt list) entries kept: a rung's sets and formats several times over
+
+
+def _fingerprint(tokenizer) -> str | None:
+    """What decides a tokenizer's ids (its serialised fast tokenizer, hashed): the same for every copy loaded from
+    the same files, so the models of a ladder that share a tokenizer share its encodings. None: not cacheable."""
+    try:
+        return _FINGERPRINTS[tokenizer]
+    except (KeyError, TypeError):
+        pass
+    try:
+        digest = hashlib.sha256(tokenizer.backend_tokenizer.to_str().encode()).hexdigest()
+    except (AttributeError, TypeError):  # a slow or stand-in tokenizer: encoded every time
+        return None
+    try:
+        _FINGERPRINTS[tokenizer] = digest
+    except TypeError:
+        pass
+    return digest
+
+
+def _token_ids(tokenizer, texts: Sequence[str]) -> list[list[int]]:
+    """tokenizer(texts)["input_ids"], memoised per tokenizer fingerprint and prompt list: every model of a rung (base,
+    fine-tuned, each point along a fine-tuning) is scored on the same prompts, which are encoded once. Copies are
+    returned, so a caller may change its lists."""
+    key = _fingerprint(tokenizer)
+    if key is None:
+        return tokenizer(list(texts), add_special_tokens=True)["input_ids"]
+    key = (key, tuple(texts))
+    if key in _ENCODED:
+        _ENCODED.move_to_end(key)
+    else:
+        _ENCODED[key] = tokenizer(list(texts), add_special_tokens=True)["input_ids"]
+        while len(_ENCODED) > _ENCODED_MAX:
+            _ENCODED.popitem(last=False)
+    return [list(x) for x in _ENCODED[key]]
+
+
 def _encode(tokenizer, texts: Sequence[str], budget: int | None) -> tuple[list[list[int]], list[bool]]:
     """Token ids of each text (the tokenizer's own special tokens; OLMo adds none), left-truncated to `budget`."""
     if budget is not None and budget < 1:
         raise ValueError(f"no room for a prompt: token budget {budget}; raise max_length or lower max_new_tokens")
-    ids = tokenizer(list(texts), add_special_tokens=True)["input_ids"]
+    ids = _token_ids(tokenizer, texts)
     truncated = [budget is not None and len(x) > budget for x in ids]
     ids = [x[-budget:] if cut else x for x, cut in zip(ids, truncated)]
     return ids, truncated

@@ -10,7 +10,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import nbformat
 
 
 PROGRESS_ENV = "AMURO_PROGRESS_FILE"  # set by the runner for each papermill job it starts
@@ -41,6 +40,8 @@ def read_progress(path: str | Path) -> dict | None:
 
 def cell_error(path: str | Path) -> str:
     """The error (name, value and the last traceback lines) of the first failing cell of an executed notebook."""
+    import nbformat  # here, not at import: nbformat's schema validator costs every kernel ~1.5 s to import
+
     nb = nbformat.read(str(path), as_version=4)
     for index, cell in enumerate(nb.cells):
         for output in cell.get("outputs", []):

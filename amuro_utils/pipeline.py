@@ -1204,12 +1204,13 @@ QUESTION_PREFIXES = {"D": ("D1", "D2", "D3"), "P": ("P1",), "R": ("R-",), "C": (
 class BeyondRun:
     """The questions beyond the paper on this run, for their notebook: the study every figure reads (records of the
     fixed schedule with the dynamics, probe and held-out-loss banks), the verdict table as the scorecard stores it,
-    and what was left out."""
+    and what was left out; the study of the fine-tune-to-convergence records where there are some."""
 
     profile: Profile
     study: stats.Study
     table: pd.DataFrame
     notes: list[str]
+    converged: stats.Study | None = None
 
     def figure(self, stem: str) -> list[Path]:
         """Draw one figure of the stage (figures/<profile>/<stem>.pdf and .png; shown inline in a notebook); nothing,
@@ -1218,12 +1219,14 @@ class BeyondRun:
 
         source, maker = stages.get(stages.writers_of("scorecard")[0]).beyond_figures[stem]
         lacking = {"figB_dynamics": (self.study.dynamics_frame, "no records along fine-tuning (Profile.dynamics)"),
-                   "figB_probes": (self.study.probe_frame, "no probe rows (Profile.probes)")}.get(stem)
+                   "figB_probes": (self.study.probe_frame, "no probe rows (Profile.probes)"),
+                   "figB_converge": (self.converged, "no fine-tune-to-convergence records (./run_all.sh --set "
+                                                     "converge=true)")}.get(stem)
         if lacking is not None and lacking[0] is None:
             print(f"{stem} not drawn: {lacking[1]}.")
             return []
-        what = self.study if source == "study" else self.table
-        return plots.save(stages.resolve(maker)(what, self.profile), self.profile, stem)
+        what = {"study": (self.study,), "studies": (self.study, self.converged)}.get(source, (self.table,))
+        return plots.save(stages.resolve(maker)(*what, self.profile), self.profile, stem)
 
     def shows(self, question: str) -> str:
         """Markdown: what this run shows for one question ('D' dynamics, 'P' probes, 'R' predictors, 'C' claims under
@@ -1256,7 +1259,7 @@ def beyond_run(profile: Profile) -> BeyondRun:
     """The questions beyond the paper on this profile's current results: their study and their verdict table (judged
     with the whole scorecard and stored with it, or read back when current); prints what they are drawn from."""
     inputs = claim_inputs(profile)
-    study, _ = beyond_studies(profile, inputs)
+    study, converged = beyond_studies(profile, inputs)
     notes = [line for line in ([inputs["df"].attrs.get("note", "")] + [
         f"Left out of the questions beyond the paper: {line}." for kind in BEYOND_FRAMES
         for line in inputs[kind].attrs.get("left_out", [])]) if line]
@@ -1265,7 +1268,7 @@ def beyond_run(profile: Profile) -> BeyondRun:
               f"{len(inputs['dynamics'])} rows along fine-tuning, {len(inputs['probes'])} probe rows and {len(df)} "
               f"records ({', '.join(sorted(set(df['schedule'])))} schedule) made under today's settings")
     print(" ".join([f"Figures of beyond drawn from {source}."] + notes))
-    return BeyondRun(profile, study, stored_beyond_table(profile, inputs), notes)
+    return BeyondRun(profile, study, stored_beyond_table(profile, inputs), notes, converged)
 
 
 # ---------------------------------------------------------------------------------------------------------------

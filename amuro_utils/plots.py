@@ -284,6 +284,8 @@ def tick_label(profile: Profile, ckpt: str) -> str:
 
 def _ladder_axis(ax, profile: Profile) -> None:
     ax.set_xticks(range(len(profile.ckpts)), [tick_label(profile, c) for c in profile.ckpts])
+    if len(profile.ckpts) > 5:  # eight rungs with two-line labels: smaller and turned, so they do not overlap
+        ax.tick_params(axis="x", labelsize=8, labelrotation=45)
     ax.set_xlim(-0.4, len(profile.ckpts) - 0.6)
     ax.set_xlabel(LADDER_XLABEL + (RUNG_XLABEL if profile.rungs else ""))
     ax.grid(axis="y", alpha=0.3)
@@ -821,8 +823,12 @@ def fig_dynamics(study: stats.Study, profile: Profile):
     (0 = the base model, 1 = the fine-tuned model of the study)."""
     cells, fractions = study.union(), study.fractions()
     tasks = list(profile.tasks)
+    dyn = profile.dynamics
     kinds = [("in-domain", "id"), ("out-of-domain (mean)", "ood"), ("cross-task (mean)", "cross"),
              ("held-out pre-training loss", "loss")]
+    measured = {"id": True, "ood": dyn is None or dyn.ood, "cross": dyn is None or dyn.cross_task,
+                "loss": dyn is None or dyn.heldout}
+    kinds = [(title, kind) for title, kind in kinds if measured[kind]]  # what is not measured along is not drawn
     fig, axes = _figure(len(tasks) * len(kinds), len(kinds), panel_size=(3.6, 2.7))
     colours, notes = ckpt_colours(profile), _Notes(profile)
     for row, task in enumerate(tasks):
@@ -843,12 +849,37 @@ def fig_dynamics(study: stats.Study, profile: Profile):
                 ax.plot(fractions, ys, marker="o", markersize=3, color=colours[c], linewidth=1.4)
             if not sets:
                 ax.text(0.5, 0.5, "no such sets", ha="center", va="center", transform=ax.transAxes, color="0.4")
+                ax.set_xticks([])
+                ax.set_yticks([])
             ax.set_title(f"{task.name}: {title}", fontsize=9)
             ax.set_xlabel("fraction of fine-tuning")
             ax.set_ylabel("nats/token" if kind == "loss" else "score")
             ax.grid(alpha=0.3)
     _finish(fig, "Fine-tuning dynamics: learning and forgetting along fine-tuning, per rung", profile, notes,
             _ckpt_handles(profile, None, lines=True))
+    return fig
+
+
+def fig_converge(study: stats.Study, converged: stats.Study, profile: Profile):
+    """The paper's fixed epochs beside fine-tuning to convergence (early stopping on a validation split): per task, the
+    fine-tuned in-domain score over the ladder under each schedule, with the base score (claim C's ingredients)."""
+    tasks = list(profile.tasks)
+    fig, axes = _figure(len(tasks), min(len(tasks), 2))
+    notes, x = _Notes(profile), np.arange(len(profile.ckpts))
+    for ax, task in zip(axes, tasks):
+        series = {"base": (study, "base", KIND_STYLE["base"]["color"], "--"),
+                  "fine-tuned, fixed epochs (the paper's)": (study, task.name, KIND_STYLE["fine_tuned"]["color"], "-"),
+                  "fine-tuned to convergence": (converged, task.name, "#1b9e77", "-.")}
+        for label, (source, model, colour, style) in series.items():
+            ys = [_point(source.cells, (task.primary, model, c, "default")) for c in profile.ckpts]
+            ax.plot(x, ys, marker="o", markersize=4, color=colour, linestyle=style, label=label)
+            notes.cells(f"{task.name} {label}", [c for c, y in zip(profile.ckpts, ys) if not np.isfinite(y)])
+        _ladder_axis(ax, profile)
+        ax.set_ylabel(metric_label("rougeL" if task.kind == "generation" else "accuracy"))
+        ax.set_title(f"{task.primary}\nfine-tuned on {task.name} (ID)", fontsize=10)
+    handles, labels = axes[0].get_legend_handles_labels()
+    _finish(fig, "Fixed epochs vs fine-tuning to convergence (early stopping on a validation split)", profile, notes,
+            handles)
     return fig
 
 

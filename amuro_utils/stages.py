@@ -94,7 +94,8 @@ STAGES = (
           reads=("base", "instruction", "sft", "converge", "sensitivity", "forgetting", "training", "dynamics",
                  "probes"),
           beyond_figures={"figB_dynamics": ("study", "plots:fig_dynamics"), "figB_probes": ("study", "plots:fig_probes"),
-                          "figB_predictors": ("table", "plots:fig_predictors")},
+                          "figB_predictors": ("table", "plots:fig_predictors"),
+                          "figB_converge": ("studies", "plots:fig_converge")},
           cost_unit="fine_tune"),
 )
 

@@ -129,9 +129,13 @@ if run:
 #
 # **Hypothesis.** Each part reaches the same verdict under both schedules (the fixed-epoch verdict is in the
 # hypothesis column). Not measurable unless the `converge` switch was on.
+#
+# **Method.** The fine-tuned in-domain score per rung under both schedules (figure: fixed epochs solid, to
+# convergence dash-dotted, base dashed), and the claims' statistics recomputed on the converged models.
 
 # %%
 if run:
+    run.figure("figB_converge")
     display(Markdown(run.shows("C")))
 
 # %% [markdown]

@@ -146,6 +146,20 @@ def test_fine_tuning_to_convergence_has_its_own_store_schedule_and_validation_sp
     training = pipeline.training_frame(prof)
     assert sorted(training["schedule"]) == ["converge", "fixed"]
     assert pipeline.run_converge(dataclasses.replace(prof, converge=False), CKPT).empty  # switched off
+    # its figure: the converged model's in-domain score beside the fixed schedule's, at the rung it ran
+    import matplotlib.pyplot as plt
+
+    from amuro_utils import plots
+
+    fixed, converged_study = pipeline.beyond_studies(prof, pipeline.claim_inputs(prof))
+    fig = plots.fig_converge(fixed, converged_study, prof)
+    lines = {line.get_label(): line.get_ydata() for line in fig.axes[0].get_lines()}
+    rung = list(prof.ckpts).index(CKPT)
+    assert lines["fine-tuned to convergence"][rung] == pytest.approx(float(converged["performance"].iloc[0]))
+    tuned = frame[(frame["schedule"] == "fixed") & (frame["fine_tune"] == "mnli") & (frame["format"] == "default")]
+    assert lines["fine-tuned, fixed epochs (the paper's)"][rung] == \
+        pytest.approx(float(tuned[tuned["eval_set"] == "mnli_matched"]["performance"].iloc[0]))
+    plt.close(fig)
 
 
 def test_the_scorecard_holds_the_questions_beyond_the_paper_under_the_identity_of_what_they_read(study):

@@ -258,3 +258,22 @@ def test_evaluate_examples_by_kind(model, tok):
 
     with pytest.raises(ValueError, match="only classification, generation and multiple_choice"):
         ev.evaluate_examples(model, tok, tasks.get("tulu_v2"), TOY_NLI, "default", 0, batch_size=1, max_length=64)
+
+
+def test_prompts_are_encoded_once_per_tokenizer_and_the_copies_are_the_callers(monkeypatch):
+    """Every model of a rung is scored on the same prompts: the second encoding of a prompt list by a tokenizer with
+    the same files is read back (equal ids), and changing the returned lists changes nothing stored."""
+    first, second = olmo_tokenizer(), olmo_tokenizer()  # two loads of the same files
+    texts = ["Question: what is two plus two?\nAnswer:", "A second prompt, unseen before this test."]
+    expected = first(texts)["input_ids"]
+    calls = []
+    for tok in (first, second):
+        original = tok._encode_plus
+        monkeypatch.setattr(tok, "_encode_plus", lambda *a, _o=original, **k: calls.append(1) or _o(*a, **k))
+    ids, _ = ev._encode(first, texts, None)
+    encoded = len(calls)
+    assert ids == expected and encoded > 0
+    ids[0].append(-1)
+    again, _ = ev._encode(second, texts, 5)
+    assert len(calls) == encoded and again == [x[-5:] for x in expected]  # read back, cut to the budget
+    assert ev._encode(first, texts, None)[0] == expected and len(calls) == encoded  # the appended -1 was the caller's
