@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import numpy as np
 import pytest
 
 from amuro_utils import paths, pipeline
@@ -20,7 +21,7 @@ def test_seeds_and_lora_run_end_to_end_with_figures_and_scorecards(tmp_path, mon
                    seeds=(1, 2), learned_in_ft=("socialiqa", "boolq"))
     pipeline.run_base(prof, progress=False)
     pipeline.run_sft(prof, progress=False)
-    frame = pipeline.load_frame(prof)
+    frame = pipeline.load_frame(prof, items=True)
     tuned = frame[frame["fine_tune"] == "socialiqa"]
     cells = tuned.groupby(["method", "seed"])["ckpt"].nunique()
     assert cells.to_dict() == {(m, s): 2 for m in ("full", "lora") for s in (1, 2)}  # both checkpoints each
@@ -58,8 +59,9 @@ def test_seeds_and_lora_run_end_to_end_with_figures_and_scorecards(tmp_path, mon
     assert full_gap.loc[(primary, "base"), "default"] == lora_gap.loc[(primary, "base"), "default"]  # shared base
     for method, table, shift in (("full", full_gap, 0.0), ("lora", lora_gap, 0.25)):  # each its own records
         own = tuned[(tuned["method"] == method) & (tuned["eval_set"] == primary)]
-        for fmt in prof.formats:  # mean over checkpoints of the seeds' mean, computed here from the records
-            expected = own[own["format"] == fmt].groupby("ckpt")["performance"].mean().mean() + shift
+        for fmt in prof.formats:  # mean over checkpoints of the seeds' mean item score, computed here from the records
+            cells = own[own["format"] == fmt].assign(point=lambda d: d["scores"].map(lambda s: float(np.mean(s))))
+            expected = cells.groupby("ckpt")["point"].mean().mean() + shift
             assert table.loc[(primary, "fine_tuned"), fmt] == pytest.approx(expected), (method, fmt)
     plt.close("all")
 
