@@ -198,18 +198,21 @@ def measure(study: Study, g, name: str, task, ckpt: str) -> np.ndarray | None:
 
 
 def _fixed(study: Study, g, kind: str, *key) -> np.ndarray | None:
-    """A scalar measure without resamples (held-out loss of a rung, zero-step loss of a fine-tune), as a vector."""
-    frame = study.forgetting_frame
-    if frame is None:
-        return None
-    if kind == "heldout":
-        rows = frame.loc[frame["ckpt"] == key[0], "base_loss"]
-    else:
-        if "zero_step_loss" not in frame:
-            return None
-        rows = frame.loc[(frame["fine_tune"] == key[0]) & (frame["ckpt"] == key[1]), "zero_step_loss"]
-    rows = rows.dropna()
-    return None if rows.empty else np.full(study.n_boot + 1, float(rows.mean()))
+    """A scalar measure without resamples (held-out loss of a rung, zero-step loss of a fine-tune), as a vector. Read
+    from the study's forgetting rows once per (kind, key): every resample of every leave-one-out asks again."""
+    cache = study.__dict__.setdefault("_fixed_measures", {})
+    if (kind, *key) not in cache:
+        frame, value = study.forgetting_frame, None
+        if frame is not None and (kind == "heldout" or "zero_step_loss" in frame):
+            if kind == "heldout":
+                rows = frame.loc[frame["ckpt"] == key[0], "base_loss"]
+            else:
+                rows = frame.loc[(frame["fine_tune"] == key[0]) & (frame["ckpt"] == key[1]), "zero_step_loss"]
+            rows = rows.dropna()
+            value = None if rows.empty else float(rows.mean())
+        cache[(kind, *key)] = value
+    value = cache[(kind, *key)]
+    return None if value is None else np.full(study.n_boot + 1, value)
 
 
 def _target(g, task, ckpt: str, target: str):

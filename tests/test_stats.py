@@ -271,3 +271,15 @@ def test_sensitivity_cells_resample_seeds_as_well_as_blocks():
     quiet, noisy = (stats.sensitivity_table(_sensitivity_frame(200, seed_sd=sd), TINY) for sd in (0.0, 0.05))
     width = lambda t: (t["ci_high"] - t["ci_low"]).to_numpy()  # noqa: E731
     assert (width(noisy) > 2 * width(quiet)).all()
+
+
+def test_weighted_midranks_equal_the_pairwise_definition_with_ties_and_zero_weights():
+    """The sorted computation of Spearman's weighted mid-ranks equals the definition (weight below + (weight of the
+    ties + 1) / 2), column by column, on data with many ties, zero weights and one unit."""
+    rng = np.random.default_rng(0)
+    for units, cols in [(1, 3), (2, 1), (9, 40), (32, 200)]:
+        for a in (rng.integers(0, 4, size=(units, cols)).astype(float), rng.normal(size=(units, cols))):
+            w = rng.integers(0, 3, size=(units, cols)).astype(float)
+            less = ((a[None, :, :] < a[:, None, :]) * w[None, :, :]).sum(axis=1)
+            same = ((a[None, :, :] == a[:, None, :]) * w[None, :, :]).sum(axis=1)
+            np.testing.assert_array_equal(stats.weighted_midranks(a, w), less + (same + 1) / 2)
