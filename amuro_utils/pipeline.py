@@ -624,10 +624,20 @@ def _fine_tune_and_evaluate(profile: Profile, job: plan.Job, ckpt: ladder.Checkp
         forgetting = artifacts.status(plan.forgetting_path(profile, ckpt.label, spec),
                                       plan.forgetting_identity(profile, ckpt, spec))
         forgotten = forgetting.state == "done" or not plan.measures_forgetting(spec)
-        dynamics = plan.has_dynamics(profile, spec) and not _current(
+        along = None if not plan.has_dynamics(profile, spec) else artifacts.status(
             plan.dynamics_path(profile, ckpt.label, spec), plan.dynamics_identity(profile, ckpt, spec))
+        # records along a finished training that went stale only with the held-out text (the probe's settings) are
+        # never a reason to retrain: only the training can redo them, so they are reported with the fix (forgetting
+        # rows likewise where the weights were not kept). Missing ones (the switch just turned on) and ones whose own
+        # settings changed (fractions, items) are what the user asked for: made by training again, seeded
+        stale_along = along is not None and along.state == "stale" and trained and not todo and \
+            all(field.split(".")[0] in ("heldout", "probe_version") for field in along.changed)
+        dynamics = along is not None and along.state != "done" and not stale_along
+        if stale_along:
+            log.warning("dynamics rows %s are stale (changed: %s); %s", along.path, ", ".join(along.changed),
+                        plan.forgetting_fix(profile, _job_id(profile, job), "a fine-tuning's dynamics"))
         if not todo and trained and forgotten and not dynamics:
-            outcomes.append({**row, "status": "recorded"})
+            outcomes.append({**row, "status": "dynamics stale: not retrained" if stale_along else "recorded"})
             continue
         weights = plan.weights_dir(profile, ckpt.label, spec)
         if not todo and trained and not dynamics and \
@@ -635,7 +645,8 @@ def _fine_tune_and_evaluate(profile: Profile, job: plan.Job, ckpt: ladder.Checkp
             changed = f" (changed: {', '.join(forgetting.changed)})" if forgetting.state == "stale" else ""
             log.warning("forgetting rows %s are %s%s; %s", forgetting.path, forgetting.state, changed,
                         plan.forgetting_fix(profile, _job_id(profile, job)))
-            outcomes.append({**row, "status": f"forgetting {forgetting.state}: weights not kept"})
+            status = f"forgetting {forgetting.state}" + (", dynamics stale" if stale_along else "")
+            outcomes.append({**row, "status": f"{status}: weights not kept"})
             continue
         _preflight(profile, job)
         run = spec.name + (f" ({spec.method}, seed {spec.seed})" if len(job.fine_tunes) > 1 else "")

@@ -164,12 +164,15 @@ def scorecard_path(profile: Profile) -> Path:
     return results_dir(profile.name) / "scorecard.json"
 
 
-def forgetting_fix(profile: Profile, job_id: str = "JOB") -> str:
-    """How to re-measure forgetting rows whose fine-tuned weights were not kept (they are never retrained for)."""
-    return (f"the fine-tuned weights were not kept, and forgetting is never re-measured by retraining: rerun the job "
-            f"that trained them (`./run_all.sh --profile {profile.name} --rerun {job_id}`: retrains and re-evaluates; "
-            "`--status` names the job), or keep the weights (`--set keep_weights=true`) in the next run that trains "
-            "them")
+def forgetting_fix(profile: Profile, job_id: str = "JOB", what: str = "forgetting") -> str:
+    """How to re-measure forgetting rows whose fine-tuned weights were not kept, or the records along a fine-tuning
+    (`what`; only its training can redo them): neither is ever retrained for unasked."""
+    rerun = (f"rerun the job that trained them (`./run_all.sh --profile {profile.name} --rerun {job_id}`: retrains and "
+             "re-evaluates; `--status` names the job)")
+    if what != "forgetting":
+        return f"{what} can only be re-measured by training again, which is never done unasked: {rerun}"
+    return (f"the fine-tuned weights were not kept, and forgetting is never re-measured by retraining: {rerun}, or "
+            "keep the weights (`--set keep_weights=true`) in the next run that trains them")
 
 
 def marker_path(profile: Profile, job_id: str) -> Path:

@@ -147,7 +147,8 @@ def test_smoke_run_executes_every_notebook_and_emits_every_figure(smoke_run):
 def test_one_checkpoint_job_with_papermill(smoke_run, tmp_path):
     root, _, _ = smoke_run
     out = tmp_path / "sft_one.ipynb"
-    # "10" is the ladder's step10 branch, the rung labelled step1000 (the paper's first rung); its records exist, so this job only re-reads and re-draws
+    # "10" is the smoke ladder's step10 branch, the rung labelled step1000 (the paper's first rung); its records
+    # exist, so this job only re-reads and re-draws
     subprocess.run([str(Path(PY).parent / "papermill"), "notebooks/sft.ipynb", str(out), "-p", "profile", "smoke",
                     "-p", "ckpt", "10", "-p", "task", "mnli"], cwd=REPO, env=_env(root), check=True,
                    capture_output=True)
@@ -241,11 +242,12 @@ def _notebook_lines(root: Path, job_id: str, text: str) -> list[str]:
 
 
 @pytest.mark.slow
-def test_a_changed_evaluation_setting_recomputes_exactly_its_records_and_the_run_finishes(smoke_run, tmp_path):
+def test_a_changed_evaluation_setting_recomputes_exactly_its_records_and_the_run_finishes(smoke_run, tmp_path,
+                                                                                          monkeypatch):
     """The smoke study, then the same command with one evaluation setting changed (an override) and no --rerun: every
     job finishes, exactly the records the setting decides are recomputed (the old ones kept aside), no model is
     retrained, and every figure is drawn from records of one setting."""
-    from amuro_utils import overrides, pipeline, plan, results, tasks
+    from amuro_utils import overrides, paths, pipeline, plan, results, tasks
 
     root, _, _ = smoke_run
     shutil.copytree(root / "results", tmp_path / "results")
@@ -271,6 +273,7 @@ def test_a_changed_evaluation_setting_recomputes_exactly_its_records_and_the_run
     for folder in ("fine_tunes", "forgetting", "models", "sensitivity", "hub_cache"):  # no model retrained
         assert all(before[p] == p.read_bytes() for p in before if folder in p.relative_to(smoke).parts[:1]), folder
 
+    monkeypatch.setattr(paths, "RESULTS_ROOT", tmp_path / "results")  # this process reads the copy the run wrote
     frame = pipeline.load_frame(profile, items=True, stale=True)
     assert results.mixed_settings(frame) == [] and len(frame) == len(keys)  # one setting in the whole store
     for index, name in enumerate(NOTEBOOKS, start=1):

@@ -411,7 +411,7 @@ def test_smoke_study_through_real_slurm_arrays(local_slurm, smoke_store, tmp_pat
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     ids = dict(line.split("\t") for line in (out / "submitted.tsv").read_text().splitlines())
-    counts = {"pretrain_probe": 1, "instruction_tuning": 1, "sft": 1, "analysis": 3}
+    counts = {"pretrain_probe": 1, "instruction_tuning": 1, "sft": 1, "analysis": 4}  # format, transfer, ood, beyond
     assert {stage: len(_tasks(out, stage)) for stage in ids} == counts
     try:  # a failed or timed-out test leaves nothing running on the cluster
         seen = _wait_for_arrays(ids, counts, env, out)

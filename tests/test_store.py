@@ -113,7 +113,8 @@ def write(v):
         results.Store(root / "results" / "kill" / "records").write(
             key, {"metric": "accuracy", "performance": float(v)}, {"version": v}, scores=big, identity=wanted)
     elif kind == "training record":
-        pipeline._write_training_record(profile, ckpt, spec[v], {"loss": big, "lr": [0.1], "n_examples": v},
+        pipeline._write_training_record(profile, ckpt, spec[v], {"loss": big, "lr": [0.1], "n_examples": v,
+                                                                 "zero_step_loss": 1.0},
                                         {"version": v})
     elif kind == "forgetting rows":
         pipeline._write_forgetting(profile, ckpt, spec[v], np.full(100_000, v), np.full(100_000, v), {"version": v})
@@ -250,7 +251,8 @@ def test_a_changed_probe_token_count_recomputes_probe_forgetting_and_scorecard_f
     scorecard = json.loads((root / "scorecard.json").read_text())["identity_hash"]
     shorter = dataclasses.replace(prof, sensitivity=dataclasses.replace(prof.sensitivity, tokens=256))
     stale = {job.id for job in plan.notebook_jobs(shorter) if runner.job_state(shorter, job).state == "stale"}
-    assert stale == {"01_pretrain_probe", "02_instruction_tuning", "03_sft", "06_ood"}  # not format, transfer
+    # not format, transfer, ood: the scorecard is the last notebook's (beyond), which reads every held-out loss
+    assert stale == {"01_pretrain_probe", "02_instruction_tuning", "03_sft", "07_beyond"}
 
     monkeypatch.setattr(train, "fine_tune", lambda *a, **k: pytest.fail("a model was retrained"))
     sens = pipeline.sensitivity(shorter, progress=False)
@@ -266,7 +268,7 @@ def test_a_changed_probe_token_count_recomputes_probe_forgetting_and_scorecard_f
     card = json.loads((root / "scorecard.json").read_text())
     assert card["identity_hash"] != scorecard
     assert identity.changed_fields(json.loads(next((root / ".stale").glob("scorecard.*.json")).read_text())["identity"],
-                                   card["identity"]) == ["forgetting", "sensitivity"]
+                                   card["identity"]) == ["dynamics", "forgetting", "sensitivity"]  # stale dynamics out
 
 
 @pytest.mark.slow
@@ -279,7 +281,8 @@ def test_stale_forgetting_without_kept_weights_is_reported_with_the_fix_never_re
     shorter = dataclasses.replace(prof, sensitivity=dataclasses.replace(prof.sensitivity, tokens=256))
     monkeypatch.setattr(train, "fine_tune", lambda *a, **k: pytest.fail("a model was retrained"))
     outcomes = pipeline.run_sft(shorter, progress=False)
-    assert outcomes["status"].tolist() == ["forgetting stale: weights not kept"] * 2
+    # the records along each fine-tuning hold its held-out loss too: stale, reported, and not retrained for either
+    assert outcomes["status"].tolist() == ["forgetting stale, dynamics stale: weights not kept"] * 2
     forgetting = pipeline.forgetting_frame(shorter)
     assert forgetting.empty and len(forgetting.attrs["left_out"]) == 2
     assert "stale (changed: heldout.tokens)" in forgetting.attrs["left_out"][0]
