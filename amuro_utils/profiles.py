@@ -207,7 +207,7 @@ class ProbeSettings:
 
 @dataclass(frozen=True)
 class DynamicsSettings:
-    """Fine-tuning dynamics (beyond the paper, issue 21): every supervised fine-tuning hands its model, at these
+    """Fine-tuning dynamics (beyond the paper): every supervised fine-tuning hands its model, at these
     fractions of its optimizer steps, to an evaluation; the loss and the order of training are unchanged. 0 (the
     base model) and 1 (the fine-tuned model) are the ordinary records; 1.0 may be listed to score the last step
     again (it equals the ordinary fine-tuned record, tested)."""
@@ -232,7 +232,7 @@ class DynamicsSettings:
 
 @dataclass(frozen=True)
 class ConvergeSettings:
-    """Fine-tuning to convergence (beyond the paper, issue 21; Profile.converge switches it on): beside the fixed
+    """Fine-tuning to convergence (beyond the paper; Profile.converge switches it on): beside the fixed
     epochs, every rung is fine-tuned until its loss on a validation split of the task's training data (the rows that
     follow the training sample in the same seeded shuffle, so disjoint from it) stops improving."""
 
@@ -286,7 +286,7 @@ class Profile:
     shared_prefix: bool = True  # compute the 4 demos' key/value cache once per (set, format, model); same outputs
     jobs_per_ckpt: bool = True  # run_all: one papermill job per checkpoint (cluster) or one per notebook
     sensitivity: SensitivitySettings = SensitivitySettings()
-    # Beyond the paper (issue 21), each a switch of its own; none changes a result of the paper's analyses.
+    # Beyond the paper, each a switch of its own; none changes a result of the paper's analyses.
     # Evaluations along every supervised fine-tuning (None: off); the fine-tuning itself is unchanged.
     dynamics: DynamicsSettings | None = DynamicsSettings()
     # Linear probes on every study checkpoint's frozen hidden states, classification tasks only (None: off).
@@ -468,7 +468,7 @@ SMOKE = replace(
                                    eval_every=10, heldout_blocks=8),
 )
 
-# Beyond the paper (issue 21) on the CPU profiles, sized by measurement against tiny's budget (README, "Beyond the
+# Beyond the paper on the CPU profiles, sized by measurement against tiny's budget (README, "Beyond the
 # paper"): dynamics at a quarter, half and three quarters of each fine-tuning on the first 25 items of each set,
 # in-domain (every format), out-of-domain and held-out loss; not cross-task (at eight rungs its evaluations cost
 # 6 s of a rung's 40 s of supervised fine-tuning, measured; the paper profile keeps it); probes on 120 + 80 rows of

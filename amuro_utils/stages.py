@@ -86,7 +86,7 @@ STAGES = (
     Stage("ood", runs=None, writes=(), reads=("base", "sft"),
           figures={"fig7_ood": "plots:fig7_ood"}, tables={"ood_groups": "stats:ood_table"},
           claims=("B7", "A3")),
-    # Beyond the paper (issue 21): the open questions, judged apart from the paper's claims. It runs the models of the
+    # Beyond the paper: the open questions, judged apart from the paper's claims. It runs the models of the
     # fine-tune-to-convergence schedule when the profile switches it on; as the last notebook it writes the whole
     # scorecard, so it reads everything a claim or a question reads.
     # (its models' weights and training records are the "converge" kind's, in results/<profile>/converge/)
