@@ -10,8 +10,6 @@ import tempfile
 import time
 from pathlib import Path
 
-
-
 PROGRESS_ENV = "AMURO_PROGRESS_FILE"  # set by the runner for each papermill job it starts
 
 
