@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .paths import DATA_DIR, results_dir
-from .profiles import ckpt_step
+from .profiles import PYTHIA_LADDERS, ckpt_step
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,11 @@ LADDERS = {
         local=True, note="Pre-trained here by amuro_utils.tiny_ladder into results/<profile>/hub_cache, with its own "
                          "byte-level BPE tokenizer (eos 0, pad 1) saved in every checkpoint."),
 }
+
+# The rest of the Pythia suite (8 sizes × the Pile / the deduplicated Pile): the same branches and tokenizer.
+LADDERS.update({name: Ladder(name, f"EleutherAI/{name}", r"step(?P<step>\d+)", 0, "<|endoftext|>", 1, "<|padding|>",
+                             note="The Pythia suite: the same 154 branches and tokenizer as pythia-1b.")
+                for name in PYTHIA_LADDERS if name not in LADDERS})
 
 LISTING_DIR = DATA_DIR / "ladders"
 

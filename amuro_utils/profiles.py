@@ -11,6 +11,9 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from .paths import DATA_DIR, REPO_ROOT
 
 FORMATS = ("default", "instruct", "inputoutput")
 METHODS = ("full", "lora")  # fine-tuning methods: every weight, or a peft LoRA adapter (LoraSettings)
@@ -20,8 +23,51 @@ NOISE_SCALINGS = {
     "relative": "per tensor N(0, (γ·RMS)²), RMS = the root mean square of that tensor's own weights",
     "isotropic": "N(0, σ²) on every weight, the same σ everywhere",
 }
+# Where a profile's results come from; every source but "run" is read, so no model is touched (README: Profiles).
+RESULTS_SOURCES = {
+    "run": "this project's records (results/<profile>/records)",
+    "paper": "the authors' released numbers (data/paper_results/)",
+    "pythia-evals": "Pythia's published zero-shot evaluations of the profile's ladder (data/pythia_evals/)",
+    "lm-eval:<dir>": "lm-evaluation-harness output files under <dir> (0.3 or 0.4 format; amuro_utils.lmeval)",
+}
+LM_EVAL_PREFIX = "lm-eval:"
 _STEP_LABEL = re.compile(r"step(\d+)")
 _STEP_OR_NUMBER = re.compile(r"(?:step)?(\d+)")
+
+
+def results_source_kind(source: str) -> str:
+    """'run', 'paper', 'pythia-evals' or 'lm-eval' for a results source; anything else is refused with the options."""
+    source = str(source)
+    if source.startswith(LM_EVAL_PREFIX):
+        if not source[len(LM_EVAL_PREFIX):].strip():
+            raise ValueError(f"results source {source!r} names no folder: write lm-eval:<dir>, e.g. "
+                             "lm-eval:results/my_sweep")
+        return "lm-eval"
+    if source not in RESULTS_SOURCES:
+        raise ValueError(f"unknown results source {source!r}; one of: "
+                         + "; ".join(f"{name} ({what})" for name, what in RESULTS_SOURCES.items()))
+    return source
+
+
+def source_record_kinds(source: str) -> tuple[str, ...] | None:
+    """The kinds of records a read results source can hold: lm-eval output evaluates base models only ('base');
+    None where it is not fixed (a run, the authors' release)."""
+    return ("base",) if results_source_kind(source) in ("pythia-evals", "lm-eval") else None
+
+
+def results_source_dir(source: str) -> Path | None:
+    """Where a read results source lives (an lm-eval folder relative to the repository root, where run_all.sh runs);
+    None for 'run', whose records live in the profile's own results folder."""
+    kind = results_source_kind(source)
+    if kind == "lm-eval":
+        folder = Path(source[len(LM_EVAL_PREFIX):].strip()).expanduser()
+        return folder if folder.is_absolute() else REPO_ROOT / folder
+    return {"run": None, "paper": DATA_DIR / "paper_results", "pythia-evals": DATA_DIR / "pythia_evals"}[kind]
+
+
+def runs_models(profile: "Profile") -> bool:
+    """False when the profile's results are read (released or published numbers, lm-eval output): nothing runs."""
+    return results_source_kind(profile.results_source) == "run"
 
 
 def ckpt_step(label: str, *, bare_number: bool = False) -> int | None:
@@ -265,7 +311,9 @@ class Profile:
     tasks: tuple[TaskPlan, ...]
     instruction: InstructionPlan
     data_source: str = "hub"  # "hub" | "offline"
-    results_source: str = "run"  # "run" | "paper" (released numbers, no model is touched)
+    # "run" (this project's records) | "paper" (the authors' released numbers) | "pythia-evals" (Pythia's published
+    # evaluations, data/pythia_evals/) | "lm-eval:<dir>" (lm-evaluation-harness output): RESULTS_SOURCES
+    results_source: str = "run"
     shots: int = 4
     formats: tuple[str, ...] = FORMATS
     eval_limit: int | None = None  # None = the full test sets (paper)
@@ -538,6 +586,21 @@ def steps_at_fractions(steps, final_step: int, fractions=PAPER_FRACTIONS) -> tup
     return tuple(min(positive, key=lambda s: (abs(math.log(s / (f * final_step))), s)) for f in fractions)
 
 
+# Pythia's published evaluations (github.com/EleutherAI/pythia, evals/pythia-v1/<ladder>/zero-shot/): 27 checkpoints
+# per ladder — step0, step1 … step512 (log-spaced), step1000, then every 10,000 steps from step3000 to step143000.
+PYTHIA_EVAL_STEPS = (0, *(2 ** i for i in range(10)), 1000, *range(3000, PYTHIA_FINAL_STEP + 1, 10_000))
+# The suite: eight sizes, each trained on the Pile and on the deduplicated Pile, on the same data order (~300B tokens).
+PYTHIA_SIZES = ("70m", "160m", "410m", "1b", "1.4b", "2.8b", "6.9b", "12b")
+PYTHIA_LADDERS = tuple(f"pythia-{size}{dedup}" for size in PYTHIA_SIZES for dedup in ("", "-deduped"))
+
+
+def span_from_first_rung(steps, final_step: int) -> tuple[int, ...]:
+    """The steps from the one nearest in ratio to the paper's first rung (0.14 % of pre-training) to the end: the
+    stretch of pre-training the paper's ladder spans, on another ladder's grid."""
+    first = steps_at_fractions(steps, final_step, PAPER_FRACTIONS[:1])[0]
+    return tuple(sorted(s for s in set(steps) if s >= first))
+
+
 PYTHIA_1B = replace(
     PAPER,
     name="pythia-1b",
@@ -580,3 +643,30 @@ OLMO2_1B = replace(
 )
 
 PROFILES.update({p.name: p for p in (PYTHIA_1B, PYTHIA_160M, OLMO2_1B)})
+
+
+def pythia_evals(ladder: str) -> Profile:
+    """The paper's recipe on one Pythia ladder, judged from Pythia's published zero-shot evaluations of it (no model
+    is run): every published checkpoint the paper's ladder spans (0.14 % to 100 % of pre-training, step256 …
+    step143000), 0-shot."""
+    if ladder not in PYTHIA_LADDERS:
+        raise ValueError(f"{ladder!r} is not a Pythia ladder; ladders: {list(PYTHIA_LADDERS)}")
+    size = ladder.removeprefix("pythia-").removesuffix("-deduped").upper()
+    data = "the deduplicated Pile" if ladder.endswith("-deduped") else "the Pile"
+    return replace(
+        PYTHIA_1B,
+        name=ladder,
+        description=(f"Pythia-{size} trained on {data}, judged from EleutherAI's published zero-shot evaluations "
+                     "(lm-evaluation-harness 0.3; data/pythia_evals/): no model is run."),
+        ladder=ladder,
+        ckpts=tuple(f"step{s}" for s in span_from_first_rung(PYTHIA_EVAL_STEPS, PYTHIA_FINAL_STEP)),
+        results_source="pythia-evals",
+        shots=0,
+        requires_gpu=False,
+        figure_note=f"Pythia-{size} ({data}): EleutherAI's published zero-shot evaluations",
+    )
+
+
+# pythia-160m and pythia-1b keep their run profiles (the paper's recipe on a GPU); `--set results_source=pythia-evals`
+# judges their published evaluations on the same checkpoints and shots as these (lmeval.bind).
+PROFILES.update({name: pythia_evals(name) for name in PYTHIA_LADDERS if name not in PROFILES})

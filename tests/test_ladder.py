@@ -65,7 +65,11 @@ def test_unknown_ckpt_lists_the_nearest(offline_olmo_hub):
 
 def test_unknown_ladder_lists_ladders():
     with pytest.raises(LadderError, match=r"unknown ladder 'olmo-7b'; available: \['olmo-1b', 'olmo-1b-0724', "
-                                          r"'olmo-2-0425-1b', 'pythia-160m', 'pythia-1b', 'tiny-olmo'\]"):
+                                          r"'olmo-2-0425-1b', 'pythia-1.4b', 'pythia-1.4b-deduped', 'pythia-12b', "
+                                          r"'pythia-12b-deduped', 'pythia-160m', 'pythia-160m-deduped', 'pythia-1b', "
+                                          r"'pythia-1b-deduped', 'pythia-2.8b', 'pythia-2.8b-deduped', 'pythia-410m', "
+                                          r"'pythia-410m-deduped', 'pythia-6.9b', 'pythia-6.9b-deduped', 'pythia-70m', "
+                                          r"'pythia-70m-deduped', 'tiny-olmo'\]"):
         resolve("olmo-7b", "main")
 
 
