@@ -26,7 +26,7 @@ from . import plan as study_plan
 from . import stages, tasks
 from .paths import DATA_DIR, RESULTS_ROOT
 from .plan import Job, jobs
-from .profiles import DynamicsSettings, FineTune, ProbeSettings, Profile, fixed_paraphrase, get_profile
+from .profiles import DynamicsSettings, FineTune, ProbeSettings, Profile, fixed_paraphrase, get_profile, runs_models
 
 THROUGHPUT_FILE = DATA_DIR / "throughput.json"
 FORCE_CPU_ENV = "AMURO_FORCE_CPU"
@@ -460,7 +460,7 @@ def job_timeline(profile: Profile, nb) -> list[tuple[tuple, float]] | None:
     (ckpt, task) per model job, then ("rest",) for the notebook's overhead (loading, figures, verdicts), in seconds
     (CPU profiles: measured rates; GPU profiles: the GPU-hour model). None where it cannot be priced. The runner's
     ETA reads it."""
-    if profile.results_source == "paper":
+    if not runs_models(profile):
         return None
     if profile.device == "cpu":
         frame = cpu_estimate(profile)
@@ -632,7 +632,7 @@ def cpu_estimate(profile: Profile, rates: dict | None = None) -> pd.DataFrame | 
     be priced (a GPU profile, full test sets, or a set/train set the calibration has not measured)."""
     from .plan import notebook_jobs
 
-    if profile.device != "cpu" or profile.results_source == "paper" or profile.eval_limit is None:
+    if profile.device != "cpu" or not runs_models(profile) or profile.eval_limit is None:
         return None
     rates = rates or (json.loads(CPU_THROUGHPUT_FILE.read_text()) if CPU_THROUGHPUT_FILE.exists() else None)
     if rates is None:

@@ -31,7 +31,8 @@ from pathlib import Path
 import numpy as np
 
 from . import offline, tasks
-from .profiles import FineTune, Profile, SensitivitySettings, TinyLadderSettings
+from .profiles import (FineTune, Profile, SensitivitySettings, TinyLadderSettings, results_source_dir,
+                       results_source_kind)
 
 DATA_SEED = 42  # the paper's shuffle(seed=42) of every training set (PROTOCOL §3); not the training seed
 
@@ -209,6 +210,22 @@ def released_tables_digest() -> str:
     sha = hashlib.sha256()
     for path in sorted((DATA_DIR / "paper_results").glob("*.csv")):
         sha.update(path.name.encode() + b"\0" + path.read_bytes())
+    return sha.hexdigest()[:16]
+
+
+def source_digest(results_source: str) -> str:
+    """A digest of what a read results source holds (every file's relative path and bytes), so figures and verdicts
+    drawn from it go stale when it changes: the released tables, the Pythia extract or an lm-eval folder."""
+    if results_source_kind(results_source) == "paper":
+        return released_tables_digest()
+    root = results_source_dir(results_source)
+    if root is None:
+        raise ValueError("a run's results have identities of their own, not a source digest")
+    files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+    sha = hashlib.sha256()
+    for path in files:
+        sha.update(path.relative_to(root.parent if root.is_file() else root).as_posix().encode() + b"\0"
+                   + path.read_bytes())
     return sha.hexdigest()[:16]
 
 

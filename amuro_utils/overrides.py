@@ -39,13 +39,14 @@ import typing
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from .profiles import FORMATS, METHODS, NOISE_SCALINGS, PROFILES, Profile, get_profile
+from . import lmeval
+from .profiles import FORMATS, METHODS, NOISE_SCALINGS, PROFILES, Profile, get_profile, results_source_kind
 
 PROFILE_FILE_SUFFIXES = (".toml", ".json")
 DTYPES = ("float32", "bfloat16", "float16")
 # The values a text field may take (by field name, wherever it is nested); ckpts: the ladder's rung labels.
 CHOICES = {"methods": METHODS, "formats": FORMATS, "device": ("cpu", "cuda"), "eval_dtype": DTYPES, "dtype": DTYPES,
-           "data_source": ("offline", "hub"), "results_source": ("run", "paper"),
+           "data_source": ("offline", "hub"),
            "generation_backend": ("transformers", "vllm"), "scaling": tuple(NOISE_SCALINGS),
            "loss_normalization": ("sequence_mean", "token_mean")}
 # Not settings: the results folder (a profile file's `name` gives a study its own) and how the profile was made.
@@ -216,6 +217,11 @@ def _scalar(value, hint, path: str):
 
 def _choice(value, path: str, name: str, profile: Profile):
     """`value` if the field has no fixed choices or it is one of them (ckpts: the ladder's rung labels)."""
+    if name == "results_source":
+        try:
+            results_source_kind(value)
+        except ValueError as err:
+            raise OverrideError(f"{path}: {err}") from None
     choices = CHOICES.get(name)
     if name == "ckpts" and profile.rungs:
         choices = profile.rung_labels()
@@ -276,7 +282,8 @@ def load(profile: str | Path, overrides: str | Sequence[str] | None = None) -> P
         source = str(Path(profile).resolve())
     else:
         base, from_file, source = get_profile(str(profile)), [], str(profile)
-    out = apply(apply(base, from_file), sets)
+    # a read results source (lm-eval output, Pythia's evaluations) decides the checkpoints and shots: lmeval.bind
+    out = lmeval.bind(apply(apply(base, from_file), sets))
     if not sets and not from_file:
         return out
     changed = text(from_file + sets)

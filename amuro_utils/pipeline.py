@@ -26,13 +26,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import (analysis, artifacts, evaluate, identity, ladder, nbtools, overrides as profile_overrides, plan,
-               probes as probes_module, results, sensitivity as probe, stages, stats, tasks, tiny_ladder)
+from . import (analysis, artifacts, evaluate, identity, ladder, lmeval, nbtools, overrides as profile_overrides, plan,
+               probes as probes_module, profiles, results, sensitivity as probe, stages, stats, tasks, tiny_ladder)
 from .paths import results_dir
 from .profiles import FineTune, Profile, TaskPlan, ckpt_step
 
 log = logging.getLogger(__name__)
-SOURCES = ("run", "paper")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -42,18 +41,16 @@ SOURCES = ("run", "paper")
 def setup(profile_name: str, results_source: str = "", overrides: str = "", *,
           force_cpu: bool | None = None) -> Profile:
     """Resolve a profile (a name or a profile file, with `overrides` such as "eval_limit=5;seeds=1,2", and with
-    `results_source` 'run' or 'paper' if given) and check, before any download or hour is spent, that this machine
-    can run it."""
+    `results_source` if given: profiles.RESULTS_SOURCES) and check, before any download or hour is spent, that this
+    machine can run it."""
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # per-file loading/saving bars would flood executed notebooks
     profile = profile_overrides.load(profile_name, overrides)
     if results_source:
-        if results_source not in SOURCES:
-            raise ValueError(f"unknown results source {results_source!r}; use 'run' or 'paper' (or '' for the "
-                             f"profile's own, {profile.results_source!r})")
-        profile = dataclasses.replace(profile, results_source=results_source)
-    if profile.results_source == "paper":
+        profiles.results_source_kind(results_source)  # an unknown source is refused with the options
+        profile = lmeval.bind(dataclasses.replace(profile, results_source=results_source))
+    if not runs_models(profile):
         return profile
     if profile.data_source == "offline":
         from .offline import ensure_assets
@@ -75,8 +72,18 @@ def setup(profile_name: str, results_source: str = "", overrides: str = "", *,
 
 
 def runs_models(profile: Profile) -> bool:
-    """False when the profile's results are the authors' released numbers (nothing to run)."""
-    return profile.results_source == "run"
+    """False when the profile's results are read (released or published numbers, lm-eval output): nothing to run."""
+    return profiles.runs_models(profile)
+
+
+def source_words(profile: Profile) -> str:
+    """What a profile's results are, in words: 'the authors' released numbers', 'lm-eval output in …', …"""
+    kind = profiles.results_source_kind(profile.results_source)
+    if kind == "lm-eval":
+        return f"lm-evaluation-harness output in {profiles.results_source_dir(profile.results_source)}"
+    return {"run": "this project's records", "paper": "the authors' released numbers",
+            "pythia-evals": f"EleutherAI's published zero-shot evaluations of {profile.ladder} "
+                            "(data/pythia_evals/)"}[kind]
 
 
 def store(profile: Profile, kind: str = "base") -> results.Store:
@@ -89,7 +96,8 @@ def store(profile: Profile, kind: str = "base") -> results.Store:
 
 def load_frame(profile: Profile, source: str | None = None, *, items: bool = False,
                kinds: tuple[str, ...] = stages.FIXED_KINDS, stale: bool = False) -> pd.DataFrame:
-    """The records of a profile as one DataFrame: its own runs ('run') or the authors' released numbers ('paper').
+    """The records of a profile as one DataFrame: its own runs ('run'), the authors' released numbers ('paper'), or
+    lm-eval output ('pythia-evals', 'lm-eval:<dir>': base models only, with per-item scores where the files hold them).
 
     Run records of the given kinds ('base', 'instruction', 'sft'; 'converge': the models fine-tuned to convergence,
     from their own store) that are current under today's settings: a record made under other settings, or by a
@@ -100,10 +108,12 @@ def load_frame(profile: Profile, source: str | None = None, *, items: bool = Fal
     `items` adds per-item scores, predictions, references and each record's identity.
     """
     source = source or profile.results_source
-    if source == "paper":
+    source_kind = profiles.results_source_kind(source)
+    if source_kind == "paper":
         return results.load_paper_results().assign(schedule="fixed")
-    if source != "run":
-        raise ValueError(f"unknown results source {source!r}; use 'run' or 'paper'")
+    if source_kind != "run":
+        frame = lmeval.load(dataclasses.replace(profile, results_source=source)).assign(schedule="fixed")
+        return frame if items else frame.drop(columns=list(results.ITEM_COLUMNS))
     parts, left_out = [], {}
     for schedule, kind_of, wanted_kinds in (("fixed", None, kinds), (plan.CONVERGE, plan.CONVERGE, kinds)):
         if kind_of == plan.CONVERGE and plan.CONVERGE not in kinds:
@@ -163,7 +173,7 @@ def prepare_ladder(profile: Profile) -> dict | None:
 def ladder_report(profile: Profile) -> str:
     """Markdown: what this profile's ladder is (building a local one first) and, for a local one, whether it learned."""
     if not runs_models(profile):
-        return "The figures come from the authors' released numbers: no checkpoint is loaded."
+        return f"The figures come from {source_words(profile)}: no checkpoint is loaded."
     built = prepare_ladder(profile)
     if built is not None:
         return tiny_ladder.describe(built)
@@ -1041,7 +1051,7 @@ def draw(profile: Profile, notebook: str, *, overlay_paper: bool = False, enable
             notes += [f"Left out of {stem}: {line}." for line in rows.attrs.get("left_out", [])]
             if len(rows):
                 files += plots.save(stages.resolve(maker)(rows, profile, *extra), profile, stem)
-    source = ("the authors' released numbers" if profile.results_source == "paper" else
+    source = (source_words(profile) if not runs_models(profile) else
               f"{len(df)} records ({', '.join(stage.record_reads)}) made under today's settings")
     note = " ".join([f"Figures of {notebook} drawn from {source}."] + notes)
     print(note)
@@ -1105,8 +1115,8 @@ def scorecard_identity(profile: Profile, inputs: dict) -> dict:
     """What a scorecard was judged from: the identity hashes of the records (the converge schedule's among them),
     sensitivity and forgetting rows, training records, records along fine-tuning and probe rows it read (or the
     released tables), the claims code's version and the settings the claims read."""
-    if profile.results_source == "paper":
-        return plan.scorecard_identity(profile, released=identity.released_tables_digest())
+    if not runs_models(profile):
+        return plan.scorecard_identity(profile, released=identity.source_digest(profile.results_source))
     beyond = {kind: inputs[kind].attrs["digests"] for kind in BEYOND_FRAMES if inputs.get(kind) is not None}
     return plan.scorecard_identity(profile, records=list(inputs["df"]["identity_hash"]),
                                    sensitivity=inputs["sensitivity"].attrs["digests"],
@@ -1275,7 +1285,7 @@ def beyond_run(profile: Profile) -> BeyondRun:
         f"Left out of the questions beyond the paper: {line}." for kind in BEYOND_FRAMES
         for line in inputs[kind].attrs.get("left_out", [])]) if line]
     df = inputs["df"]
-    source = ("the authors' released numbers" if profile.results_source == "paper" else
+    source = (source_words(profile) if not runs_models(profile) else
               f"{len(inputs['dynamics'])} rows along fine-tuning, {len(inputs['probes'])} probe rows and {len(df)} "
               f"records ({', '.join(sorted(set(df['schedule'])))} schedule) made under today's settings")
     print(" ".join([f"Figures of beyond drawn from {source}."] + notes))

@@ -14,7 +14,8 @@ from typing import Callable
 
 from . import analysis, identity, ladder, sensitivity, stages, tasks
 from .paths import results_dir
-from .profiles import METHODS, SPRINGER_BENCHMARKS, FineTune, InstructionPlan, Profile, TaskPlan, ckpt_step
+from .profiles import (METHODS, SPRINGER_BENCHMARKS, FineTune, InstructionPlan, Profile, TaskPlan, ckpt_step,
+                       runs_models, source_record_kinds)
 from .results import BASE, BASE_METHOD, run_name
 
 CONVERGE = "converge"  # the record kind (and schedule) of fine-tuning to convergence (Profile.converge)
@@ -358,8 +359,8 @@ class Job:
 
 def jobs(profile: Profile) -> list[Job]:
     """Every model job of the study, in run order: base evaluations, supervised fine-tunes, instruction tuning."""
-    if profile.results_source == "paper":
-        return []  # figures from the released numbers: no model is run
+    if not runs_models(profile):
+        return []  # figures from read numbers (released, published, lm-eval output): no model is run
     base, sft, instruction = (stages.runner_of(kind).notebook for kind in ("base", "sft", "instruction"))
     out = [Job(base, ckpt, BASE, tuple(base_plan(profile)), (), profile) for ckpt in profile.ckpts]
     for task in profile.tasks:
@@ -464,13 +465,18 @@ class NotebookJob:
 
 def notebook_jobs(profile: Profile) -> list[NotebookJob]:
     """Every papermill run of the study, in order. With `profile.jobs_per_ckpt` (cluster use), one job per
-    (notebook, checkpoint, task) followed by a ckpt=all job that only draws the figure; else one job per notebook."""
+    (notebook, checkpoint, task) followed by a ckpt=all job that only draws the figure; else one job per notebook.
+    A results source of base models only (lm-eval output) feeds the notebooks that read base records alone, and
+    the one that writes the scorecard (every claim judged, the others not measurable)."""
     base = profile.params or (("profile", profile.name),)
     out: list[NotebookJob] = []
     by_notebook: dict[str, list[Job]] = {}
     for job in jobs(profile):
         by_notebook.setdefault(job.notebook, []).append(job)
+    held = source_record_kinds(profile.results_source)
     for index, stage in enumerate(stages.STAGES, start=1):
+        if held is not None and not set(stage.record_reads) <= set(held) and "scorecard" not in stage.writes:
+            continue
         notebook, stem = stage.notebook, f"{index:02d}_{stage.notebook}"
         work = by_notebook.get(notebook, [])
         if profile.jobs_per_ckpt and work:

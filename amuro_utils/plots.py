@@ -36,7 +36,7 @@ FORMAT_LABELS = {"default": "Default", "instruct": "Instruct", "inputoutput": "I
 OVERLAY_STYLE = {"linestyle": ":", "marker": "x", "linewidth": 1.3, "alpha": 0.85}
 OVERLAY_BAR = {"fill": False, "edgecolor": "black", "linestyle": "--", "linewidth": 0.8}
 METRIC_LABELS = {"accuracy": "accuracy", "rougeL": "ROUGE-L F1", "acc_uncond": "accuracy",
-                 "acc_per_token": "accuracy", "acc_raw": "accuracy"}
+                 "acc_per_token": "accuracy", "acc_raw": "accuracy", "acc": "accuracy (lm-eval acc)"}
 KIND_WORDS = {"Class": "classification", "Gen": "generation"}
 LADDER_XLABEL = "pre-training checkpoint (step)"
 RUNG_XLABEL = "\n(in brackets: the ladder's own step)"  # a ladder whose rungs carry the paper's labels (tiny)

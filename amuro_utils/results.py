@@ -279,7 +279,7 @@ def _flag(value):
 # Metric → kind of evaluation (the registry's Dataset.kind) for records that carry only the metric name.
 _METRIC_KINDS = {"accuracy": "classification", "rougeL": "generation", "acc_raw": "multiple_choice",
                  "acc_per_token": "multiple_choice", "acc_per_char": "multiple_choice",
-                 "acc_uncond": "multiple_choice"}
+                 "acc_uncond": "multiple_choice", "acc": "multiple_choice"}  # acc: lm-eval's (amuro_utils.lmeval)
 
 
 def metric_kind(metric) -> str | None:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from . import artifacts, identity, ladder, overrides, plan, results, stages
 from .paths import REPO_ROOT, figures_dir, results_dir
-from .profiles import Profile
+from .profiles import Profile, runs_models
 
 
 # The artifacts besides records, sensitivity and forgetting rows that the scorecard's "Beyond the paper" section
@@ -85,8 +85,8 @@ def _artifacts(profile: Profile, job: plan.NotebookJob, cache: dict, *, reads: b
 
 def _scorecard(profile: Profile, job: plan.NotebookJob, cache: dict) -> dict | None:
     """The identity the scorecard must carry: the identities of everything the job that writes it reads."""
-    if profile.results_source == "paper":
-        return plan.scorecard_identity(profile, released=identity.released_tables_digest())
+    if not runs_models(profile):
+        return plan.scorecard_identity(profile, released=identity.source_digest(profile.results_source))
     reads, made = _requests(profile, plan.read_jobs(profile, job.reads), cache), _artifacts(profile, job, cache)
     if reads is None or made is None:
         return None
@@ -110,8 +110,8 @@ def job_identity(profile: Profile, job: plan.NotebookJob, cache: dict | None = N
     out.update({kind: sorted(identity.digest(wanted) for _, _, wanted in found) for kind, found in made.items()})
     if job.reads:  # it judges its claims
         out["analysis"] = plan.analysis_identity(profile)
-    if profile.results_source == "paper":  # figures from the released tables: their content is what they depend on
-        out["released"] = identity.released_tables_digest()
+    if not runs_models(profile):  # figures from read numbers (released, published, lm-eval): their content decides
+        out["released"] = identity.source_digest(profile.results_source)
     return json.loads(json.dumps(identity.plain(out)))  # as it reads back from the marker file
 
 
