@@ -131,8 +131,10 @@ def derived_n(p: float, stderr: float) -> float:
 
 def _shots(data: dict, task: str, path: Path) -> int:
     """num_fewshot of one task: 0.4's n-shot / configs, else 0.3's config.num_fewshot."""
-    for value in ((data.get("n-shot") or {}).get(task), ((data.get("configs") or {}).get(task) or {}).get("num_fewshot"),
-                  (data.get("config") or {}).get("num_fewshot")):
+    configs = (data.get("configs") or {}).get(task) or {}
+    candidates = ((data.get("n-shot") or {}).get(task), configs.get("num_fewshot"),
+                  (data.get("config") or {}).get("num_fewshot"))
+    for value in candidates:
         if value is not None:
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise LmEvalError(f"{path}: num_fewshot of {task} is {value!r}, expected a non-negative integer")
@@ -149,8 +151,9 @@ def _samples_file(path: Path, task: str) -> Path | None:
         return candidate if candidate.is_file() else None
     found = sorted(path.parent.glob(f"samples_{task}_*.jsonl"))
     if len(found) > 1:
-        raise LmEvalError(f"{path}: {len(found)} sample files for {task} beside it ({', '.join(p.name for p in found)});"
-                          " name the results file results_<date>.json as lm-eval does, so its samples are known")
+        names = ", ".join(p.name for p in found)
+        raise LmEvalError(f"{path}: {len(found)} sample files for {task} beside it ({names}); name the results file "
+                          "results_<date>.json as lm-eval does, so its samples are known")
     return found[0] if found else None
 
 
@@ -264,11 +267,11 @@ def import_dir(path) -> pd.DataFrame:
             unknown.setdefault(task, []).append(why)
     models = pd.Series([r["model"] for r in rows], dtype=object).value_counts()
     if len(models) > 1:
-        raise LmEvalError(f"{given}: results of several models ({', '.join(f'{m}: {n} rows' for m, n in models.items())});"
-                          " point results_source at one model's folder")
+        counts = ", ".join(f"{m}: {n} rows" for m, n in models.items())
+        raise LmEvalError(f"{given}: results of several models ({counts}); point results_source at one model's folder")
     if not rows:
-        raise LmEvalError(f"{given}: none of its tasks has a registry set ({', '.join(sorted(unknown))}); known lm-eval "
-                          f"tasks: {', '.join(sorted(TASKS))}")
+        raise LmEvalError(f"{given}: none of its tasks has a registry set ({', '.join(sorted(unknown))}); known "
+                          f"lm-eval tasks: {', '.join(sorted(TASKS))}")
     return _frame(rows, unknown, str(given))
 
 
