@@ -25,6 +25,7 @@ SECTIONS = (
     ("Cross-task transfer (Fig. 6)", ("fig6_", "mrc_")),
     ("Out-of-domain (Fig. 7)", ("fig7_", "ood_")),
     ("Beyond the paper", ("figB_", "beyond")),
+    ("Real ladders: Pythia's published evaluations (B1 across 16 ladders, what depends on size)", ("ladders_",)),
 )
 STYLE = """body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}
 img{max-width:100%;border:1px solid #ddd;margin:.5em 0}table{border-collapse:collapse;font-size:.85em}
@@ -66,8 +67,9 @@ def _section_of(stem: str) -> str:
     return "Other figures and tables"
 
 
-def write_report(profile_name: str, *, notebooks: bool = True) -> Path:
-    """Write figures/<profile>/index.html (and claims.html, notebooks/*.html); returns the index's path."""
+def write_report(profile_name: str, *, notebooks: bool = True, scorecard: bool = True) -> Path:
+    """Write figures/<profile>/index.html (and claims.html, notebooks/*.html); returns the index's path.
+    `scorecard=False` for a folder that has none by design (figures/pythia_ladders/: amuro_utils.pythia_suite)."""
     out = figures_dir(profile_name)
     out.mkdir(parents=True, exist_ok=True)
     rendered = render_notebooks(profile_name, out) if notebooks else []
@@ -82,7 +84,7 @@ def write_report(profile_name: str, *, notebooks: bool = True) -> Path:
             parts.append(f"<p>{html.escape(headline.group(0))}</p>")
         parts.append('<p><a href="claims.html">Every claim of both papers, judged</a> (also '
                      '<a href="claims.csv">claims.csv</a>)</p>')
-    else:
+    elif scorecard:
         parts.append('<p class="note">No scorecard yet: it is written by the last notebook of the run.</p>')
     groups: dict[str, list[str]] = {}
     for png in sorted(out.glob("*.png")):
