@@ -9,6 +9,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from amuro_utils import identity, lmeval, overrides, pipeline, plan, stats, tasks
@@ -269,3 +270,25 @@ def test_pythia_profiles_read_the_extract_and_the_run_profiles_gain_it():
     assert len(frame) == 27 * 4 and set(frame["source"]) == {"pythia-evals"}
     assert pipeline.source_words(family) == ("EleutherAI's published zero-shot evaluations of pythia-70m "
                                              "(data/pythia_evals/)")
+
+
+@pytest.mark.slow
+def test_run_all_on_an_lm_eval_folder_draws_fig2_and_judges_b1(tmp_path):
+    """./run_all.sh with results_source=lm-eval:<dir>: the two notebooks that read base records, no model."""
+    import os
+    import subprocess
+
+    sweep = _sweep(tmp_path / "sweep")
+    env = {**os.environ, "AMURO_RESULTS_DIR": str(tmp_path / "results"), "AMURO_FIGURES_DIR": str(tmp_path / "figs")}
+    proc = subprocess.run(["./run_all.sh", "--profile", "paper", "--set", f"results_source=lm-eval:{sweep}"],
+                          cwd=Path(__file__).resolve().parents[1], env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "== 01_pretrain_probe: finished" in proc.stdout and "== 07_beyond: finished" in proc.stdout
+    assert "03_sft" not in proc.stdout
+    figures = tmp_path / "figs" / "paper"
+    assert (figures / "fig2_pretrain_probe.png").is_file()
+    claims = pd.read_csv(figures / "claims.csv").set_index("id")
+    assert claims.loc["B1a", "value"] == pytest.approx(0.625 - 0.375, abs=1e-12)  # one set, two checkpoints
+    assert claims.loc["B1c", "verdict"] == "not measurable"
+    assert "items (paired bootstrap per eval set)" in claims.loc["B1a", "resampled_measurement"]

@@ -85,7 +85,8 @@ def test_unknown_names_list_what_exists():
         get_profile("tinny")
     with pytest.raises(ValueError, match="tasks: .*mnli"):
         get_profile("tiny").task("paws")
-    with pytest.raises(ValueError, match="'run' or 'paper'"):
+    with pytest.raises(ValueError, match="unknown results source 'nope'; one of: run .*; paper .*; pythia-evals .*; "
+                                         "lm-eval:<dir>"):
         pipeline.load_frame(get_profile("tiny"), "nope")
 
 
