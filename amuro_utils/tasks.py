@@ -386,8 +386,9 @@ _ENTRIES = [
 
 # --- Pins: the commit each hub source is read at -------------------------------------------------------------
 # Hub datasets move (Rowan/hellaswag was converted on main; the parquet-converter bot rewrites refs/convert/parquet),
-# so every source is read at a commit recorded in data/hub_pins.json, keyed by repo@branch. The file is written by
-# `python -m amuro_utils.hubcheck --pin` where the Hub is reachable; README "Hub sources and pins" says how to move one.
+# so every source is read at a commit recorded in data/hub_pins.json, keyed by repo@branch, with where the commit came
+# from: public code that pins it, or `python -m amuro_utils.hubcheck --pin` where the Hub is reachable; README "Hub
+# sources and pins" says how to move one.
 PINS_FILE = DATA_DIR / "hub_pins.json"
 # "1": read unpinned sources at their branch head, on purpose (run_all.sh --allow-unpinned)
 ALLOW_UNPINNED_ENV = "AMURO_ALLOW_UNPINNED"
