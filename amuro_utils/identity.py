@@ -88,10 +88,12 @@ def config_hash(obj) -> str:
 
 
 def _source(dataset: tasks.Dataset, source: str) -> dict:
-    """Where the rows come from: the hub split (id, config, split, revision, data_dir) or the offline copy."""
+    """Where the rows come from: the hub split (id, config, split, revision, data_dir, pinned commit) or the offline
+    copy. Not the notes: a pin's provenance says where its commit came from, the commit decides the rows."""
     if source == "hub":
         hub = dataset.hub
-        return {"hub": None if hub is None else {k: v for k, v in dataclasses.asdict(hub).items() if k != "note"}}
+        return {"hub": None if hub is None else {k: v for k, v in dataclasses.asdict(hub).items()
+                                                 if k not in ("note", "provenance")}}
     src = dataset.offline
     if src is None:
         return {"offline": None}
