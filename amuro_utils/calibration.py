@@ -48,6 +48,10 @@ LABEL_SHARE = 0.4  # the share of items whose gold is the label a constant class
 MAX_WRONG = 0.05  # a calibrated rule: wrong decisive verdicts at the boundary at most this often
 SIMULATED = ("A1a", "A1b", "A2", "A3", "A4a", "A4b", "B1a", "B1b", "B2", "B3", "B4a", "B4b", "B4c", "B5a", "B5b",
              "B6a", "B6b", "B7a", "B7b", "B8a", "B8b", "S2")  # every performance part (B1c is A1b's row)
+HELD_OUT = ("S1", "S3")  # Springer et al.'s held-out-loss parts (blocks sources; none in the release)
+# held-out-loss noise where no run measured it (nats/token): a block's own difficulty (shared by every model, which
+# pairs the blocks), each row's per-block noise, and a seed's offset
+BLOCK_NOISE = {"block_sd": 0.02, "noise_sd": 0.01, "seed_sd": 0.005}
 
 
 def _stable(*parts) -> int:
@@ -67,10 +71,11 @@ class Source:
     name: str
     profile: Profile
     cells: pd.DataFrame
-    kind: str  # "normal" | "items"
+    kind: str  # "normal" | "items" | "blocks"
     n_items: int = 0
     constant_share: dict = dataclasses.field(default_factory=dict)
     origin: str = ""  # where the noise model's numbers come from, in words
+    blocks: dict = dataclasses.field(default_factory=dict)  # held-out-loss parts: which -> BlockNoise
 
 
 def release_source() -> Source:
@@ -103,10 +108,11 @@ def tiny_steps(profile: Profile) -> dict[str, float]:
 
 
 def tiny_source(frame: pd.DataFrame | None = None, profile: Profile | None = None,
-                constant_share: dict | None = None) -> Source:
+                constant_share: dict | None = None, held_out: dict | None = None) -> Source:
     """The tiny profile as a noise model: the plan's cells, `eval_limit` items per set. With `frame` (the tiny run's
     records, Store.frame(items=True)) the levels are its mean base scores and the constant-predictor shares its
-    measured ones; without, levels spread over 0.35–0.55 and `constant_share` as given (default none)."""
+    measured ones; without, levels spread over 0.35–0.55 and `constant_share` as given (default none). `held_out`
+    ({'sensitivity': frame, 'forgetting': frame}): the run's held-out-loss frames, whose noise S1 and S3 take."""
     profile = profile or get_profile("tiny")
     steps = tiny_steps(profile)
     keys = []
@@ -138,8 +144,74 @@ def tiny_source(frame: pd.DataFrame | None = None, profile: Profile | None = Non
                   f"{share.get('base', 0):.0%} of base, {share.get('fine_tuned', 0):.0%} of fine-tuned records")
     fallback = out["eval_set"].map(lambda e: 0.35 + 0.2 * (_stable(e) % 1000) / 1000)
     out["level"] = out["level"].fillna(fallback) if "level" in out else fallback
+    blocks = _block_cells(profile, held_out)
+    origin += "; held-out Δ loss: " + ", ".join(
+        f"{w} {b.seeds} seed(s) × {b.n_blocks} blocks, block sd {b.block_sd:.3g}, noise sd {b.noise_sd:.3g}, seed sd "
+        f"{b.seed_sd:.3g}" for w, b in blocks.items()) + (" (the run's frames)" if held_out else " (BLOCK_NOISE)")
     return Source("tiny", profile, out, "items", n_items=int(profile.eval_limit or 50), constant_share=share,
-                  origin=origin + f"; {int(profile.eval_limit or 50)} items per set, paired, REFRESH = {REFRESH}")
+                  origin=origin + f"; {int(profile.eval_limit or 50)} items per set, paired, REFRESH = {REFRESH}",
+                  blocks=blocks)
+
+
+@dataclasses.dataclass(frozen=True)
+class BlockNoise:
+    """The held-out-loss cells of S1 ('sensitivity': scaling, magnitude) or S3 ('forgetting': fine-tuning task):
+    rows per (cell, checkpoint) and seed, each a vector of per-block Δ losses."""
+
+    cells: tuple  # (scaling, magnitude) or (fine_tune,) tuples
+    seeds: int
+    n_blocks: int
+    block_sd: float
+    noise_sd: float
+    seed_sd: float
+
+
+def block_noise(frame: pd.DataFrame | None, which: str, cells: tuple, seeds: int, n_blocks: int) -> BlockNoise:
+    """The noise of a held-out-loss frame (the run's, else BLOCK_NOISE): the spread of the blocks' shared
+    difficulty, of each row's per-block residual, and of the seeds' means within a cell."""
+    if frame is None or not len(frame) or "block_deltas" not in frame:
+        return BlockNoise(cells, seeds, n_blocks, **BLOCK_NOISE)
+    keys = ["scaling", "magnitude"] if which == "sensitivity" else ["fine_tune"]
+    deltas = [np.asarray(d, dtype=float) for d in frame["block_deltas"]]
+    n = min(len(d) for d in deltas)
+    rows = np.vstack([d[:n] - d[:n].mean() for d in deltas])
+    shared = rows.mean(axis=0)
+    means = pd.Series([d.mean() for d in deltas], index=frame.index)
+    within = frame.assign(mean=means).groupby([*keys, "ckpt"])["mean"].std(ddof=1).dropna()
+    seeds_in = int(frame.groupby([*keys, "ckpt"]).size().max())
+    return BlockNoise(cells, max(seeds, seeds_in), n, float(shared.std(ddof=1)), float((rows - shared).std(ddof=1)),
+                      float(within.mean()) if len(within) else 0.0)
+
+
+def _block_cells(profile: Profile, frames: dict | None) -> dict:
+    """The tiny profile's S1 and S3 cells with the noise of the run's frames (where given)."""
+    settings = profile.sensitivity
+    blocks = settings.tokens // settings.block
+    heldout = profile.tiny_ladder.heldout_blocks if profile.tiny_ladder else blocks
+    frames = frames or {}
+    sensitivity = tuple((scaling, m) for scaling, mags in settings.readings().items() for m in mags
+                        if scaling == settings.scaling)
+    forgetting = tuple((t.name,) for t in profile.tasks)
+    return {"sensitivity": block_noise(frames.get("sensitivity"), "sensitivity", sensitivity, settings.seeds, blocks),
+            "forgetting": block_noise(frames.get("forgetting"), "forgetting", forgetting, 1, heldout)}
+
+
+def draw_blocks(noise: BlockNoise, which: str, ckpts, steps: dict, delta_at: Callable,
+                rng: np.random.Generator) -> pd.DataFrame:
+    """One replication of a held-out-loss frame: per (cell, checkpoint, seed) the block Δ losses around
+    delta_at(cell, ckpt), the blocks' shared difficulty pairing every row."""
+    names = ("scaling", "magnitude") if which == "sensitivity" else ("fine_tune",)
+    shared = noise.block_sd * rng.standard_normal(noise.n_blocks)
+    rows = []
+    for cell in noise.cells:
+        for c in ckpts:
+            for seed in range(noise.seeds):
+                deltas = (delta_at(cell, c) + shared + noise.seed_sd * rng.standard_normal()
+                          + noise.noise_sd * rng.standard_normal(noise.n_blocks))
+                rows.append({**dict(zip(names, cell)), "ckpt": c, "step": steps[c], "seed": seed, "method": "full",
+                             "base_loss": 6.0, "loss": 6.0 + deltas.mean(), "delta_loss": float(deltas.mean()),
+                             "block_deltas": deltas})
+    return pd.DataFrame(rows)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -166,10 +238,19 @@ def offsets(units, spread: float = UNIT_SPREAD) -> dict:
     return {u: v - centre for u, v in raw.items()}
 
 
-def scenario(study: stats.Study, part_id: str, levels: dict) -> tuple[Callable, list]:
+def random_offsets(rng: np.random.Generator) -> Callable:
+    """offsets() for units drawn at random: each unit's deviation N(0, (spread / √3)²) — the fixed offsets'
+    spread — not centred, so the units' mean strays from the planted value as a sample of units does."""
+    def spread_of(units, spread: float = UNIT_SPREAD) -> dict:
+        return {u: spread / math.sqrt(3) * rng.standard_normal() for u in dict.fromkeys(units)}
+    return spread_of
+
+
+def scenario(study: stats.Study, part_id: str, levels: dict, offsets=offsets) -> tuple[Callable, list]:
     """(effect(value_of, key, level) -> the planted change of a cell's true score, the part's units). `value_of(unit)`
     is the planted value of the part's statistic (one statistic: unit None) or of one unit of an every / some part;
-    `levels[(eval_set, format)]` the source's true base levels, `level` the cell's own."""
+    `levels[(eval_set, format)]` the source's true base levels, `level` the cell's own; `offsets` the units'
+    deviations (fixed and zero-sum, or random_offsets)."""
     profile = study.profile
     groups = analysis.learned_groups(profile)
     pt_pairs, ft_pairs = groups[analysis.GROUP_PT], groups[analysis.GROUP_FT]
@@ -275,7 +356,19 @@ def scenario(study: stats.Study, part_id: str, levels: dict) -> tuple[Callable, 
         spread = offsets(list(claims.SPRINGER_BENCHMARKS))
         return (lambda value_of, key, level: value_of(None) + spread[key[0]]
                 if key[1] == it and key[2] == late and key[0] in spread else 0.0), []
-    raise ValueError(f"no calibration scenario for part {part_id!r}; simulated: {', '.join(SIMULATED)}")
+    if part_id in HELD_OUT:  # Δ held-out loss rises by the planted value over the ladder (cells spread around it)
+        which = "sensitivity" if part_id == "S1" else "forgetting"
+        frame = study.sensitivity_frame if which == "sensitivity" else study.forgetting_frame
+        cells = list(dict.fromkeys(zip(*(frame[c] for c in (("scaling", "magnitude") if which == "sensitivity"
+                                                                 else ("fine_tune",))))))
+        spread = offsets(cells, UNIT_SPREAD if which == "forgetting" else 0.0)
+
+        def held_out(value_of, cell, ckpt):
+            return 0.1 + (value_of(None) + spread[cell]) * pos.get(ckpt, 0)
+        held_out.which = which
+        return held_out, []
+    raise ValueError(f"no calibration scenario for part {part_id!r}; simulated: "
+                     f"{', '.join(SIMULATED + HELD_OUT)}")
 
 
 def planted(rule: claims.Rule, truth: str, units: list, mde: float, cap: float = CLEAR_CAP[""]):
@@ -359,11 +452,16 @@ def draw(source: Source, cells: pd.DataFrame, effect: Callable, value_of: Callab
 
 
 def _template(source: Source) -> stats.Study:
-    """A study with the source's structure (its cells at their levels): the parts are built on it once."""
+    """A study with the source's structure (its cells at their levels; held-out-loss frames where it has them): the
+    parts are built on it once."""
     frame = source.cells.assign(performance=source.cells["level"], shots=source.profile.shots, source="calibration",
                                 method=np.where(source.cells["fine_tune"] == "base", "none", source.profile.method),
                                 seed=None)
-    return stats.Study(frame, source.profile, n_boot=20, method=source.profile.method)
+    steps = dict(zip(source.cells["ckpt"], source.cells["step"]))
+    held = {which: draw_blocks(noise, which, source.profile.ckpts, steps, lambda cell, c: 0.1,
+                               np.random.default_rng(0)) for which, noise in source.blocks.items()}
+    return stats.Study(frame, source.profile, n_boot=20, method=source.profile.method,
+                       sensitivity=held.get("sensitivity"), forgetting=held.get("forgetting"))
 
 
 def _part(study: stats.Study, part_id: str) -> claims.Part:
@@ -379,18 +477,21 @@ class Simulation:
     """One part on one source, ready to replicate: the part built once on the source's structure, the cells it reads,
     and the effect that plants a truth."""
 
-    def __init__(self, source: Source, part_id: str, n_boot: int = stats.N_BOOT):
-        self.source, self.n_boot = source, n_boot
+    def __init__(self, source: Source, part_id: str, n_boot: int = stats.N_BOOT, random_units: bool = False):
+        self.source, self.n_boot, self.random_units = source, n_boot, random_units
         self.study = _template(source)
         self.part = _part(self.study, part_id)
         self.rule = self.part.rule()
+        if self.part.unmeasurable:
+            raise stats.Unmeasurable(self.part.unmeasurable)
         estimate = stats.estimate_units if self.part.quantifier else stats.estimate
-        used = estimate(self.study.cells, self.part.compute, self.part.resample)  # raises Unmeasurable
+        used = estimate(self.study.cells_for(self.part.cells), self.part.compute,
+                        self.part.resample)  # raises Unmeasurable
         wanted = set(used.used)
         keys = zip(source.cells["eval_set"], source.cells["fine_tune"], source.cells["ckpt"], source.cells["format"])
         self.cells = source.cells[[k in wanted for k in keys]].reset_index(drop=True)
-        levels = dict(zip(zip(source.cells["eval_set"], source.cells["format"]), source.cells["level"]))
-        self.effect, self.units = scenario(self.study, part_id, levels)
+        self.levels = dict(zip(zip(source.cells["eval_set"], source.cells["format"]), source.cells["level"]))
+        self.effect, self.units = scenario(self.study, part_id, self.levels)
         self.cap = CLEAR_CAP.get(self.part.unit, CLEAR_CAP[""])
 
     def truth(self, truth: str, mde: float):
@@ -398,7 +499,23 @@ class Simulation:
         return planted(self.rule, truth, self.units, mde, self.cap)
 
     def run(self, value_of, rng: np.random.Generator) -> tuple[str, claims.Judgement | None]:
-        """One replication: draw the cells under the truth and give the scorecard's verdict (claims.decide)."""
+        """One replication: draw the cells under the truth and give the scorecard's verdict (claims.decide). With
+        `random_units`, the units' own deviations are drawn anew for each replication (a sample of such units)."""
+        if self.random_units:
+            self.effect, _ = scenario(self.study, self.part.id, self.levels, random_offsets(rng))
+        which = getattr(self.effect, "which", None)
+        if which is not None:  # a held-out-loss part: a new frame of blocks, as the study's cells of that bank
+            frame = draw_blocks(self.source.blocks[which], which, self.study.ladder, self.study.steps,
+                                lambda cell, c: self.effect(value_of, cell, c), rng)
+            keys = ("scaling", "magnitude", "ckpt") if which == "sensitivity" else ("fine_tune", "ckpt")
+            template = self.study._blocks[which]
+            self.study._blocks[which] = stats.Cells(frame, keys, value_col="delta_loss", items_col="block_deltas",
+                                                    pair_col=None, n_boot=self.n_boot,
+                                                    seed=int(rng.integers(2**31)), item_mode="blocks")
+            try:
+                return claims.decide(self.study, self.part)
+            finally:
+                self.study._blocks[which] = template
         template = self.study.cells
         self.study.cells = draw(self.source, self.cells, self.effect, value_of, rng, self.n_boot,
                                 self.part.degenerate.counts)
@@ -465,6 +582,30 @@ def _rate_row(part, source, truth, value_of, units, counts, reps, mde, seconds) 
     return row
 
 
+def calibrate_random_units(source: Source, part_id: str, *, reps: int = 500, n_boot: int = stats.N_BOOT,
+                           seed: int = 0) -> dict | None:
+    """The boundary truth with the units drawn at random (random_offsets): how the default interval fares when a
+    claim's sets, pairs or tasks are read as a sample of such units. None for a part whose units are not resampled."""
+    try:
+        sim = Simulation(source, part_id, n_boot, random_units=True)
+    except stats.Unmeasurable:
+        return None
+    if not sim.part.resample or sim.part.quantifier:
+        return None
+    rng = np.random.default_rng([seed, _stable(source.name, part_id, "random units")])
+    truth = sim.truth("boundary", 0.0)
+    counts = dict.fromkeys(claims.VERDICTS, 0)
+    for _ in range(reps):
+        counts[sim.run(truth, rng)[0]] += 1
+    study = sim.study
+    sizes = {dim: len(labels) for dim, labels in
+             stats.estimate(study.cells_for(sim.part.cells), sim.part.compute, sim.part.resample).units.items()
+             if dim in sim.part.resample}
+    return {"id": part_id, "source": source.name, "n": reps, "units": ", ".join(f"{k} {d}" for d, k in sizes.items()),
+            "supported": counts[claims.SUPPORTED] / reps, "contradicted": counts[claims.CONTRADICTED] / reps,
+            "inconclusive": counts[claims.INCONCLUSIVE] / reps}
+
+
 def wilson_upper(rate: float, n: int, confidence: float = 0.95) -> float:
     """The upper end of the Wilson score interval of a rate observed over n replications."""
     if n <= 0:
@@ -484,29 +625,34 @@ def calibrate(source: Source, parts=SIMULATED, **kwargs) -> pd.DataFrame:
 
 
 def boundary_summary(table: pd.DataFrame) -> pd.DataFrame:
-    """Per part: the worst false-support and false-contradiction rates at the boundary truths, and whether both are
-    within MAX_WRONG."""
-    at = table[table["truth"].isin(["boundary", "boundary_one"])]
+    """Per part the source can measure: the worst false-support and false-contradiction rates at the boundary
+    truths, and whether both are within MAX_WRONG."""
+    at = table[table["truth"].isin(["boundary", "boundary_one"]) & (table["n"] > 0)]
     out = at.groupby("id", sort=False).agg(false_support=("false_support", "max"),
                                            false_contradiction=("false_contradiction", "max"), n=("n", "min"))
     out["calibrated"] = (out[["false_support", "false_contradiction"]].max(axis=1) <= MAX_WRONG)
     return out.reset_index()
 
 
-def write_calibration(table: pd.DataFrame, profile: Profile, command: str = "") -> list:
-    """figures/<profile>/calibration.csv (every row) and calibration.md (summary per part, then every truth)."""
+def write_calibration(table: pd.DataFrame, profile: Profile, command: str = "",
+                      random_units: pd.DataFrame | None = None) -> list:
+    """figures/<profile>/calibration.csv (every row) and calibration.md (summary per part, then every truth, then
+    the boundary with units drawn at random where it was measured)."""
     from . import plots
 
     paths = plots.write_table(table, profile, "calibration")
     summary = boundary_summary(table)
     bad = summary[~summary["calibrated"]]
+    absent = list(dict.fromkeys(table.loc[table["n"] == 0, "id"]))
     lines = [f"# Calibration of the verdict rules — profile `{profile.name}`", "",
              f"Source of the noise: {table.attrs.get('origin', '')}. {int(table['n'].max())} replications per "
              f"part and truth; the scorecard's rules and resamples (amuro_utils/calibration.py)."
              + (f" Made by `{command}`." if command else ""), "",
              f"A rule is calibrated when its wrong decisive verdicts at the boundary are at most {MAX_WRONG:.0%}: "
              f"{len(summary) - len(bad)} of {len(summary)} parts are"
-             + (f"; not: {', '.join(bad['id'])}." if len(bad) else "."), "",
+             + (f"; not: {', '.join(bad['id'])}." if len(bad) else ".")
+             + (f" Not measurable from this source (no cells to simulate): {', '.join(absent)}." if absent else ""),
+             "",
              "| part | false support at the boundary | false contradiction at the boundary | calibrated |",
              "|---|---|---|---|"]
     for r in summary.itertuples(index=False):
@@ -516,12 +662,24 @@ def write_calibration(table: pd.DataFrame, profile: Profile, command: str = "") 
                   "claim; `mde`: the power column's value under this noise, measured at the boundary):", "",
               "| part | truth | planted | supported | contradicted | inconclusive | uninformative | false support | "
               "false contradiction | upper 95 % of the wrong rate | mde | note |", "|" + "---|" * 12]
-    for r in table.itertuples(index=False):
+    for r in table[table["n"] > 0].itertuples(index=False):
         lines.append(f"| {r.id} | {r.truth} | {getattr(r, 'planted', '')} | {_pct(r.supported)} | "
                      f"{_pct(r.contradicted)} | {_pct(r.inconclusive)} | {_pct(r.uninformative)} | "
                      f"{_pct(r.false_support)} | {_pct(r.false_contradiction)} | {_pct(r.upper95_wrong)} | "
                      f"{'' if not np.isfinite(r.mde) else f'{r.mde:.4g}'} | {r.note} |")
     lines += ["", "Truths: " + __doc__.split("A *truth*", 1)[1].split("\n\n")[0].replace("\n", " ")]
+    if random_units is not None and len(random_units):
+        lines += ["", "## When the units are a sample", "",
+                  "The truths above keep the source's own units (its sets, pairs, tasks, checkpoints) and spread their "
+                  "effects around the planted value. A part whose default interval resamples units reads them as a "
+                  "sample of such units; here each replication draws the units' effects at random (sd "
+                  f"{UNIT_SPREAD / math.sqrt(3):.3g}, the spread above) around a population mean exactly at the "
+                  "boundary. A percentile bootstrap over a handful of units is too narrow for that reading: where "
+                  "the rates below pass 5 %, the verdict holds for these units, not for the kind (read the "
+                  "measurement-only verdict for these units alone).", "",
+                  "| part | units resampled | supported | contradicted | inconclusive |", "|---|---|---|---|---|"]
+        lines += [f"| {r.id} | {r.units} | {_pct(r.supported)} | {_pct(r.contradicted)} | {_pct(r.inconclusive)} |"
+                  for r in random_units.itertuples(index=False)]
     paths[1].write_text("\n".join(lines) + "\n", encoding="utf-8")
     return paths
 

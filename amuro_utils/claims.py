@@ -57,6 +57,7 @@ MOSTLY_CONSTANT = 0.5  # a claim whose cells are more than half constant predict
 MIN_INFORMATIVE_SHARE = 0.5  # … and is uninformative when fewer than half of its cells are informative
 MAX_LISTED = 12  # missing cells named in a note before "… and N more"
 POWER = 0.8  # the power column: the smallest true effect a part's design decides 80 % of the time
+FEW_UNITS = 4  # a units interval over this many units or fewer covers them, not the kind they stand for (noted)
 RELEASE_N = stats.RELEASE_N
 
 SUPPORTED, CONTRADICTED, INCONCLUSIVE = "supported", "contradicted", "inconclusive"
@@ -1147,6 +1148,10 @@ def _evaluate_part(study: Study, part: Part) -> dict:
         notes.append(_units_note(est, rule))
     if main.how:
         notes.append(main.how)
+    few = [f"{len(est.units[d])} {UNIT_WORDS.get(d, d)}s" for d in est.resampled_here if len(est.units[d]) <= FEW_UNITS]
+    if few and not part.quantifier:
+        notes.append(f"the interval resamples only {' × '.join(few)}: it covers these units; read as a sample of "
+                     "such units it is too narrow (calibration.md, 'When the units are a sample')")
     if est.modes == ["fixed"]:
         notes.append("no measurement CI: no cell carries items, seeds or a standard error")
     elif "fixed" in est.modes:

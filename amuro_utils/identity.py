@@ -60,8 +60,10 @@ DYNAMICS_VERSION = 1
 # run's examples before any update), so records written without it are remade (from kept weights: no retraining)
 TRAINING_RECORD_VERSION = 2
 # claims.py, stats.py, beyond.py: every verdict of the scorecard (bump with any change to a claim's statistic,
-# interval or rule). 2: the statistics spine (units intervals, leave-one-out, readings, uninformative, beyond)
-CLAIMS_VERSION = 2
+# interval or rule). 2: the statistics spine (units intervals, leave-one-out, readings, uninformative, beyond); 3:
+# calibrated verdicts (every / some claims unit by unit, degenerate cells per claim side, defects counted apart,
+# intervals need valid resamples and filled tails, the power column)
+CLAIMS_VERSION = 3
 
 
 def plain(obj):
