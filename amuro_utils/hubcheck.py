@@ -9,8 +9,12 @@ opens every dataset source at its pinned commit (its branch head when unpinned),
 turns them into examples with the registry's own rules and checks the label values' types, then prints one table:
 per source ok, or failing with the fix. A profile that reads offline copies gets the same row checks on them.
 
-`--pin` resolves each source's branch (repo@branch, the key of data/hub_pins.json) to its current commit where the
-Hub is reachable and writes the pin file; `KEY=COMMIT` moves one pin to a given commit, checked on the Hub first.
+Before the table it lists the dataset pins the profile reads: each pinned source with its commit and where that commit
+came from (the public code that pins it, or the day `--pin` resolved it), then the sources still unpinned, with why.
+
+`--pin` pins every source not pinned yet (repo@branch, the key of data/hub_pins.json) to its branch's current commit
+where the Hub is reachable and writes the pin file, recording "resolved <date>"; pins already there stay. `--pin KEY`
+moves one pin to its branch's current commit; `KEY=COMMIT` to a given commit, checked on the Hub first.
 """
 
 from __future__ import annotations
@@ -342,12 +346,15 @@ def check_models(profile: Profile) -> list[Finding]:
 # the report
 
 
+def _allowed(allow_unpinned: bool | None) -> bool:
+    """The --allow-unpinned switch: given, or from the environment run_all.sh sets."""
+    return os.environ.get(tasks.ALLOW_UNPINNED_ENV) == "1" if allow_unpinned is None else allow_unpinned
+
+
 def check(profile: Profile, *, rows: int = ROWS, allow_unpinned: bool | None = None) -> list[Finding]:
     """Every model revision and dataset split of the profile's plan, checked before anything is downloaded."""
-    if allow_unpinned is None:
-        allow_unpinned = os.environ.get(tasks.ALLOW_UNPINNED_ENV) == "1"
     return _merged(check_models(profile) + check_datasets(profile_sets(profile), profile.data_source, rows=rows,
-                                                          allow_unpinned=allow_unpinned))
+                                                          allow_unpinned=_allowed(allow_unpinned)))
 
 
 def _merged(findings: list[Finding]) -> list[Finding]:
@@ -386,13 +393,42 @@ def table(findings: list[Finding]) -> str:
     return "\n".join(lines)
 
 
+def pin_report(names, *, allow_unpinned: bool = False) -> str:
+    """The pins of the hub sources the named sets read: each pinned source's commit and where it came from, then
+    the sources not pinned, with who reads them and why they are not pinned ("" when no set reads the Hub)."""
+    sources: dict[str, list[tasks.Dataset]] = {}
+    for name in names:
+        dataset = tasks.get(name)
+        if tasks.reads_hub(dataset):
+            sources.setdefault(tasks.pin_key(dataset.hub), []).append(dataset)
+    if not sources:
+        return ""
+    width = max(map(len, sources))
+    pinned = [(key, group[0].hub) for key, group in sorted(sources.items()) if group[0].hub.commit]
+    lines = [f"Dataset pins ({tasks.PINS_FILE.name}): {len(pinned)} of {len(sources)} hub sources pinned"]
+    lines += [f"  {key:<{width}}  {_short(hub.commit)}  from {hub.provenance or '(not recorded)'}"
+              for key, hub in pinned]
+    unpinned = [(key, group) for key, group in sorted(sources.items()) if not group[0].hub.commit]
+    if unpinned:
+        lines.append("Not pinned: " + ("read at each branch's head today (--allow-unpinned), so a rerun may read other "
+                                       "rows" if allow_unpinned else
+                                       "refused unless run with --allow-unpinned; where the Hub is reachable, "
+                                       "`python -m amuro_utils.hubcheck --pin` pins them (commit the pin file)"))
+        lines += [f"  {key:<{width}}  {_entries(d.name for d in group)}: "
+                  f"{group[0].hub.provenance or 'no pin recorded'}" for key, group in unpinned]
+    return "\n".join(lines)
+
+
 def run_check(profile: Profile, *, rows: int = ROWS, allow_unpinned: bool | None = None) -> int:
-    """Print the preflight table of a profile; 0 when everything is ok, 1 otherwise (run_all.sh --check)."""
+    """Print the dataset pins and the preflight table of a profile; 0 when everything is ok, 1 otherwise
+    (run_all.sh --check)."""
     if not plan.jobs(profile):
         print(f"profile {profile.name!r} runs no model and reads no dataset: nothing to check")
         return 0
     print(f"Preflight of profile {profile.name!r}: every checkpoint and dataset split it reads ({rows} rows per "
           f"split; dataset pins: {tasks.PINS_FILE})", flush=True)
+    if profile.data_source == "hub":
+        print(pin_report(profile_sets(profile), allow_unpinned=_allowed(allow_unpinned)), flush=True)
     findings = check(profile, rows=rows, allow_unpinned=allow_unpinned)
     print(table(findings))
     return 0 if all(f.ok for f in findings) else 1
@@ -408,41 +444,55 @@ def registry_keys() -> list[str]:
 
 
 def pin(requests=(), *, path: Path | None = None) -> dict[str, str]:
-    """Pin sources to commits and write the pin file: every registry source (no requests), or each `KEY` (its
-    branch's current commit) or `KEY=COMMIT` (that commit, checked on the Hub). Returns the pins it set."""
+    """Pin sources to commits found on the Hub and write the pin file: every source not pinned yet (no requests; the
+    pins already there stay), or each `KEY` (moved to its branch's current commit) or `KEY=COMMIT` (that commit,
+    checked on the Hub). Each new pin records where it came from. Returns the pins it set."""
     path = tasks.PINS_FILE if path is None else Path(path)
     known = registry_keys()
-    wanted = {}
-    for request in requests or known:
-        key, _, commit = request.partition("=")
-        if key not in known:
-            raise ValueError(f"unknown source {key!r}; the registry reads: {known}")
-        wanted[key] = commit or None
-    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    current = {}
-    if path.exists():
-        current = json.loads(path.read_text(encoding="utf-8"))["pins"]
-    pins = {key: current.get(key) for key in known}
+    current = tasks.read_pin_file(path)
+    pins = {key: current.get(key, tasks.Pin(None)) for key in known}
+    wanted = {key: None for key in known if pins[key].commit is None}  # no requests: fill the unpinned
+    if requests:
+        wanted = {}
+        for request in requests:
+            key, _, commit = request.partition("=")
+            if key not in known:
+                raise ValueError(f"unknown source {key!r}; the registry reads: {known}")
+            wanted[key] = commit or None
+    today = datetime.now(timezone.utc).date().isoformat()
     for key, commit in wanted.items():
         repo, branch = key.split("@", 1)
         sha, _ = dataset_files(repo, commit or branch)  # RevisionNotFoundError for a commit the Hub does not have
         if commit and sha != commit:
             raise ValueError(f"{key}: the Hub resolves {commit!r} to {sha}; pin a full 40-hex commit id")
-        pins[key] = {"commit": sha, "pinned": now, "from": "given commit" if commit else f"head of {branch}"}
-    write_pins(pins, path)
-    return {key: pins[key]["commit"] for key in wanted}
+        pins[key] = tasks.Pin(sha, f"given {today}, found on the Hub" if commit else f"resolved {today}")
+    if wanted:
+        write_pins(pins, path)
+    return {key: pins[key].commit for key in wanted}
 
 
-def write_pins(pins: dict, path: Path | None = None) -> None:
-    """Write the pin file (repo@branch -> {commit, pinned, from} or null), sorted, atomically."""
+def _entry(pin: tasks.Pin) -> dict | None:
+    """A pin as the file holds it: null when nothing is known, else its commit and the source and note it has."""
+    if pin.commit is None and not pin.note:
+        return None
+    return {"commit": pin.commit, **{field: value for field, value in (("source", pin.source), ("note", pin.note))
+                                      if value}}
+
+
+def write_pins(pins: dict[str, tasks.Pin], path: Path | None = None) -> None:
+    """Write the pin file (repo@branch -> {commit, source[, note]}, {commit: null, note} or null), sorted,
+    atomically."""
     path = tasks.PINS_FILE if path is None else Path(path)
-    body = {"about": ("The commit each Hugging Face Hub dataset source is read at, keyed by repo@branch; null = not "
-                      "pinned yet (the paper profile refuses it unless run with --allow-unpinned). Written by "
-                      "`python -m amuro_utils.hubcheck --pin [repo@branch[=commit] ...]` where the Hub is reachable; "
-                      "README 'Hub sources and pins'. A pin is part of every record identity that reads the source."),
-            "pins": dict(sorted(pins.items()))}
+    body = {"about": ("The commit each Hugging Face Hub dataset source is read at, keyed by repo@branch: "
+                      "{\"commit\": 40 hex, \"source\": where the commit came from (the public code that pins it, or "
+                      "\"resolved <date>\" written by --pin), \"note\": what the pin does not vouch for}. null or "
+                      "{\"commit\": null, \"note\": why} = not pinned yet: the paper profile refuses it unless run "
+                      "with --allow-unpinned. `python -m amuro_utils.hubcheck --pin` pins those where the Hub is "
+                      "reachable; `--pin repo@branch[=commit]` moves one (README 'Hub sources and pins'). The commit "
+                      "is part of every record identity that reads the source; source and note are not."),
+            "pins": {key: _entry(pins[key]) for key in sorted(pins)}}
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(body, indent=1) + "\n", encoding="utf-8")
+    tmp.write_text(json.dumps(body, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     tmp.replace(path)
 
 
@@ -453,7 +503,7 @@ def main(argv=None) -> int:
     parser.add_argument("--rows", type=int, default=ROWS, help="rows streamed per split")
     parser.add_argument("--allow-unpinned", action="store_true", help="an unpinned source is ok (reads its branch)")
     parser.add_argument("--pin", nargs="*", metavar="KEY[=COMMIT]",
-                        help="pin every source (no KEY) or the given repo@branch keys; then run the check yourself")
+                        help="pin every source not pinned yet (no KEY) or move the given repo@branch pins")
     args = parser.parse_args(argv)
     if args.pin is not None:
         try:
@@ -461,6 +511,10 @@ def main(argv=None) -> int:
         except Exception as err:  # the Hub's own error says what is wrong (offline, unknown commit, …)
             print(f"!! pinning failed: {type(err).__name__}: {err}", file=sys.stderr)
             return 1
+        if not pinned:
+            print(f"every source is pinned already ({tasks.PINS_FILE}); move one with --pin repo@branch (its branch's "
+                  "current commit) or --pin repo@branch=<commit>")
+            return 0
         for key, commit in pinned.items():
             print(f"pinned {key} -> {commit}")
         print(f"wrote {tasks.PINS_FILE}: commit it, then run `./run_all.sh --profile paper --check`; records read "

@@ -61,8 +61,10 @@ DYNAMICS_VERSION = 1
 # run's examples before any update), so records written without it are remade (from kept weights: no retraining)
 TRAINING_RECORD_VERSION = 2
 # claims.py, stats.py, beyond.py: every verdict of the scorecard (bump with any change to a claim's statistic,
-# interval or rule). 2: the statistics spine (units intervals, leave-one-out, readings, uninformative, beyond)
-CLAIMS_VERSION = 2
+# interval or rule). 2: the statistics spine (units intervals, leave-one-out, readings, uninformative, beyond); 3:
+# calibrated verdicts (every / some claims unit by unit, degenerate cells per claim side, defects counted apart,
+# intervals need valid resamples and filled tails, the power column)
+CLAIMS_VERSION = 3
 
 
 def plain(obj):
@@ -89,10 +91,12 @@ def config_hash(obj) -> str:
 
 
 def _source(dataset: tasks.Dataset, source: str) -> dict:
-    """Where the rows come from: the hub split (id, config, split, revision, data_dir) or the offline copy."""
+    """Where the rows come from: the hub split (id, config, split, revision, data_dir, pinned commit) or the offline
+    copy. Not the notes: a pin's provenance says where its commit came from, the commit decides the rows."""
     if source == "hub":
         hub = dataset.hub
-        return {"hub": None if hub is None else {k: v for k, v in dataclasses.asdict(hub).items() if k != "note"}}
+        return {"hub": None if hub is None else {k: v for k, v in dataclasses.asdict(hub).items()
+                                                 if k not in ("note", "provenance")}}
     src = dataset.offline
     if src is None:
         return {"offline": None}

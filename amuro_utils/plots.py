@@ -34,6 +34,8 @@ FORMAT_COLOURS = {"default": "#1b9e77", "instruct": "#d95f02", "inputoutput": "#
 FORMAT_LABELS = {"default": "Default", "instruct": "Instruct", "inputoutput": "Input-output"}
 # Overlay rows (e.g. the paper's released numbers) keep the colour of the curve they shadow, in a distinct style.
 OVERLAY_STYLE = {"linestyle": ":", "marker": "x", "linewidth": 1.3, "alpha": 0.85}
+# Every band on Figs. 2–5 is the cell's 95 % interval from the resamples the verdicts read (stats.cell_interval)
+INTERVAL_LABEL = "95 % interval (the scorecard's resamples)"
 OVERLAY_BAR = {"fill": False, "edgecolor": "black", "linestyle": "--", "linewidth": 0.8}
 METRIC_LABELS = {"accuracy": "accuracy", "rougeL": "ROUGE-L F1", "acc_uncond": "accuracy",
                  "acc_per_token": "accuracy", "acc_raw": "accuracy", "acc": "accuracy (lm-eval acc)"}
@@ -113,14 +115,20 @@ def _select(df, profile: Profile, what: str = "df") -> pd.DataFrame:
     return model_cells(rows, ["ckpt", "fine_tune", "eval_set", "format"], method)
 
 
-def _series(rows: pd.DataFrame, profile: Profile, eval_set: str, fine_tune: str, fmt: str = "default"):
-    """(performance, std) arrays over the ladder, NaN where a cell is missing, and the missing ckpts."""
+def _series(rows: pd.DataFrame, profile: Profile, eval_set: str, fine_tune: str, fmt: str = "default",
+            study: stats.Study | None = None):
+    """(score, (low, high), missing ckpts) over the ladder, NaN where a cell is missing. With `study`: the spine's
+    point and 95 % interval of each cell (stats.cell_interval: the resamples every verdict reads); without (an
+    overlay): the records' performance and no band."""
     cell = rows[(rows["eval_set"] == eval_set) & (rows["fine_tune"] == fine_tune) & (rows["format"] == fmt)]
-    cell = cell.set_index("ckpt").reindex(list(profile.ckpts))
-    perf = cell["performance"].to_numpy(dtype=float)
-    std = cell["std"].to_numpy(dtype=float)
+    perf = cell.set_index("ckpt").reindex(list(profile.ckpts))["performance"].to_numpy(dtype=float)
+    band = (np.full(len(perf), np.nan), np.full(len(perf), np.nan))
+    if study is not None:
+        spine = [stats.cell_interval(study.cells, (eval_set, fine_tune, c, fmt)) for c in profile.ckpts]
+        perf = np.array([p for p, _, _ in spine])
+        band = (np.array([lo for _, lo, _ in spine]), np.array([hi for _, _, hi in spine]))
     missing = [c for c, v in zip(profile.ckpts, perf) if np.isnan(v)]
-    return perf, std, missing
+    return perf, band, missing
 
 
 def _constant_flags(rows: pd.DataFrame, profile: Profile, eval_set: str, fine_tune: str,
@@ -291,14 +299,16 @@ def _ladder_axis(ax, profile: Profile) -> None:
     ax.grid(axis="y", alpha=0.3)
 
 
-def _line(ax, perf, std, *, color, linestyle, marker, label=None, band=True, overlay=False):
+def _line(ax, perf, band, *, color, linestyle, marker, label=None, alpha=0.18, overlay=False):
+    """A curve over the ladder with its 95 % interval as a band (`band` = (low, high); none for an overlay)."""
     x = np.arange(len(perf))
     style = {"color": color, "linestyle": linestyle, "marker": marker, "markersize": 4, "linewidth": 1.8}
     if overlay:
         style.update(OVERLAY_STYLE)
     ax.plot(x, perf, label=label, **style)
-    if band and not overlay and np.isfinite(std).any():
-        ax.fill_between(x, perf - std, perf + std, color=color, alpha=0.18, linewidth=0)
+    low, high = band
+    if not overlay and np.isfinite(low).any():
+        ax.fill_between(x, low, high, color=color, alpha=alpha, linewidth=0)
 
 
 def _finish(fig, title: str, profile: Profile, notes: _Notes, handles=None) -> None:
@@ -339,14 +349,14 @@ def _seed_spread(ax, rows: pd.DataFrame, profile: Profile, eval_set: str, fine_t
     return True
 
 
-def _base_vs_tuned(ax, rows, over, profile, notes, eval_set, fine_tune) -> None:
-    """Base and fine-tuned curves of one eval set over the ladder, ±std bands (and ± the spread across training
-    seeds as error bars where there are several), and the overlay's curves."""
+def _base_vs_tuned(ax, rows, over, profile, notes, eval_set, fine_tune, study) -> None:
+    """Base and fine-tuned curves of one eval set over the ladder with their 95 % interval bands (and ± the spread
+    across training seeds as error bars where there are several), and the overlay's curves."""
     _reference_lines(ax, rows, profile, notes, [eval_set])
     for kind, ft in (("base", "base"), ("fine_tuned", fine_tune)):
-        perf, std, missing = _series(rows, profile, eval_set, ft)
+        perf, band, missing = _series(rows, profile, eval_set, ft, study=study)
         notes.cells(f"{eval_set} {'base' if ft == 'base' else '← ' + ft}", missing)
-        _line(ax, perf, std, **KIND_STYLE[kind])
+        _line(ax, perf, band, **KIND_STYLE[kind])
         if ft != "base" and _seed_spread(ax, rows, profile, eval_set, ft, KIND_STYLE[kind]["color"]):
             notes.seeds = True
         _mark_constant(ax, perf, _constant_flags(rows, profile, eval_set, ft), notes)
@@ -363,18 +373,19 @@ def _panel_title(ax, eval_set: str, subtitle: str = "") -> None:
 
 
 def fig3_sft(df: pd.DataFrame, profile: Profile, *, overlay: pd.DataFrame | None = None):
-    """Fig. 3: per SFT task, base vs fine-tuned performance over the ladder on its ID sets, ±bootstrap std bands."""
+    """Fig. 3: per SFT task, base vs fine-tuned performance over the ladder on its ID sets, 95 % interval bands."""
     rows, over = _select(df, profile), (None if overlay is None else _select(overlay, profile, "overlay"))
+    study = as_study(df, profile)
     panels = [(t, s) for t in profile.tasks for s in t.in_domain]
     fig, axes = _figure(len(panels), 2 if len(panels) in (2, 4) else min(3, len(panels)))
     notes = _Notes(profile)
     for ax, (task, eval_set) in zip(axes, panels):
-        _base_vs_tuned(ax, rows, over, profile, notes, eval_set, task.name)
+        _base_vs_tuned(ax, rows, over, profile, notes, eval_set, task.name, study)
         _panel_title(ax, eval_set, f"fine-tuned on {task.name} (ID)")
         _ladder_axis(ax, profile)
         ax.set_ylabel(metric_label(_metric_of(rows, eval_set)))
     handles = _kind_handles(None if over is None else _overlay_label(overlay))
-    handles.append(Patch(color="0.6", alpha=0.35, label="± bootstrap std"))
+    handles.append(Patch(color="0.6", alpha=0.35, label=INTERVAL_LABEL))
     _finish(fig, f"Fig. 3 — Supervised fine-tuning across pre-training ({profile.shots}-shot, in-domain sets)",
             profile, notes, handles)
     return fig
@@ -383,6 +394,7 @@ def fig3_sft(df: pd.DataFrame, profile: Profile, *, overlay: pd.DataFrame | None
 def fig4_instruction_tuning(df: pd.DataFrame, profile: Profile, *, overlay: pd.DataFrame | None = None):
     """Fig. 4: per benchmark (and LLMBar set), base vs instruction-tuned performance over the ladder."""
     rows, over = _select(df, profile), (None if overlay is None else _select(overlay, profile, "overlay"))
+    study = as_study(df, profile)
     it = profile.instruction
     names = [*it.benchmarks, *it.llmbar]
     notes = _Notes(profile)
@@ -391,13 +403,14 @@ def fig4_instruction_tuning(df: pd.DataFrame, profile: Profile, *, overlay: pd.D
     notes.lines += [f"{n}: no data" for n in names if n not in present]
     fig, axes = _figure(max(len(shown), 1), 3 if len(shown) <= 9 else 4)
     for ax, eval_set in zip(axes, shown):
-        _base_vs_tuned(ax, rows, over, profile, notes, eval_set, it.name)
+        _base_vs_tuned(ax, rows, over, profile, notes, eval_set, it.name, study)
         role = "LLMBar (instruction following)" if eval_set in it.llmbar else "benchmark"
         _panel_title(ax, eval_set, role)
         _ladder_axis(ax, profile)
         ax.set_ylabel(metric_label(_metric_of(rows, eval_set)))
     handles = _kind_handles(None if over is None else _overlay_label(overlay))
     handles[1].set_label(f"instruction-tuned ({it.name})")
+    handles.append(Patch(color="0.6", alpha=0.35, label=INTERVAL_LABEL))
     _finish(fig, f"Fig. 4 — Instruction tuning ({it.name}) across pre-training ({profile.shots}-shot)",
             profile, notes, handles)
     return fig
@@ -406,20 +419,21 @@ def fig4_instruction_tuning(df: pd.DataFrame, profile: Profile, *, overlay: pd.D
 def fig5_format(df: pd.DataFrame, profile: Profile, *, overlay: pd.DataFrame | None = None):
     """Fig. 5: prompt-format sensitivity per primary ID set; hue = format, line style = fine-tuned vs base."""
     rows, over = _select(df, profile), (None if overlay is None else _select(overlay, profile, "overlay"))
+    study = as_study(df, profile)
     fig, axes = _figure(len(profile.tasks), min(2, len(profile.tasks)), panel_size=(5.4, 3.6))
     notes = _Notes(profile)
     for ax, task in zip(axes, profile.tasks):
         _reference_lines(ax, rows, profile, notes, [task.primary])
         for fmt in profile.formats:
             for kind, ft in (("base", "base"), ("fine_tuned", task.name)):
-                perf, std, missing = _series(rows, profile, task.primary, ft, fmt)
+                perf, band, missing = _series(rows, profile, task.primary, ft, fmt, study)
                 notes.cells(f"{task.primary}/{fmt} {'base' if ft == 'base' else '← ' + ft}", missing)
                 style = {"color": FORMAT_COLOURS[fmt], "linestyle": KIND_STYLE[kind]["linestyle"], "marker": "o"}
-                _line(ax, perf, std, band=False, **style)
+                _line(ax, perf, band, alpha=0.08, **style)
                 _mark_constant(ax, perf, _constant_flags(rows, profile, task.primary, ft, fmt), notes)
                 if over is not None:
-                    perf_o, std_o, _ = _series(over, profile, task.primary, ft, fmt)
-                    _line(ax, perf_o, std_o, overlay=True, **style)
+                    perf_o, band_o, _ = _series(over, profile, task.primary, ft, fmt)
+                    _line(ax, perf_o, band_o, overlay=True, **style)
         _panel_title(ax, task.primary, f"fine-tuned on {task.name}")
         _ladder_axis(ax, profile)
         ax.set_ylabel(metric_label(_metric_of(rows, task.primary)))
@@ -427,6 +441,7 @@ def fig5_format(df: pd.DataFrame, profile: Profile, *, overlay: pd.DataFrame | N
                for f in profile.formats]
     handles += [Line2D([], [], color="0.3", linestyle=KIND_STYLE[k]["linestyle"], label=KIND_LABELS[k])
                 for k in ("base", "fine_tuned")]
+    handles.append(Patch(color="0.6", alpha=0.2, label=INTERVAL_LABEL))
     if over is not None:
         handles.append(Line2D([], [], color="0.2", label=_overlay_label(overlay), **OVERLAY_STYLE))
     _finish(fig, f"Fig. 5 — Prompt-format sensitivity, base vs fine-tuned ({profile.shots}-shot)", profile, notes,
@@ -437,6 +452,7 @@ def fig5_format(df: pd.DataFrame, profile: Profile, *, overlay: pd.DataFrame | N
 def fig2_pretrain_probe(df: pd.DataFrame, profile: Profile, *, overlay: pd.DataFrame | None = None):
     """Fig. 2: base checkpoints over the ladder: (A) sets learned in pre-training, (B) sets that are not, (C) LLMBar."""
     rows, over = _select(df, profile), (None if overlay is None else _select(overlay, profile, "overlay"))
+    study = as_study(df, profile)
     groups = analysis.learned_groups(profile)
     it = profile.instruction
     # Titled by the paper's grouping, not by what the lines are expected to do: the verdicts say what they do.
@@ -456,7 +472,7 @@ def fig2_pretrain_probe(df: pd.DataFrame, profile: Profile, *, overlay: pd.DataF
         metrics, colours = [], series_colours(names)
         _reference_lines(ax, rows, profile, notes, [n for n in names if (rows["eval_set"] == n).any()], colours)
         for eval_set in names:
-            perf, std, missing = _series(rows, profile, eval_set, "base")
+            perf, band, missing = _series(rows, profile, eval_set, "base", study=study)
             notes.cells(f"{eval_set} base", missing)
             if not np.isfinite(perf).any():
                 continue
@@ -464,7 +480,7 @@ def fig2_pretrain_probe(df: pd.DataFrame, profile: Profile, *, overlay: pd.DataF
             metric = metric_label(_metric_of(rows, eval_set))
             metrics.append(metric)
             style = {"color": colours[eval_set], "linestyle": KIND_STYLE["base"]["linestyle"], "marker": "o"}
-            _line(ax, perf, std, label=eval_set, **style)
+            _line(ax, perf, band, label=eval_set, **style)
             if over is not None:
                 _line(ax, *_series(over, profile, eval_set, "base")[:2], overlay=True, **style)
         units = list(dict.fromkeys(metrics))
@@ -484,7 +500,7 @@ def fig2_pretrain_probe(df: pd.DataFrame, profile: Profile, *, overlay: pd.DataF
             lax.legend(handles, labels, loc="upper center", ncols=2, fontsize=8, frameon=False)
     handles = None if over is None else [Line2D([], [], color="0.2", label=_overlay_label(overlay), **OVERLAY_STYLE)]
     _finish(fig, f"Fig. 2 — Base checkpoints without fine-tuning ({profile.shots}-shot; dashed = base model, "
-                 "band = ± bootstrap std where recorded)", profile, notes, handles)
+                 f"band = {INTERVAL_LABEL})", profile, notes, handles)
     return fig
 
 

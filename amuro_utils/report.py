@@ -84,6 +84,15 @@ def write_report(profile_name: str, *, notebooks: bool = True, scorecard: bool =
             parts.append(f"<p>{html.escape(headline.group(0))}</p>")
         parts.append('<p><a href="claims.html">Every claim of both papers, judged</a> (also '
                      '<a href="claims.csv">claims.csv</a>)</p>')
+        calibration = out / "calibration.md"
+        if calibration.is_file():
+            text = calibration.read_text(encoding="utf-8")
+            (out / "calibration.html").write_text(_page(f"Calibration — {profile_name}", _markdown(text)),
+                                                  encoding="utf-8")
+            verdict = re.search(r"^A rule is calibrated when .*$", text, flags=re.MULTILINE)
+            parts.append('<p><a href="calibration.html">How often each verdict rule is wrong at its boundary</a> '
+                         '(simulated with this source\'s noise; also <a href="calibration.csv">calibration.csv</a>)'
+                         + (f": {html.escape(verdict.group(0))}" if verdict else "") + "</p>")
     elif scorecard:
         parts.append('<p class="note">No scorecard yet: it is written by the last notebook of the run.</p>')
     groups: dict[str, list[str]] = {}
@@ -94,7 +103,7 @@ def write_report(profile_name: str, *, notebooks: bool = True, scorecard: bool =
             "</figcaption></figure>" if png.with_suffix(".pdf").is_file() else
             f'<figure><img src="{html.escape(png.name)}" alt="{html.escape(png.stem)}"></figure>')
     for table in sorted(out.glob("*.md")):
-        if table.stem.startswith("claims"):
+        if table.stem.startswith(("claims", "calibration")):
             continue
         groups.setdefault(_section_of(table.stem), []).append(
             f"<h3>{html.escape(table.stem)}</h3>{_markdown(table.read_text(encoding='utf-8'))}"

@@ -29,7 +29,7 @@ from . import artifacts
 from .artifacts import CORRUPT_DIR, STALE_DIR, atomic_write  # noqa: F401  (the store's folders, re-exported)
 from .artifacts import Status as RecordStatus  # noqa: F401  (a record's status is an artifact's)
 from .paths import DATA_DIR
-from .profiles import PAPER, ckpt_step
+from .profiles import PAPER, PAPER_FINAL_STEP, ckpt_step
 
 log = logging.getLogger(__name__)
 
@@ -298,12 +298,15 @@ def item_label(prediction, strip_order=()) -> str:
 
 
 def constant_predictor(predictions, kind: str | None, strip_order=()) -> bool | None:
-    """True when every prediction is the same label (classification, multiple choice); None where undefined.
+    """True when every prediction is the same label (classification, multiple choice) or the same text, empty
+    included (generation: a model that answers every prompt alike, e.g. with a label word); None where undefined.
 
-    Undefined: generation (free text), an unknown kind, or fewer than 2 items (one item is trivially constant).
+    Undefined: an unknown kind, or fewer than 2 items (one item is trivially constant).
     """
-    if kind not in ("classification", "multiple_choice") or predictions is None or len(predictions) < 2:
+    if kind not in ("classification", "multiple_choice", "generation") or predictions is None or len(predictions) < 2:
         return None
+    if kind == "generation":
+        return len({str(p).strip() for p in predictions}) == 1
     return len({item_label(p, strip_order) for p in predictions}) == 1
 
 
@@ -409,7 +412,6 @@ def combined(run: pd.DataFrame, paper: pd.DataFrame) -> pd.DataFrame:
 # the paper's released CSVs (PROTOCOL §6)
 
 PAPER_MODEL = "allenai/OLMo-1B-hf"
-PAPER_FINAL_STEP = 738020  # "main" = step738020 (PROTOCOL §1)
 # The paper's learning rate and epochs per fine-tune (the release notebook's LRS), from the `paper` profile.
 PAPER_LRS = {t.name: t.train.lr for t in PAPER.tasks} | {PAPER.instruction.name: PAPER.instruction.train.lr}
 PAPER_EPOCHS = {t.name: t.train.epochs for t in PAPER.tasks} | {PAPER.instruction.name: PAPER.instruction.train.epochs}

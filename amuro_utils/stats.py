@@ -27,6 +27,7 @@ import math
 import warnings
 import zlib
 from collections.abc import Callable
+from statistics import NormalDist
 
 import numpy as np
 import pandas as pd
@@ -69,13 +70,56 @@ def _hash(*parts) -> int:
     return zlib.crc32("\x1f".join(map(str, parts)).encode("utf-8"))
 
 
-def percentile_ci(resamples, confidence: float = CONFIDENCE) -> tuple[float, float]:
-    """The central `confidence` percentile interval of resamples (NaN ones ignored; NaN if none is finite)."""
+MIN_VALID_SHARE = 0.9  # a resampled interval needs at least this share of finite resamples …
+MIN_TAIL = 20  # … and at least this many resamples beyond each end; fewer: the normal interval of the resamples
+
+
+def interval(resamples, confidence: float = CONFIDENCE, point: float | None = None) -> tuple[float, float, str]:
+    """The `confidence` interval of resamples, and how it was formed ('' for the percentile interval).
+
+    Percentile interval of the finite resamples, unless
+    - fewer than MIN_VALID_SHARE of them are finite: no interval (NaN, NaN) and the reason;
+    - a tail would hold fewer than MIN_TAIL resamples (a Bonferroni-adjusted level on a few thousand resamples):
+      point ± z × the resamples' standard deviation (the normal interval; centred on the mean of the resamples
+      where no point is given), said in the reason.
+    """
     x = np.asarray(resamples, dtype=float)
-    if not np.isfinite(x).any():
-        return math.nan, math.nan
-    low, high = np.nanpercentile(x, [50 * (1 - confidence), 50 * (1 + confidence)])
-    return float(low), float(high)
+    finite = x[np.isfinite(x)]
+    if not len(x) or len(finite) < MIN_VALID_SHARE * len(x):
+        return math.nan, math.nan, (f"only {len(finite)} of {len(x)} resamples are valid (< {MIN_VALID_SHARE:.0%}): "
+                                    "no interval")
+    tail = (1 - confidence) / 2
+    if tail * len(finite) < MIN_TAIL:
+        centre = float(np.mean(finite)) if point is None or not np.isfinite(point) else float(point)
+        half = normal_z(confidence) * float(np.std(finite, ddof=1)) if len(finite) > 1 else 0.0
+        return centre - half, centre + half, (f"{confidence:.2%} normal interval (point ± {normal_z(confidence):.2f} × "
+                                              f"resample sd): a percentile tail would hold "
+                                              f"{tail * len(finite):.1f} < {MIN_TAIL} resamples")
+    low, high = np.percentile(finite, [100 * tail, 100 * (1 - tail)])
+    return float(low), float(high), ""
+
+
+def normal_z(confidence: float) -> float:
+    """The two-sided standard normal quantile of a confidence level (1.96 at 95 %)."""
+    return float(NormalDist().inv_cdf(0.5 + confidence / 2))
+
+
+def resample_se(resamples) -> float:
+    """A standard error read off resamples as the 95 % percentile interval's half-width / 1.96: the spread the
+    verdict's interval sees (robust to the heavy tails of a ratio's resamples, where the standard deviation is not)."""
+    x = np.asarray(resamples, dtype=float)
+    x = x[np.isfinite(x)]
+    if len(x) < 2:
+        return math.nan
+    low, high = np.percentile(x, [100 * (1 - CONFIDENCE) / 2, 100 * (1 + CONFIDENCE) / 2])
+    return float(high - low) / (2 * normal_z(CONFIDENCE))
+
+
+def percentile_ci(resamples, confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """The `confidence` interval of resamples (stats.interval: percentile; NaN with too few valid resamples; the
+    normal interval where a tail would hold too few)."""
+    low, high, _ = interval(resamples, confidence)
+    return low, high
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -103,6 +147,10 @@ class Cells:
         n = len(self.rows)
         self._sources = self.rows["source"].tolist() if "source" in self.rows else [None] * n
         self._constants = self.rows["constant"].tolist() if "constant" in self.rows else [None] * n
+        # the columns read per row, as lists: a pandas scalar lookup costs ~60 µs, and the calibration reads
+        # thousands of frames
+        self._col = {c: self.rows[c].tolist() if c in self.rows else [None] * n
+                     for c in {*self.key_cols, value_col, items_col, pair_col, std_col, "seed", "references"} - {None}}
         self._row_vec: dict[int, np.ndarray] = {}
         self._row_mode: dict[int, str] = {}
         self._cell: dict[tuple, np.ndarray] = {}
@@ -121,7 +169,7 @@ class Cells:
     def _items(self, i: int):
         if self.items_col is None or self.items_col not in self.rows:
             return None
-        value = self.rows.at[i, self.items_col]
+        value = self._col[self.items_col][i]
         if value is None or (isinstance(value, float) and math.isnan(value)):
             return None
         arr = np.asarray(value, dtype=float)
@@ -130,11 +178,11 @@ class Cells:
     def _fill_items_group(self, group) -> None:
         """Paired bootstrap of every row with items in one pairing group: shared item indices per resample."""
         members = [i for i in range(len(self.rows))
-                   if (self.pair_col is None or self.rows.at[i, self.pair_col] == group) and self._items(i) is not None]
+                   if (self.pair_col is None or self._col[self.pair_col][i] == group) and self._items(i) is not None]
         by_items: dict[tuple, list[int]] = {}
         for i in members:
             n = len(self._items(i))
-            refs = self.rows.at[i, "references"] if "references" in self.rows else None
+            refs = self._col["references"][i]
             if isinstance(refs, (list, tuple)) and len(refs) != n:
                 raise ValueError(f"row {self._describe(i)}: {len(refs)} references for {n} scores")
             gold = _hash(*refs) if isinstance(refs, (list, tuple)) else None
@@ -164,10 +212,11 @@ class Cells:
         if i in self._row_vec:
             return self._row_vec[i]
         if self._items(i) is not None:
-            self._fill_items_group(None if self.pair_col is None else self.rows.at[i, self.pair_col])
+            self._fill_items_group(None if self.pair_col is None else self._col[self.pair_col][i])
             return self._row_vec[i]
-        point = float(self.rows.at[i, self.value_col])
-        std = float(self.rows.at[i, self.std_col]) if self.std_col and self.std_col in self.rows else math.nan
+        point = float(self._col[self.value_col][i])
+        std = self._col[self.std_col][i] if self.std_col else None
+        std = math.nan if std is None else float(std)
         mode = "normal"
         if not np.isfinite(std) and self.binomial_n is not None:
             n = self.binomial_n(self.rows.iloc[i])
@@ -182,13 +231,13 @@ class Cells:
         return vec
 
     def _key_of(self, i: int) -> tuple:
-        return tuple(self.rows.at[i, c] for c in self.key_cols)
+        return tuple(self._col[c][i] for c in self.key_cols)
 
     def _seed_of(self, i: int):
-        return self.rows.at[i, "seed"] if "seed" in self.rows else None
+        return self._col["seed"][i]
 
     def _describe(self, i: int) -> str:
-        return ", ".join(f"{c}={self.rows.at[i, c]}" for c in self.key_cols)
+        return ", ".join(f"{c}={self._col[c][i]}" for c in self.key_cols)
 
     # -- per cell -----------------------------------------------------------------------------------------------
     def vector(self, key: tuple) -> np.ndarray | None:
@@ -233,6 +282,16 @@ class Cells:
     def sources(self, key: tuple) -> set:
         """The `source` values of a cell's rows ('paper' for the release)."""
         return {self._sources[i] for i in self.cells[key] if isinstance(self._sources[i], str)}
+
+
+def cell_interval(cells: Cells, key: tuple, confidence: float = CONFIDENCE) -> tuple[float, float, float]:
+    """(point, low, high) of one cell: its point estimate and the interval of its measurement resamples (items, or
+    seeds then items, or N(p, std²)) — what Figs. 2–5 draw; NaN where the cell is absent or not resampled."""
+    vec = cells.vector(key)
+    if vec is None:
+        return math.nan, math.nan, math.nan
+    low, high, _ = interval(vec[1:], confidence, float(vec[0])) if cells.mode(key) != "fixed" else (math.nan,) * 3
+    return float(vec[0]), low, high
 
 
 class View:
@@ -302,11 +361,15 @@ class Weights:
     Column 0 (the point estimate) weighs every unit 1. In the other columns a unit weighs 1, or, where its
     dimension is in `resample`, the number of times bootstrap resample b drew it from its stratum (multinomial,
     seeded by the stratum, so every statistic draws the same units for the same stratum). `leave` = (dim, label)
-    gives that unit weight 0 everywhere (leave-one-out). `seen` collects every unit asked for.
+    gives that unit weight 0 everywhere (leave-one-out) and resamples the others of its stratum among themselves.
+    `present` (dim -> units): the units that have cells, as the point pass asked for them; the others of a stratum
+    are never drawn. `seen` collects every unit asked for.
     """
 
-    def __init__(self, n_cols: int, resample=(), seed: int = 0, leave: tuple | None = None):
+    def __init__(self, n_cols: int, resample=(), seed: int = 0, leave: tuple | None = None,
+                 present: dict | None = None):
         self.n_cols, self.resample, self.seed, self.leave = n_cols, frozenset(resample), seed, leave
+        self.present = present
         self.seen: dict[str, dict] = {}
         self._counts: dict[tuple, np.ndarray] = {}
 
@@ -315,6 +378,10 @@ class Weights:
         if self.leave is not None and self.leave == (dim, label):
             return 0.0
         stratum = tuple(dict.fromkeys(stratum))
+        if self.leave is not None and self.leave[0] == dim:  # the others are resampled among themselves: drawing
+            stratum = tuple(u for u in stratum if u != self.leave[1])  # the left-out unit would empty resamples
+        if self.present is not None and dim in self.present:  # likewise a unit without cells (a missing pair)
+            stratum = tuple(u for u in stratum if u in self.present[dim] or u == label)
         if dim not in self.resample or len(stratum) < 2:
             return 1.0
         if label not in stratum:
@@ -346,20 +413,6 @@ def wmean(terms, what: str, nan_ok: bool = False) -> np.ndarray:
     total = weights.sum(axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(total > 0, (weights * values).sum(axis=0) / np.where(total > 0, total, 1.0), np.nan)
-
-
-def wextreme(terms, reduce=np.max) -> np.ndarray:
-    """Per column, `reduce` (np.max or np.min) over the units that weigh more than 0 there and have a value: a
-    "for every unit" statistic, from which leave-one-out drops a unit. Raises Unmeasurable with no unit."""
-    terms = [(v, w) for v, w in terms if v is not None]
-    if not terms:
-        raise Unmeasurable("no unit")
-    values = np.vstack([np.asarray(v, dtype=float) for v, _ in terms])
-    weights = np.vstack([np.broadcast_to(np.asarray(w, dtype=float), values.shape[1:]) for _, w in terms])
-    kept = (weights > 0) & np.isfinite(values)
-    fill = -np.inf if reduce is np.max else np.inf
-    out = reduce(np.where(kept, values, fill), axis=0)
-    return np.where(kept.any(axis=0), out, np.nan)
 
 
 def fitted_change(steps, vectors, weights=None) -> np.ndarray | None:
@@ -471,10 +524,18 @@ class Estimate:
     notes: list[str]
 
     def ci(self, which: str = "units", confidence: float = CONFIDENCE) -> tuple[float, float]:
-        """The percentile interval: `units` (units, then measurement) or `measurement` (items / seeds only)."""
+        """The interval (stats.interval): `units` (units, then measurement) or `measurement` (items / seeds only)."""
+        return self.interval(which, confidence)[:2]
+
+    def interval(self, which: str = "units", confidence: float = CONFIDENCE) -> tuple[float, float, str]:
+        """(low, high, how it was formed: '' for the percentile interval, else why not)."""
         if self.modes == ["fixed"] and not (which == "units" and self.resampled_here):
-            return math.nan, math.nan
-        return percentile_ci(self.resamples if which == "units" else self.measurement, confidence)
+            return math.nan, math.nan, "no measurement CI: no cell carries items, seeds or a standard error"
+        return interval(self.resamples if which == "units" else self.measurement, confidence, self.point)
+
+    def se(self, which: str = "units") -> float:
+        """The statistic's standard error under this design (resample_se)."""
+        return resample_se(self.resamples if which == "units" else self.measurement)
 
     @property
     def resampled_here(self) -> tuple[str, ...]:
@@ -486,6 +547,80 @@ class Estimate:
         cells = "; ".join(MODE_LABELS[m] for m in self.modes)
         units = " × ".join(UNIT_LABELS.get(d, d) for d in self.resampled_here) if which == "units" else ""
         return f"{units}, then {cells}" if units else cells
+
+
+@dataclasses.dataclass
+class UnitEstimate:
+    """One unit of a quantified statistic ("every checkpoint", "some group"): its label, point and resamples."""
+
+    label: str
+    point: float
+    resamples: np.ndarray  # units (within the unit) then measurement
+    measurement: np.ndarray
+
+    def interval(self, which: str = "units", confidence: float = CONFIDENCE) -> tuple[float, float, str]:
+        """This unit's own interval (stats.interval) at `confidence`."""
+        return interval(self.resamples if which == "units" else self.measurement, confidence, self.point)
+
+    def se(self, which: str = "units") -> float:
+        """This unit's standard error under this design (resample_se)."""
+        return resample_se(self.resamples if which == "units" else self.measurement)
+
+
+@dataclasses.dataclass
+class UnitsEstimate:
+    """A statistic evaluated per unit, for a claim about every unit or some unit (the verdict judges each unit's own
+    interval: claims.judge_units). Fields as Estimate, with `per_unit` in place of one point and resamples."""
+
+    per_unit: list[UnitEstimate]
+    resampled: tuple[str, ...]
+    units: dict[str, list]
+    used: list[tuple]
+    missing: list[tuple]
+    modes: list[str]
+    notes: list[str]
+
+    @property
+    def resampled_here(self) -> tuple[str, ...]:
+        return tuple(d for d in self.resampled if len(self.units.get(d, ())) > 1)
+
+    def describe(self, which: str = "units") -> str:
+        """What each unit's interval resamples, in words."""
+        cells = "; ".join(MODE_LABELS[m] for m in self.modes)
+        units = " × ".join(UNIT_LABELS.get(d, d) for d in self.resampled_here) if which == "units" else ""
+        return f"{units}, then {cells}" if units else cells
+
+
+def estimate_units(cells: Cells, compute, resample=(), *, exclude=frozenset(), leave: tuple | None = None,
+                   measurement: bool = True) -> UnitsEstimate:
+    """Evaluate `compute(g, w) -> ([(label, vector, weight)], notes)`, one vector per unit of a quantified claim, as
+    `estimate` does (weights 1, then the `resample` dimensions bootstrapped within each unit). A unit whose weight
+    at the point is 0 (left out) or whose point is not finite is dropped. Raises Unmeasurable with no unit left."""
+    n_cols = cells.n_boot + 1
+    view, w = View(cells, exclude), Weights(n_cols, (), cells.seed, leave)
+
+    def kept(terms):
+        return {label: np.asarray(vec, dtype=float) for label, vec, weight in terms
+                if vec is not None and np.asarray(weight).flat[0] > 0 and np.isfinite(np.asarray(vec)[0])}
+
+    try:
+        terms, notes = compute(view, w)
+        points = kept(terms)
+        if not points:
+            raise Unmeasurable("; ".join(notes) or "no unit")
+    except Unmeasurable as err:
+        err.missing = list(view.missing)
+        raise
+    resampled = points
+    if any(d in resample and len(labels) > 1 for d, labels in w.seen.items()):
+        again, _ = compute(View(cells, exclude), Weights(n_cols, resample, cells.seed, leave, w.seen))
+        resampled = kept(again)
+    used = list(view.used)
+    per_unit = [UnitEstimate(str(label), float(vec[0]), resampled[label][1:],
+                             vec[1:] if measurement else np.full(cells.n_boot, np.nan))
+                for label, vec in points.items()]
+    return UnitsEstimate(per_unit, tuple(resample), {d: list(v) for d, v in w.seen.items()}, used,
+                         list(view.missing), sorted({cells.mode(k) for k in used}), list(notes))
 
 
 def estimate(cells: Cells, compute, resample=(), *, exclude=frozenset(), leave: tuple | None = None,
@@ -504,7 +639,7 @@ def estimate(cells: Cells, compute, resample=(), *, exclude=frozenset(), leave: 
         raise
     units_vec = vec
     if any(d in resample and len(labels) > 1 for d, labels in w.seen.items()):
-        units_vec, _ = compute(View(cells, exclude), Weights(n_cols, resample, cells.seed, leave))
+        units_vec, _ = compute(View(cells, exclude), Weights(n_cols, resample, cells.seed, leave, w.seen))
     used = list(view.used)
     return Estimate(float(vec[0]), np.asarray(units_vec[1:], dtype=float),
                     np.asarray(vec[1:], dtype=float) if measurement else np.full(cells.n_boot, np.nan),

@@ -41,6 +41,9 @@ class HubSource:
     # The 40-hex commit the rows are read at, filled from data/hub_pins.json (None = not pinned yet). Part of every
     # record identity (identity._source), as a model revision's commit is.
     commit: str | None = None
+    # Where `commit` came from (the pin's "source" and "note"), or why the source is not pinned; not part of the
+    # identity: the commit alone decides the rows.
+    provenance: str = ""
 
 
 @dataclass(frozen=True)
@@ -383,8 +386,9 @@ _ENTRIES = [
 
 # --- Pins: the commit each hub source is read at -------------------------------------------------------------
 # Hub datasets move (Rowan/hellaswag was converted on main; the parquet-converter bot rewrites refs/convert/parquet),
-# so every source is read at a commit recorded in data/hub_pins.json, keyed by repo@branch. The file is written by
-# `python -m amuro_utils.hubcheck --pin` where the Hub is reachable; README "Hub sources and pins" says how to move one.
+# so every source is read at a commit recorded in data/hub_pins.json, keyed by repo@branch, with where the commit came
+# from: public code that pins it, or `python -m amuro_utils.hubcheck --pin` where the Hub is reachable; README "Hub
+# sources and pins" says how to move one.
 PINS_FILE = DATA_DIR / "hub_pins.json"
 # "1": read unpinned sources at their branch head, on purpose (run_all.sh --allow-unpinned)
 ALLOW_UNPINNED_ENV = "AMURO_ALLOW_UNPINNED"
@@ -400,19 +404,52 @@ def pin_key(hub: HubSource) -> str:
     return f"{hub.path}@{hub.revision or 'main'}"
 
 
-def read_pins(path=None) -> dict[str, str | None]:
-    """repo@branch -> pinned commit (None = not pinned yet) from the pin file; a malformed commit is refused."""
+@dataclass(frozen=True)
+class Pin:
+    """One entry of the pin file: the commit a hub source is read at, where that commit came from, and a note."""
+
+    commit: str | None  # 40 hex; None = not pinned yet
+    source: str = ""  # public code that pins it ("allenai/OLMo hf_datasets, 2024-07-08") or "resolved <date>" (--pin)
+    note: str = ""  # what the pin does not vouch for, or why the source is not pinned
+
+    @property
+    def provenance(self) -> str:
+        """The source and the note in one line, as the preflight shows them."""
+        return "; ".join(part for part in (self.source, self.note) if part)
+
+
+def _pin(path, key: str, entry) -> Pin:
+    """One pin-file entry checked: null, or {"commit": 40 hex, "source": ...[, "note": ...]}, or {"commit": null,
+    "note": why}."""
+    form = ('null, {"commit": "<40 hex>", "source": "<where the commit came from>"} or {"commit": null, "note": '
+            '"<why it is not pinned>"}')
+    if entry is None:
+        return Pin(None)
+    if not isinstance(entry, dict) or "commit" not in entry or set(entry) - {"commit", "source", "note"}:
+        raise ValueError(f"{path}: pin {key!r} is {entry!r}; an entry is {form} (README 'Hub sources and pins')")
+    commit = entry["commit"]
+    if commit is not None and not (isinstance(commit, str) and _COMMIT.fullmatch(commit)):
+        raise ValueError(f"{path}: pin {key!r} is {commit!r}, not a 40-hex commit id; set it with "
+                         f"`python -m amuro_utils.hubcheck --pin {key}` (or null to unpin)")
+    if commit is not None and not entry.get("source"):
+        raise ValueError(f"{path}: pin {key!r} ({commit}) does not say where the commit came from: add \"source\" "
+                         "(the public code that pins it, with its date) or set it with "
+                         f"`python -m amuro_utils.hubcheck --pin {key}=<commit>`")
+    return Pin(commit, entry.get("source", ""), entry.get("note", ""))
+
+
+def read_pin_file(path=None) -> dict[str, Pin]:
+    """repo@branch -> Pin from the pin file (empty when there is none); a malformed entry is refused with the fix."""
     path = PINS_FILE if path is None else path
     if not path.exists():
         return {}
-    pins = {}
-    for key, pin in json.loads(path.read_text(encoding="utf-8"))["pins"].items():
-        commit = None if pin is None else pin.get("commit")
-        if commit is not None and not _COMMIT.fullmatch(commit):
-            raise ValueError(f"{path}: pin {key!r} is {commit!r}, not a 40-hex commit id; set it with "
-                             f"`python -m amuro_utils.hubcheck --pin {key}` (or null to unpin)")
-        pins[key] = commit
-    return pins
+    return {key: _pin(path, key, entry)
+            for key, entry in json.loads(path.read_text(encoding="utf-8"))["pins"].items()}
+
+
+def read_pins(path=None) -> dict[str, str | None]:
+    """repo@branch -> pinned commit (None = not pinned yet) from the pin file; a malformed entry is refused."""
+    return {key: pin.commit for key, pin in read_pin_file(path).items()}
 
 
 def reads_hub(dataset: Dataset) -> bool:
@@ -420,18 +457,21 @@ def reads_hub(dataset: Dataset) -> bool:
     return dataset.hub is not None and dataset.hub.path not in LOCAL_COPIES
 
 
-def _pinned(dataset: Dataset, pins: Mapping[str, str | None]) -> Dataset:
+def _pinned(dataset: Dataset, pins: Mapping[str, Pin | str | None]) -> Dataset:
     if not reads_hub(dataset):
         return dataset
-    return replace(dataset, hub=replace(dataset.hub, commit=pins.get(pin_key(dataset.hub))))
+    pin = pins.get(pin_key(dataset.hub))
+    pin = pin if isinstance(pin, Pin) else Pin(pin)
+    return replace(dataset, hub=replace(dataset.hub, commit=pin.commit, provenance=pin.provenance))
 
 
-def with_pins(pins: Mapping[str, str | None]) -> dict[str, Dataset]:
-    """The registry with every hub source's `commit` taken from `pins` (keys repo@branch)."""
+def with_pins(pins: Mapping[str, Pin | str | None]) -> dict[str, Dataset]:
+    """The registry with every hub source's `commit` (and its provenance) taken from `pins` (keys repo@branch;
+    a value is a Pin, or a bare commit with no recorded provenance)."""
     return {d.name: _pinned(d, pins) for d in _ENTRIES}
 
 
-REGISTRY: dict[str, Dataset] = with_pins(read_pins())
+REGISTRY: dict[str, Dataset] = with_pins(read_pin_file())
 
 
 def unpinned(names) -> list[str]:
@@ -687,5 +727,5 @@ def demo(dataset: Dataset, example: dict, fmt: str) -> str:
 
 __all__ = ["Dataset", "HubSource", "OfflineSource", "Target", "MultipleChoice", "REGISTRY",
            "get", "load_examples", "sample_train", "render", "demo",
-           "target_text", "row_value", "raw_rows", "to_examples", "pin_key", "read_pins", "with_pins", "reads_hub",
-           "unpinned", "require_pinned", "UnpinnedSourceError"]
+           "target_text", "row_value", "raw_rows", "to_examples", "pin_key", "Pin", "read_pin_file", "read_pins",
+           "with_pins", "reads_hub", "unpinned", "require_pinned", "UnpinnedSourceError"]

@@ -57,13 +57,17 @@ pipeline.draw(prof, "instruction_tuning", overlay_paper=overlay_paper, enabled=m
 
 # %% [markdown]
 # ## What this run shows
-# The claims of both papers that these figures bear on, judged on this run's own records. Each verdict rests on a
-# 95 % interval that resamples the units the claim ranges over (task pairs, sets, tasks, checkpoints), then items,
-# then training seeds; the measurement-only interval (items and seeds: the paper's own bootstrap) and its verdict
-# stand beside it. Each row says whether the verdict survives leaving out any one unit and the claim sentence's
-# other readings; a verdict that constant-predictor cells decide is *uninformative*. The figures above draw the
-# same intervals. Definitions: `amuro_utils/claims.py`, `amuro_utils/stats.py`; every claim:
-# `figures/<profile>/claims.md`.
+# The claims of both papers that these figures bear on, judged on this run's own records. A verdict on one
+# statistic rests on its 95 % interval, resampling the units the claim ranges over (task pairs, sets, tasks,
+# checkpoints), then items, then training seeds; a claim about *every* unit (or *some* unit) is judged unit by unit,
+# and its row names the deciding unit. Beside each verdict: the measurement-only interval (the paper's own
+# bootstrap), whether the verdict survives leaving out any one unit and the sentence's other readings, and the power
+# of this run's design (the smallest true effect it decides 80 % of the time) next to the effect in the authors'
+# release. Degenerate cells (constant predictors on the side where they make the statistic measure something else)
+# make a verdict *uninformative*; one that a named defect decides is counted apart. The bands on the line figures
+# above are each cell's 95 % interval from the same resamples; the bar figures draw the interval of the very
+# statistic a verdict judges. Definitions: `amuro_utils/claims.py`, `amuro_utils/stats.py`; every claim, and each
+# rule's measured error rate at its boundary: `figures/<profile>/claims.md`, `calibration.md`.
 
 # %%
 display(Markdown(pipeline.verdicts(prof, "instruction_tuning")))

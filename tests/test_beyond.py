@@ -117,7 +117,7 @@ def test_the_release_cannot_measure_the_open_questions():
     for part in ("D1", "D2", "D3", "P1", "R-probe-gain", "R-zero_step_loss-gain", "C-A1a", "C-B3"):
         assert one(table, part)["verdict"] == "not measurable", part
     assert "no records along fine-tuning" in one(table, "D1")["note"]
-    assert one(table, "C-B3")["hypothesis"] == "same verdict as with fixed epochs (inconclusive)"
+    assert one(table, "C-B3")["hypothesis"] == "same verdict as with fixed epochs (supported)"
     # the few-shot score and the fine-tuned score are both released: that predictor is measurable
     assert one(table, "R-few_shot-fine_tuned")["verdict"] in ("supported", "inconclusive", "contradicted")
     text = beyond.section_markdown(table)

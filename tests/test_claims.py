@@ -45,7 +45,7 @@ def transfer_frame(tuned=0.1, base=0.2, std=0.005, drop=()):
 
 
 def one(table, part_id):
-    return table.set_index("id").loc[part_id]
+    return claims.part_row(table, part_id)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -68,9 +68,9 @@ def test_verdict_rule():
 
 
 def test_fitted_change_is_the_rise_of_the_log_step_fit():
-    change = claims.fitted_change([10, 100, 1000], [np.array([0.0, 1.0]), np.array([1.0, 1.0]), np.array([2.0, 1.0])])
+    change = stats.fitted_change([10, 100, 1000], [np.array([0.0, 1.0]), np.array([1.0, 1.0]), np.array([2.0, 1.0])])
     np.testing.assert_allclose(change, [2.0, 0.0])  # 1 per decade over 2 decades; equal scores give exactly 0
-    assert claims.fitted_change([10, float("nan"), 100], [np.zeros(2), np.ones(2), None]) is None  # < 2 points
+    assert stats.fitted_change([10, float("nan"), 100], [np.zeros(2), np.ones(2), None]) is None  # < 2 points
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -208,7 +208,10 @@ def test_chance_majority_and_constant_helpers():
     assert analysis.constant_predictor(["no", " no", "no"], "classification") is True
     assert analysis.constant_predictor(["yes", "no"], "classification") is False
     assert analysis.constant_predictor(["3", "3"], "multiple_choice") is True
-    assert analysis.constant_predictor(["a summary", "a summary"], "generation") is None
+    assert analysis.constant_predictor(["a summary", " a summary"], "generation") is True  # one string for all
+    assert analysis.constant_predictor(["", " "], "generation") is True  # empty for every item
+    assert analysis.constant_predictor(["a summary", "another"], "generation") is False
+    assert analysis.constant_predictor(["yes", "no"], "free_text") is None  # an unknown kind
     assert analysis.constant_predictor(["no"], "classification") is None  # one item says nothing
     nli = tasks.get("mnli_matched").strip_order
     assert analysis.constant_predictor([" contradiction", "contradiction"], "classification", nli) is True
@@ -261,13 +264,16 @@ def test_constant_predictors_are_counted_per_claim(tmp_path):
     assert (result["n_cells"], result["constant_cells"]) == (6, 3)
     assert "constant predictors" not in result["note"]
     # every fine-tuned cell is a constant predictor: without them nothing is left to judge
-    assert result["verdict"] == "uninformative" and result["without_constant"] == "not measurable"
-    assert result["uninformative_why"] == "without its 3 constant-predictor cells the verdict is not measurable"
+    assert result["verdict"] == "uninformative" and result["without_degenerate"] == "not measurable"
+    assert result["degenerate_cells"] == 3
+    assert result["uninformative_why"].startswith("without its 3 constant-predictor cells (a fine-tuned model")
+    assert result["uninformative_why"].endswith(") the verdict is not measurable")
     assert "xsum←xsum: no fine-tuned row at any checkpoint" in result["missing"]
     for c in SMALL.ckpts:
         _write(store, c, "base", ["contradiction"] * 20, gold)
     mostly = one(claims.evaluate_all(store.frame(items=True), SMALL, ids=["B3"]), "B3")
     assert mostly["constant_cells"] == 6
+    assert mostly["degenerate_cells"] == 3  # B3: a constant base is the "cannot do it yet" state, not degenerate
     assert "6 of 6 cells are constant predictors" in mostly["note"]
     table = claims.evaluate_all(store.frame(items=True), SMALL)
     assert (table.attrs["constant_rows"], table.attrs["constant_known"]) == (6, 6)
@@ -315,7 +321,8 @@ def test_release_reproduces_the_papers_numbers(release):
     # measurement alone (the paper's bootstrap) supports B6a; resampling pairs × checkpoints does not, because one
     # row (xsum←paws at 424k, base .019: +491 %) carries the mean — leaving out that pair or checkpoint supports it
     b6a = one(release, "B6a")
-    assert b6a["verdict_measurement"] == "supported" and b6a["verdict"] == "inconclusive"
+    assert b6a["verdict_measurement"] == "supported" and b6a["judged"] == "inconclusive"
+    assert b6a["verdict"] == "decided by a known defect"  # without the XSum outlier it is supported
     assert b6a["leave_one_out"] == "without pair xsum←paws: supported; without checkpoint step424000: supported"
     assert b6a["readings"] == "ratio of means: supported (-69.15)"
     assert one(release, "B6b")["verdict"] == "supported"
@@ -492,13 +499,15 @@ def gain_frame(gains: dict, n: int = 200, seed: int = 0, constant=None):
 def test_a_verdict_decided_by_constant_predictors_is_uninformative():
     gains = {"step10": 0.0, "step40": 0.0, "main": 0.3}
     clean = one(claims.evaluate_all(gain_frame(gains), SMALL, ids=["B4"]), "B4c")
-    assert clean["verdict"] == "contradicted" and clean["without_constant"] == "contradicted"
+    assert clean["verdict"] == "contradicted" and clean["without_degenerate"] == "contradicted"
     # the same numbers, but the gain at main comes from a model that answers one label for every item
     flagged = claims.evaluate_all(gain_frame(gains, constant=("main",)), SMALL, ids=["B4"])
     b4c = one(flagged, "B4c")
     assert b4c["judged"] == "contradicted" and b4c["verdict"] == "uninformative"
-    assert b4c["without_constant"] == "not measurable" and b4c["constant_cells"] == 1
-    assert "without its 1 constant-predictor cells the verdict is not measurable" in b4c["uninformative_why"]
+    assert b4c["without_degenerate"] == "not measurable" and b4c["constant_cells"] == 1
+    assert b4c["uninformative_why"].startswith("without its 1 constant-predictor cells (a fine-tuned model that "
+                                               "answers one label for every item")
+    assert b4c["uninformative_why"].endswith("the verdict is not measurable")
     assert "uninformative" in claims.headline(flagged) and claims.headline(flagged).startswith("Verdicts: ")
     counts = claims.headline(flagged)
     assert "1 uninformative" in counts  # counted apart from supported and contradicted
@@ -519,7 +528,7 @@ def test_leave_one_out_names_the_unit_a_verdict_rests_on():
     assert b7a["verdict"] == "inconclusive"  # sets of this kind: one gains, one does not
     assert b7a["holds_leave_one_out"] is False and b7a["leave_one_out"] == "without pair cb←mnli: supported"
     # the paper's "boosts every out-of-domain NLI set": cb does not gain
-    assert b7a["readings"] == "every OOD NLI set gains (the smallest set mean): inconclusive (+0)"
+    assert b7a["readings"] == "every OOD NLI set gains (per set): inconclusive (cb←mnli +0)"
 
 
 def test_llmbar_exact_match_is_a_named_switch_flagged_where_it_decides():
@@ -531,7 +540,8 @@ def test_llmbar_exact_match_is_a_named_switch_flagged_where_it_decides():
     frame = pd.DataFrame([row("llmbar_Natural", f, c, p, std=0.01) for c in SMALL.ckpts
                           for f, p in (("base", 0.5), (it, 0.0))])  # the tuned model answers " 1" / " 2": 0.00
     faithful = one(claims.evaluate_all(frame, SMALL, ids=["B8"]), "B8a")
-    assert faithful["verdict"] == "contradicted" and faithful["defect"] == "LLMBar exact match"
+    assert faithful["judged"] == "contradicted" and faithful["defect"] == "LLMBar exact match"
+    assert faithful["verdict"] == "decided by a known defect"  # counted apart, never robust
     deviation = one(claims.evaluate_all(frame, dataclasses.replace(SMALL, llmbar_exact_match=False), ids=["B8"]),
                     "B8a")
     assert deviation["defect"] == ""  # scored without the space quirk, nothing to flag

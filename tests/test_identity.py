@@ -120,6 +120,50 @@ def test_sensitivity_identity_follows_the_noise_grid():
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# dataset pins: the commit a hub source is read at is part of every record identity that reads the source
+
+
+def test_moving_one_pin_restales_exactly_the_records_that_read_its_source(tmp_path, monkeypatch):
+    """Every record of the paper plan, its hub sources pinned; a moved pin restales the records whose evaluation
+    set or training set reads that source, and nothing else; where a pin came from changes nothing."""
+    pins = {key: tasks.Pin(f"{i + 1:040x}", "public code that pins it, 2024-07-08")
+            for i, key in enumerate(sorted({tasks.pin_key(d.hub) for d in tasks.REGISTRY.values() if tasks.reads_hub(d)}))}
+    commits = {c: f"{i:040x}" for i, c in enumerate(sorted({job.ckpt for job in plan.jobs(PAPER)}))}
+
+    def requests(pinned):
+        monkeypatch.setattr(tasks, "REGISTRY", tasks.with_pins(pinned))
+        return [r for job in plan.jobs(PAPER)
+                for r in plan.record_requests(job, identity.model_identity("allenai/OLMo-1B-hf", commits[job.ckpt]))]
+
+    store = results.Store(tmp_path / "records")
+    for key, wanted in requests(pins):
+        store.write(key, METRICS, {}, identity=wanted)
+    everything = {tuple(key.values()) for key, _ in requests(pins)}
+
+    def stale_after(moved: dict) -> set:
+        states = {tuple(key.values()): store.status(key, wanted).state for key, wanted in requests({**pins, **moved})}
+        assert set(states.values()) <= {"done", "stale"} and set(states) == everything
+        return {cell for cell, state in states.items() if state == "stale"}
+
+    def cells(where) -> set:
+        return {tuple(key.values()) for key, _ in requests(pins) if where(key)}
+
+    glue, arc = "nyu-mll/glue@main", "allenai/ai2_arc@main"
+    # nyu-mll/glue: MNLI's training set (the 112 records of MNLI-tuned models) and the MNLI / RTE evaluations of the
+    # base and other fine-tuned models (112 more), of the paper plan's 860 records.
+    reads_glue = cells(lambda k: k["fine_tune"] == "mnli" or k["eval_set"] in ("mnli_matched", "mnli_mismatched", "rte"))
+    assert stale_after({glue: tasks.Pin("f" * 40, "resolved 2026-12-06")}) == reads_glue
+    assert (len(reads_glue), len(everything)) == (224, 860)
+    assert stale_after({glue: tasks.Pin(None)}) == reads_glue  # unpinned (--allow-unpinned) is another identity too
+    # allenai/ai2_arc: evaluation only (ARC-Easy and ARC-Challenge, 16 records of base models and 18 of TULU-tuned).
+    reads_arc = cells(lambda k: k["eval_set"] in ("arc_easy", "arc_challenge"))
+    assert stale_after({arc: tasks.Pin("e" * 40, "resolved 2026-12-06")}) == reads_arc and len(reads_arc) == 34
+    # The same commits with other provenance: nothing is stale.
+    assert stale_after({key: tasks.Pin(pin.commit, "resolved 2026-12-06", "a note") for key, pin in pins.items()}) \
+        == set()
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # code enters an identity through its declared versions only: bumping one marks exactly what that code made stale
 
 

@@ -121,7 +121,24 @@ def test_fig3_overlay_draws_dotted_twins(frame):
     assert [line.get_linestyle() for line in lines] == ["--", ":", "-", ":"]
     np.testing.assert_allclose(lines[1].get_ydata(), lines[0].get_ydata() + 0.02)
     assert [t.get_text() for t in fig.legends[0].get_texts()] == ["base", "fine-tuned", "paper (released)",
-                                                                  "± bootstrap std"]
+                                                                  plots.INTERVAL_LABEL]
+
+
+def test_line_figures_draw_the_cells_95_percent_interval(frame):
+    """Figs. 2–5 band each curve by the cell's 95 % interval from the resamples the verdicts read (stats.Study),
+    not by ± one record standard error."""
+    study = stats.Study(frame, TINY)
+    for fig, eval_set, fine_tune, ax_index in ((plots.fig3_sft(study, TINY), "mnli_matched", "mnli", 0),
+                                               (plots.fig2_pretrain_probe(study, TINY), "sciq_mc", "base", 0)):
+        spine = [stats.cell_interval(study.cells, (eval_set, fine_tune, c, "default")) for c in TINY.ckpts]
+        drawn = [np.vstack([p.vertices for p in band.get_paths()])[:, 1] for band in fig.axes[ax_index].collections
+                 if band.get_paths() and len(band.get_paths()[0].vertices) > 2]
+        assert any(y.min() == pytest.approx(np.nanmin([lo for _, lo, _ in spine]))
+                   and y.max() == pytest.approx(np.nanmax([hi for *_, hi in spine])) for y in drawn)
+        point, lo, hi = spine[0]
+        # every record's std is 0.01: the band is ± 1.96 std (the release's N(p, std²) resamples), not ± 1 std
+        assert (hi - lo) / 2 == pytest.approx(1.96 * 0.01, rel=0.05) and lo < point < hi
+        plt.close(fig)
 
 
 def test_fig2_panels_take_names_from_the_profile(frame):

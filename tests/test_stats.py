@@ -195,8 +195,6 @@ def test_weighted_aggregates_reduce_to_plain_ones():
     np.testing.assert_array_equal(stats.wmean([(v[0], np.array([1.0, 0.0])), (v[1], np.array([1.0, 0.0]))], "x"),
                                   [2.0, np.nan])  # a column where every unit weighs 0 has no value
     np.testing.assert_array_equal(stats.wmean([(x, 1.0) for x in v], "x", nan_ok=True), [3.0, 4.0])
-    np.testing.assert_array_equal(stats.wextreme([(x, 1.0) for x in v], np.max), [5.0, 6.0])
-    np.testing.assert_array_equal(stats.wextreme([(v[0], 1.0), (v[2], 0.0)], np.max), v[0])
     with pytest.raises(stats.Unmeasurable, match="no thing"):
         stats.wmean([(None, 1.0)], "thing")
 

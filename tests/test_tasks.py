@@ -246,8 +246,9 @@ def test_registry_covers_every_profile_set_and_sources():
         assert names <= set(tasks.REGISTRY)
         if profile.data_source == "offline":
             assert all(tasks.get(n).offline for n in names)
-    assert tasks.get("xsum").hub == tasks.HubSource("EdinburghNLP/xsum", None, "test", "refs/convert/parquet", "default",
-                                                    tasks.get("xsum").hub.note)
+    xsum = tasks.get("xsum").hub
+    assert xsum == tasks.HubSource("EdinburghNLP/xsum", None, "test", "refs/convert/parquet", "default", xsum.note,
+                                   provenance=xsum.provenance)
     assert (tasks.get("qqp").hub.path, tasks.get("qqp").hub.split) == ("SetFit/qqp", "test")
     assert (tasks.get("qqp_glue").hub.path, tasks.get("qqp_glue").hub.split) == ("nyu-mll/glue", "validation")
     fixed = profiles.get_profile("paper-fixed")
