@@ -49,17 +49,18 @@ PLATEAU_STEP = claims.PLATEAU_FRACTION * PYTHIA_FINAL_STEP  # the paper's 342k o
 # regime (the next, 410M, saw 730). Fixed before computing, from the tokens and sizes alone.
 OVERTRAINED_TOKENS_PER_PARAM = 1_000
 EXTRA_SET = "piqa"  # the reading that adds PIQA to the paper's Learned-in-PT list
-# Columns of the claims table read when present: the lead's calibrated rules add a power column and the unit that
-# decides an "every unit" verdict; until they exist the B1 table says n/a.
-POWER_COLUMN, DECIDING_COLUMN = "power", "deciding_unit"
+# Columns of the claims table shown beside each verdict where it has them (n/a otherwise): the unit that decides an
+# every-unit verdict, the smallest effect the design detects 80 % of the time (mde) and what that means (power), and
+# the release's own value with whether this design could see it.
+OPTIONAL_COLUMNS = ("deciding", "mde", "power", "paper_value", "sees_paper")
 SNR_TASKS = ("arc_easy", "arc_challenge", "sciq", "piqa", "winogrande", "lambada_openai", "logiqa", "wsc")
 
 # id -> (question, hypothesis with its direction, why we expect it); stated before anything is computed
 QUESTIONS = {
     "L1": ("Does 'level off' hold at every size?",
            "at every ladder, the mean fitted change of the Learned-in-PT sets from 46 % of pre-training on lies "
-           "within ±0.02 (intersection–union: each ladder's 95 % interval inside the margin; contradicted when one "
-           "ladder's Bonferroni-adjusted interval lies wholly outside it)",
+           "within ±0.02 (the claims' every-unit rule: each ladder's 95 % interval inside the margin; contradicted "
+           "when one ladder's Bonferroni-adjusted interval lies wholly outside it)",
            "the paper's §4 states it of OLMo-1B; a claim about pre-training in general should hold across sizes"),
     "L2": ("Does late pre-training hurt small models?",
            f"on the ladders trained on ≥ {OVERTRAINED_TOKENS_PER_PARAM:,} tokens per parameter (70M, 160M, both data "
@@ -124,8 +125,8 @@ def _optional(row: dict, column: str):
 
 
 def b1_table(frame: pd.DataFrame, n_boot: int = stats.N_BOOT) -> pd.DataFrame:
-    """One row per (ladder, B1 part): the claims table's verdict, value and interval (the paper's groups), the
-    power and deciding-unit columns where the claims table has them, and the verdict with PIQA added."""
+    """One row per (ladder, B1 part): the claims table's verdict, value and interval (the paper's groups), its
+    deciding unit, mde and power where it has them, and the verdict with PIQA added."""
     rows = []
     for ladder in PYTHIA_LADDERS:
         profile = pythia_evals(ladder)
@@ -138,11 +139,15 @@ def b1_table(frame: pd.DataFrame, n_boot: int = stats.N_BOOT) -> pd.DataFrame:
                          "ci_low": row["ci_low"], "ci_high": row["ci_high"],
                          "verdict_measurement": row["verdict_measurement"],
                          "holds_leave_one_out": row["holds_leave_one_out"],
-                         POWER_COLUMN: _optional(row, POWER_COLUMN), DECIDING_COLUMN: _optional(row, DECIDING_COLUMN),
+                         **{c: _optional(row, c) for c in OPTIONAL_COLUMNS},
                          "verdict_with_piqa": plus["verdict"], "value_with_piqa": plus["value"],
                          "ci_low_with_piqa": plus["ci_low"], "ci_high_with_piqa": plus["ci_high"],
                          "missing": row["missing"], "note": row["note"]})
     return pd.DataFrame(rows)
+
+
+def _mde(value) -> str:
+    return f"{value:.3f}" if isinstance(value, float) and np.isfinite(value) else "n/a"
 
 
 def _cell(value, low, high, verdict) -> str:
@@ -157,13 +162,14 @@ def b1_wide(table: pd.DataFrame) -> pd.DataFrame:
     for ladder, part in table.groupby("ladder", sort=False):
         by = part.set_index("id")
         row = {"ladder": ladder, "tokens / param": int(by["tokens_per_param"].iloc[0])}
-        for pid, label in (("B1a", "B1a rise"), ("B1b", "B1b level off (largest abs. late change)")):
+        for pid, label in (("B1a", "B1a rise"), ("B1b", "B1b level off (deciding set's late change)")):
             r = by.loc[pid]
             row[label] = _cell(r["value"], r["ci_low"], r["ci_high"], r["verdict"])
             row[f"{pid} with PIQA"] = _cell(r["value_with_piqa"], r["ci_low_with_piqa"], r["ci_high_with_piqa"],
                                            r["verdict_with_piqa"])
+        row["B1b deciding set"] = str(by.loc["B1b", "deciding"]).split(":")[0].removeprefix("set ")
         row["B1c flat group"] = by.loc["B1c", "verdict"]
-        row["power (B1a / B1b)"] = f"{by.loc['B1a', POWER_COLUMN]} / {by.loc['B1b', POWER_COLUMN]}"
+        row["mde (B1a / B1b)"] = " / ".join(_mde(by.loc[pid, "mde"]) for pid in ("B1a", "B1b"))
         rows.append(row)
     out = pd.DataFrame(rows)
     profile = pythia_evals(PYTHIA_LADDERS[0])
@@ -171,9 +177,12 @@ def b1_wide(table: pd.DataFrame) -> pd.DataFrame:
         f"B1 across {len(rows)} ladders (Pythia's published zero-shot evaluations, {len(profile.ckpts)} checkpoints "
         f"{profile.ckpts[0]}–{profile.ckpts[-1]}, lm-eval acc, cells ~ N(acc, stderr²)): value [95 % CI, units "
         "resampled] verdict. Learned in PT = the paper's list as Pythia evaluated it (ARC-E, ARC-C, SciQ); 'with "
-        f"PIQA' adds PIQA. B1b's window: {late_ckpts(profile)[0]} on ({100 * claims.PLATEAU_FRACTION:.0f} % of "
-        f"{PYTHIA_FINAL_STEP:,} = step {PLATEAU_STEP:,.0f}). B1c: no Learned-in-FT set was evaluated. Power: n/a "
-        f"until the claims table has a '{POWER_COLUMN}' column")
+        f"PIQA' adds PIQA. B1b: every set's fitted change from {late_ckpts(profile)[0]} on "
+        f"({100 * claims.PLATEAU_FRACTION:.0f} % of {PYTHIA_FINAL_STEP:,} = step {PLATEAU_STEP:,.0f}) within "
+        f"±{claims.FLAT_MARGIN:g}, judged set by set; shown: the deciding set's change and its interval at the "
+        "level that decided it (95 %, Bonferroni-adjusted for a contradiction). B1c: no "
+        "Learned-in-FT set was evaluated. mde: the smallest effect the design decides 80 % of the time (n/a where "
+        "the claims table has none)")
     return out
 
 
@@ -253,10 +262,19 @@ def _dedup_difference(sets, ckpts):
 
 
 def parts(sets: list[str], extra: list[str], ckpts: list[str]) -> list[claims.Part]:
-    """The size questions L2, L2b, L3 as claims.Part over the suite cells (L1 is judged per ladder: every_size)."""
+    """The size questions L1 (every ladder, judged ladder by ladder), L2, L2b, L3 as claims.Part over the suite
+    cells."""
     small = _small(PYTHIA_LADDERS)
     sizes_why = "sizes: the suite's eight, a sample of model sizes; sets: " + claims.PAIRS_WHY
+    ladders = list(PYTHIA_LADDERS)
     return [
+        claims.Part("L1", QUESTIONS["L1"][0], "§4 (beyond the paper: every size)",
+                    "late fitted change of the Learned-in-PT sets (their mean), per ladder", "≈",
+                    _per_ladder(ladders, sets, ckpts), ("set",), "every ladder counts; within a ladder, sets: "
+                    + claims.PAIRS_WHY, margin=claims.FLAT_MARGIN, cells="union", quantifier=claims.EVERY,
+                    unit_word="ladder",
+                    readings=(claims.Reading("with PIQA", _per_ladder(ladders, extra, ckpts), ("set",),
+                                             quantifier=claims.EVERY),)),
         claims.Part("L2", QUESTIONS["L2"][0], "Springer et al. (beyond the paper)",
                     "mean late fitted change of the Learned-in-PT sets, ladders with ≥ 1,000 tokens/parameter", "<",
                     _mean_over(small, sets, ckpts), ("set",), "sets: " + claims.PAIRS_WHY + "; the four ladders are "
@@ -274,56 +292,36 @@ def parts(sets: list[str], extra: list[str], ckpts: list[str]) -> list[claims.Pa
     ]
 
 
-def every_size(cells: stats.Cells, sets: list[str], ckpts: list[str]) -> tuple[dict, pd.DataFrame]:
-    """L1: per ladder the mean late fitted change with its 95 % interval and its verdict against ±FLAT_MARGIN; the
-    question's verdict by intersection–union (supported when every ladder's 95 % interval lies inside the margin,
-    contradicted when one ladder's Bonferroni-adjusted interval lies wholly outside it, naming the deciding ones)."""
-    adjusted = 1 - (1 - stats.CONFIDENCE) / len(PYTHIA_LADDERS)
+def _per_ladder(ladders, sets, ckpts):
+    def compute(g, w):
+        terms = [(lad, _late_change(g, w, lad, sets, ckpts), w("ladder", lad, ladders)) for lad in ladders]
+        return terms, [f"sets {', '.join(sets)}"]
+    return compute
+
+
+def per_ladder(cells: stats.Cells, sets: list[str], ckpts: list[str]) -> pd.DataFrame:
+    """Each ladder's late change (the mean over `sets` of the fitted change over `ckpts`) with its 95 % interval,
+    sets resampled, then cells ~ N(acc, stderr²): the units L1 judges."""
     rows = []
     for ladder in PYTHIA_LADDERS:
         est = stats.estimate(cells, _mean_over([ladder], sets, ckpts), ("set",))
-        low, high = est.ci("units")
-        alow, ahigh = est.ci("units", adjusted)
-        rows.append({**describe(ladder), "late_change": est.point, "ci_low": low, "ci_high": high,
-                     "verdict": claims.verdict(est.point, low, high, "≈", margin=claims.FLAT_MARGIN),
-                     "adjusted_low": alow, "adjusted_high": ahigh,
-                     "verdict_adjusted": claims.verdict(est.point, alow, ahigh, "≈", margin=claims.FLAT_MARGIN)})
-    per = pd.DataFrame(rows)
-    outside = per.loc[per["verdict_adjusted"] == claims.CONTRADICTED, "ladder"].tolist()
-    if (per["verdict"] == claims.SUPPORTED).all():
-        verdict, deciding = claims.SUPPORTED, "every ladder"
-    elif outside:
-        verdict, deciding = claims.CONTRADICTED, ", ".join(outside)
-    else:
-        verdict = claims.INCONCLUSIVE
-        inside = per["verdict"] == claims.SUPPORTED
-        deciding = ("no ladder's interval lies inside the margin" if not inside.any() else
-                    "not inside the margin: " + ", ".join(per.loc[~inside, "ladder"]))
-    worst = per.loc[per["late_change"].abs().idxmax()]
-    summary = {"id": "L1", "claim": QUESTIONS["L1"][0], "statistic": "mean late fitted change of the "
-               "Learned-in-PT sets, per ladder (the largest in absolute value shown)", "value": worst["late_change"],
-               "ci_low": worst["ci_low"], "ci_high": worst["ci_high"], "direction": f"within ±{claims.FLAT_MARGIN:g} "
-               "at every ladder", "verdict": verdict, "deciding": deciding,
-               "note": f"{int((per['verdict'] == claims.SUPPORTED).sum())} of {len(per)} ladders inside the margin; "
-                       f"Bonferroni level {adjusted:.2%} for 'outside at one ladder'"}
-    return summary, per
+        low, high, _ = est.interval("units", stats.CONFIDENCE)
+        rows.append({**describe(ladder), "late_change": est.point, "ci_low": low, "ci_high": high})
+    return pd.DataFrame(rows)
 
 
 def questions(frame: pd.DataFrame, n_boot: int = stats.N_BOOT) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(the questions' verdict table: L1 then the parts of L2, L2b, L3 with the claims' columns and their
-    hypothesis; L1's per-ladder table)."""
+    """(the questions' verdict table: the parts of L1, L2, L2b, L3 with the claims' columns and their hypothesis;
+    the per-ladder late changes L1 judges)."""
     profile = pythia_evals(PYTHIA_LADDERS[0])
     sets = pt_sets(profile, frame)
     extra = pt_sets(with_extra_set(profile), frame)
     ckpts = late_ckpts(profile)
     cells = suite_cells(frame, n_boot)
-    summary, per = every_size(cells, sets, ckpts)
     study = _SuiteStudy(cells)
-    rows = [{**{c: "" for c in claims.SCORECARD_COLUMNS}, **summary, "hypothesis": QUESTIONS["L1"][1]}]
-    for part in parts(sets, extra, ckpts):
-        rows.append({**claims._evaluate_part(study, part), "hypothesis": QUESTIONS[part.id][1], "deciding": ""})
-    table = pd.DataFrame(rows, columns=[*claims.SCORECARD_COLUMNS, "deciding", "hypothesis"])
-    return table, per
+    rows = [{**claims._evaluate_part(study, part), "hypothesis": QUESTIONS[part.id][1]}
+            for part in parts(sets, extra, ckpts)]
+    return pd.DataFrame(rows, columns=[*claims.SCORECARD_COLUMNS, "hypothesis"]), per_ladder(cells, sets, ckpts)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -423,11 +421,11 @@ def questions_markdown(table: pd.DataFrame) -> str:
              "judged by the claims' rules on Pythia's published evaluations (cells ~ N(acc, stderr²)).", ""]
     for key, (question, hypothesis, why) in QUESTIONS.items():
         lines.append(f"- **{key}** — {question} Hypothesis: {hypothesis}. Why: {why}.")
-    lines += ["", "| id | statistic | value | 95 % CI | hypothesis | verdict | deciding / leave one out | readings |",
+    lines += ["", "| id | statistic | value | CI | hypothesis | verdict | deciding / leave one out | readings |",
               "|---|---|---|---|---|---|---|---|"]
     for r in table.itertuples(index=False):
         ci = f"[{r.ci_low:+.4f}, {r.ci_high:+.4f}]" if np.isfinite(r.ci_low) else ""
-        robust = r.deciding or r.leave_one_out
+        robust = "; ".join(x for x in (r.deciding and f"deciding: {r.deciding}", r.leave_one_out) if x)
         lines.append(f"| {r.id} | {r.statistic} | {r.value:+.4f} | {ci} | {r.direction} | **{r.verdict}** | "
                      f"{robust} | {r.readings} |")
     return "\n".join(lines) + "\n"

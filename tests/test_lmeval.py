@@ -290,5 +290,5 @@ def test_run_all_on_an_lm_eval_folder_draws_fig2_and_judges_b1(tmp_path):
     assert (figures / "fig2_pretrain_probe.png").is_file()
     claims = pd.read_csv(figures / "claims.csv").set_index("id")
     assert claims.loc["B1a", "value"] == pytest.approx(0.625 - 0.375, abs=1e-12)  # one set, two checkpoints
-    assert claims.loc["B1c", "verdict"] == "not measurable"
+    assert claims.loc["A1b", "verdict"] == "not measurable" and "B1c" in claims.loc["A1b", "also_decides"]
     assert "items (paired bootstrap per eval set)" in claims.loc["B1a", "resampled_measurement"]

@@ -16,6 +16,7 @@ from amuro_utils.profiles import PYTHIA_LADDERS, pythia_evals  # noqa: E402
 
 RAW = pd.read_csv(lmeval.EXTRACT)
 PT = ("sciq", "arc_challenge", "arc_easy")  # the paper's Learned-in-PT list as Pythia evaluated it (lm-eval names)
+LM_EVAL = {v: k for k, v in lmeval.TASKS.items()}  # registry set -> lm-eval task
 JUDGED = [256, 512, 1000, *range(3000, 143_001, 10_000)]
 LATE = [s for s in JUDGED if s >= 342_000 / 738_020 * 143_000]
 
@@ -56,18 +57,19 @@ def test_b1_across_16_ladders_matches_the_numbers_by_hand(frame):
     for ladder in ("pythia-70m", "pythia-1b", "pythia-12b-deduped"):
         rise = np.mean([_fit(ladder, t, JUDGED) for t in PT])
         assert by.loc[(ladder, "B1a"), "value"] == pytest.approx(rise, abs=1e-12)
-        flat = max(abs(_fit(ladder, t, LATE)) for t in PT)
-        assert by.loc[(ladder, "B1b"), "value"] == pytest.approx(flat, abs=1e-12)
+        deciding = by.loc[(ladder, "B1b"), "deciding"].split(":")[0].removeprefix("set ")  # judged set by set
+        assert by.loc[(ladder, "B1b"), "value"] == pytest.approx(_fit(ladder, LM_EVAL[deciding], LATE), abs=1e-12)
         with_piqa = np.mean([_fit(ladder, t, JUDGED) for t in (*PT, "piqa")])
         assert by.loc[(ladder, "B1a"), "value_with_piqa"] == pytest.approx(with_piqa, abs=1e-12)
         assert by.loc[(ladder, "B1c"), "verdict"] == "not measurable"
-    assert by.loc[("pythia-70m", "B1b"), "value"] == pytest.approx(0.0730, abs=5e-5)  # SciQ falls late
-    assert set(table[suite.POWER_COLUMN]) == {"n/a"}  # until the claims table has a power column
+    assert by.loc[("pythia-70m", "B1b"), "value"] == pytest.approx(-0.0730, abs=5e-5)  # SciQ falls late
+    assert by.loc[("pythia-70m", "B1b"), "deciding"].startswith("set sciq_mc: -0.07295")
+    assert np.isfinite(by.loc[("pythia-70m", "B1a"), "mde"]) and by.loc[("pythia-70m", "B1c"), "mde"] == "n/a"
     wide = suite.b1_wide(table)
     assert wide.columns.tolist() == ["ladder", "tokens / param", "B1a rise", "B1a with PIQA",
-                                     "B1b level off (largest abs. late change)", "B1b with PIQA", "B1c flat group",
-                                     "power (B1a / B1b)"]
-    assert wide.loc[0, "B1c flat group"] == "not measurable" and wide.loc[0, "power (B1a / B1b)"] == "n/a / n/a"
+                                     "B1b level off (deciding set's late change)", "B1b with PIQA",
+                                     "B1b deciding set", "B1c flat group", "mde (B1a / B1b)"]
+    assert wide.loc[0, "B1c flat group"] == "not measurable" and wide.loc[0, "B1b deciding set"] == "sciq_mc"
 
 
 def test_size_questions_by_hand_and_their_verdicts(frame):
@@ -84,12 +86,13 @@ def test_size_questions_by_hand_and_their_verdicts(frame):
     assert rows.loc["L2b", "value"] == pytest.approx(np.polyfit(x, by_size, 1)[0] * (x.max() - x.min()), abs=1e-12)
     dedup = np.mean([late[f"pythia-{s}-deduped"] - late[f"pythia-{s}"] for s in sizes])
     assert rows.loc["L3", "value"] == pytest.approx(dedup, abs=1e-12)
-    assert rows.loc["L1", "value"] == pytest.approx(min(late.values()), abs=1e-12)  # pythia-160m, the largest |·|
+    deciding = rows.loc["L1", "deciding"].split(":")[0].removeprefix("ladder ")  # judged ladder by ladder
+    assert rows.loc["L1", "value"] == pytest.approx(late[deciding], abs=1e-12)
     # 2,000 resamples at seed 0
     assert rows["verdict"].to_dict() == {"L1": "inconclusive", "L2": "supported", "L2b": "supported",
                                          "L3": "supported"}
-    assert rows.loc["L1", "deciding"] == "no ladder's interval lies inside the margin"
-    assert rows.loc["L2", "leave_one_out"] == "without set sciq_mc: inconclusive"
+    assert deciding == "pythia-70m"  # the ladder nearest to settling it: no interval lies inside ±0.02
+    assert rows.loc["L2", "leave_one_out"] == "holds leaving out any one of 3 sets, 4 ladders"
     assert rows.loc["L2b", "readings"].startswith("with PIQA: supported")
 
 
