@@ -1413,6 +1413,9 @@ def _header(table: pd.DataFrame, profile: Profile) -> str:
     if sources == ["paper"]:
         source = ("the authors' released tables (data/paper_results/: all_perf_table.csv with a bootstrap std per "
                   "cell, official_eval_table.csv without one) — no per-item scores")
+    elif sources and set(sources) <= {"lm-eval", "pythia-evals"}:  # amuro_utils.lmeval: base models only
+        source = (f"lm-evaluation-harness output ({profile.results_source}): base models only, "
+                  + ("with per-item scores" if a.get("items") else "cells ~ N(acc, stderr²), no per-item scores"))
     else:
         source = (f"this project's records (sources {', '.join(sources) or 'n/a'}), "
                   + ("with per-item scores" if a.get("items") else "without per-item scores (load with "
