@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from amuro_utils import identity, lmeval, overrides, pipeline, plan, stats, tasks
+from amuro_utils import claims, identity, lmeval, overrides, pipeline, plan, stats, tasks
 from amuro_utils.lmeval import LmEvalError
 from amuro_utils.profiles import PAPER, PYTHIA_1B, get_profile, pythia_evals
 
@@ -270,6 +270,9 @@ def test_pythia_profiles_read_the_extract_and_the_run_profiles_gain_it():
     assert len(frame) == 27 * 4 and set(frame["source"]) == {"pythia-evals"}
     assert pipeline.source_words(family) == ("EleutherAI's published zero-shot evaluations of pythia-70m "
                                              "(data/pythia_evals/)")
+    table = claims.evaluate_all(pipeline.load_frame(family, items=True), family, ids=["B1"], n_boot=50)
+    assert ("Source: lm-evaluation-harness output (pythia-evals): base models only, cells ~ N(acc, stderr²), no "
+            "per-item scores; 108 standard 0-shot rows") in claims._header(table, family)
 
 
 @pytest.mark.slow
@@ -288,7 +291,8 @@ def test_run_all_on_an_lm_eval_folder_draws_fig2_and_judges_b1(tmp_path):
     assert "03_sft" not in proc.stdout
     figures = tmp_path / "figs" / "paper"
     assert (figures / "fig2_pretrain_probe.png").is_file()
-    claims = pd.read_csv(figures / "claims.csv").set_index("id")
-    assert claims.loc["B1a", "value"] == pytest.approx(0.625 - 0.375, abs=1e-12)  # one set, two checkpoints
-    assert claims.loc["A1b", "verdict"] == "not measurable" and "B1c" in claims.loc["A1b", "also_decides"]
-    assert "items (paired bootstrap per eval set)" in claims.loc["B1a", "resampled_measurement"]
+    card = pd.read_csv(figures / "claims.csv").set_index("id")
+    assert card.loc["B1a", "value"] == pytest.approx(0.625 - 0.375, abs=1e-12)  # one set, two checkpoints
+    assert card.loc["A1b", "verdict"] == "not measurable" and "B1c" in card.loc["A1b", "also_decides"]
+    assert "items (paired bootstrap per eval set)" in card.loc["B1a", "resampled_measurement"]
+    assert "Source: lm-evaluation-harness output (lm-eval:" in (figures / "claims.md").read_text()
