@@ -219,7 +219,7 @@ def detectable(judgement: Judgement, rule: Rule, power: float = POWER) -> float:
     (the noisiest unit's error: the effect may sit in any of them)."""
     ses = [s for s in judgement.unit_ses if np.isfinite(s)] or \
         ([judgement.se] if np.isfinite(judgement.se) else [])
-    if not ses:
+    if not ses or max(ses) == 0:  # no spread (a zero-width interval): nothing to size a power from
         return math.nan
     if rule.quantifier == EVERY and len(ses) > 1:
         z = stats.normal_z(rule.confidence)
@@ -1194,7 +1194,7 @@ def _power(judgement: Judgement, rule: Rule, unit: str = "") -> tuple[float, str
     and how far outside to be contradicted, under this design's noise (detectable)."""
     support, contradict = detectable(judgement, rule), detectable(judgement, _mirror(rule))
     if not np.isfinite(support):
-        return math.nan, ""
+        return math.nan, ("no spread to size a power from: the interval has zero width" if judgement.se == 0 else "")
     who = "every unit" if rule.quantifier == EVERY else "some unit" if rule.quantifier == SOME else "true value"
     contra_who = "some unit" if rule.quantifier == EVERY else "every unit" if rule.quantifier == SOME else "it"
     if rule.direction == "≈":

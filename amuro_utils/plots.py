@@ -224,7 +224,7 @@ def _reference_handles(notes: _Notes) -> list:
         style = {k: v for k, v in CONSTANT_STYLE.items() if k not in ("s", "facecolors", "edgecolors", "linewidths",
                                                                         "zorder")}
         handles.append(Line2D([], [], linestyle="none", markerfacecolor="none", markeredgecolor="black",
-                              markersize=9, label="constant predictor\n(one label for every item)", **style))
+                              markersize=9, label="constant predictor\n(one label or text for every item)", **style))
     if notes.seeds:
         handles.append(Line2D([], [], color="0.3", marker="|", markersize=10, linestyle="none",
                               label="± std across training seeds"))

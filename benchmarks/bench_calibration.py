@@ -21,7 +21,6 @@ import pandas as pd
 
 from amuro_utils import calibration, pipeline, stats
 from amuro_utils.profiles import get_profile
-from amuro_utils.results import Store
 
 
 def source(args) -> calibration.Source:
@@ -33,7 +32,7 @@ def source(args) -> calibration.Source:
         base, tuned = (float(x) for x in args.constant_share.split(","))
         share = {"base": base, "fine_tuned": tuned}
     profile = get_profile(args.profile)
-    frame = Store(profile.name).frame(items=True)
+    frame = pipeline.load_frame(profile, items=True)
     held_out = {"sensitivity": pipeline.sensitivity_rows(profile), "forgetting": pipeline.forgetting_frame(profile)}
     if not len(frame) and share is None:
         sys.exit(f"no records of profile {profile.name!r} in results/{profile.name}: run ./run_all.sh --profile "

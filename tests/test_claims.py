@@ -470,7 +470,7 @@ def test_figures_show_chance_majority_and_constant_predictors():
     rings = [c for c in mnli.collections if c.get_offsets().shape[0] == len(TINY.ckpts)]
     assert len(rings) == 1  # the base curve's points are all rings (constant predictor); fine-tuned has none
     assert sorted(t.get_text() for t in mnli.texts) == ["chance", "majority class"] and len(xsum.texts) == 0
-    assert "constant predictor\n(one label for every item)" in [t.get_text() for t in fig.legends[0].get_texts()]
+    assert "constant predictor\n(one label or text for every item)" in [t.get_text() for t in fig.legends[0].get_texts()]
     plt.close(fig)
     # a frame without item columns or the constant flag: chance only, no crash
     fig = plots.fig5_format(frame.drop(columns=["references", "constant"]), profile)
