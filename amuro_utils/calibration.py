@@ -575,10 +575,14 @@ def _rate_row(part, source, truth, value_of, units, counts, reps, mde, seconds) 
     row["upper95_wrong"] = wilson_upper(wrong, reps)
     if truth == "mde":
         rule = part.rule()
+        constant = max(source.constant_share.values(), default=0.0)
         row["note"] = (f"the design cannot confirm ±{rule.margin:g} (mde {mde:.3g} ≥ the margin): planted at 0, "
                        f"supported {rates[claims.SUPPORTED]:.0%}" if rule.direction == "≈" and mde >= rule.margin else
                        f"power check: supported {rates[claims.SUPPORTED]:.0%} (the mde column promises at least "
-                       f"{claims.POWER:.0%}; more where the interval also covers the units' spread)")
+                       f"{claims.POWER:.0%} where every cell carries the effect; more where the interval also covers "
+                       "the units' spread" + (f"; less here, where up to {constant:.0%} of the cells are constant "
+                                              "predictors that carry none, and scores near 0 cannot fall further"
+                                              if constant else "") + ")")
     return row
 
 

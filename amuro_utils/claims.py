@@ -1467,8 +1467,10 @@ def _definitions(table: pd.DataFrame | None = None) -> str:
              f"Power: `mde` is how far inside the claim's side a true value must lie to be supported {POWER:.0%} of "
              "the time under this design's noise (normal approximation from the resampled standard error; for an "
              f"every-unit claim each of K units must clear its own interval, power {POWER:.0%}^(1/K) each); `power` "
-             "says it in the claim's units, with the contradiction side. `paper_value` is the same part on the "
-             "authors' release; `sees_paper` whether this design decides an effect of that size.",
+             "says it in the claim's units, with the contradiction side. It assumes every cell carries the effect: "
+             "where many cells are constant predictors it is optimistic (the mde rows of calibration.md measure how "
+             "much). `paper_value` is the same part on the authors' release; `sees_paper` whether this design decides "
+             "an effect of that size.",
              "",
              "Robustness: `leave_one_out` recomputes the verdict without each unit in turn (a pair, a set, a task, a "
              "checkpoint, a group); `readings` judges the sentence's other reasonable readings; `without_degenerate` "
