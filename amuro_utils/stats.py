@@ -508,8 +508,36 @@ def spearman(x, y, w=None) -> np.ndarray:
     return np.where(((w > 0).sum(axis=0) >= 3) & np.isfinite(rho), rho, np.nan)
 
 
+class _Draws:
+    """The resamples of one statistic (or of one unit of it): `resamples` (units, then measurement) and
+    `measurement` (items / seeds only), around `point`."""
+
+    def draws(self, which: str = "units") -> np.ndarray:
+        """The resamples of an interval: `units` (units, then measurement) or `measurement`."""
+        return self.resamples if which == "units" else self.measurement
+
+    def se(self, which: str = "units") -> float:
+        """The statistic's standard error under this design (resample_se)."""
+        return resample_se(self.draws(which))
+
+
+class _Resampled:
+    """What the resamples of an estimate (or of each of its units) draw, in words."""
+
+    @property
+    def resampled_here(self) -> tuple[str, ...]:
+        """The resampled unit dimensions in which the statistic has more than one unit."""
+        return tuple(d for d in self.resampled if len(self.units.get(d, ())) > 1)
+
+    def describe(self, which: str = "units") -> str:
+        """What the interval resamples, in words ('task pairs × checkpoints, then items (paired …)')."""
+        cells = "; ".join(MODE_LABELS[m] for m in self.modes)
+        units = " × ".join(UNIT_LABELS.get(d, d) for d in self.resampled_here) if which == "units" else ""
+        return f"{units}, then {cells}" if units else cells
+
+
 @dataclasses.dataclass
-class Estimate:
+class Estimate(_Draws, _Resampled):
     """A statistic: its point estimate, its resamples with units resampled (`resamples`, the default interval) and
     with measurement only (`measurement`), the units it ranges over and the cells it read."""
 
@@ -531,26 +559,11 @@ class Estimate:
         """(low, high, how it was formed: '' for the percentile interval, else why not)."""
         if self.modes == ["fixed"] and not (which == "units" and self.resampled_here):
             return math.nan, math.nan, "no measurement CI: no cell carries items, seeds or a standard error"
-        return interval(self.resamples if which == "units" else self.measurement, confidence, self.point)
-
-    def se(self, which: str = "units") -> float:
-        """The statistic's standard error under this design (resample_se)."""
-        return resample_se(self.resamples if which == "units" else self.measurement)
-
-    @property
-    def resampled_here(self) -> tuple[str, ...]:
-        """The resampled unit dimensions in which the statistic has more than one unit."""
-        return tuple(d for d in self.resampled if len(self.units.get(d, ())) > 1)
-
-    def describe(self, which: str = "units") -> str:
-        """What the interval resamples, in words ('task pairs × checkpoints, then items (paired …)')."""
-        cells = "; ".join(MODE_LABELS[m] for m in self.modes)
-        units = " × ".join(UNIT_LABELS.get(d, d) for d in self.resampled_here) if which == "units" else ""
-        return f"{units}, then {cells}" if units else cells
+        return interval(self.draws(which), confidence, self.point)
 
 
 @dataclasses.dataclass
-class UnitEstimate:
+class UnitEstimate(_Draws):
     """One unit of a quantified statistic ("every checkpoint", "some group"): its label, point and resamples."""
 
     label: str
@@ -560,15 +573,11 @@ class UnitEstimate:
 
     def interval(self, which: str = "units", confidence: float = CONFIDENCE) -> tuple[float, float, str]:
         """This unit's own interval (stats.interval) at `confidence`."""
-        return interval(self.resamples if which == "units" else self.measurement, confidence, self.point)
-
-    def se(self, which: str = "units") -> float:
-        """This unit's standard error under this design (resample_se)."""
-        return resample_se(self.resamples if which == "units" else self.measurement)
+        return interval(self.draws(which), confidence, self.point)
 
 
 @dataclasses.dataclass
-class UnitsEstimate:
+class UnitsEstimate(_Resampled):
     """A statistic evaluated per unit, for a claim about every unit or some unit (the verdict judges each unit's own
     interval: claims.judge_units). Fields as Estimate, with `per_unit` in place of one point and resamples."""
 
@@ -579,16 +588,6 @@ class UnitsEstimate:
     missing: list[tuple]
     modes: list[str]
     notes: list[str]
-
-    @property
-    def resampled_here(self) -> tuple[str, ...]:
-        return tuple(d for d in self.resampled if len(self.units.get(d, ())) > 1)
-
-    def describe(self, which: str = "units") -> str:
-        """What each unit's interval resamples, in words."""
-        cells = "; ".join(MODE_LABELS[m] for m in self.modes)
-        units = " × ".join(UNIT_LABELS.get(d, d) for d in self.resampled_here) if which == "units" else ""
-        return f"{units}, then {cells}" if units else cells
 
 
 def estimate_units(cells: Cells, compute, resample=(), *, exclude=frozenset(), leave: tuple | None = None,
