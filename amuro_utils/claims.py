@@ -1172,6 +1172,10 @@ def _evaluate_part(study: Study, part: Part) -> dict:
         if row["defect"]:
             row["verdict"] = DEFECT_DECIDED
     row["mde"], row["power"] = _power(main, rule, part.unit)
+    degenerate = row["degenerate_cells"]
+    if row["power"] and isinstance(degenerate, (int, float)) and degenerate > 0:
+        row["power"] += (f" — optimistic: {int(degenerate)} of its {len(est.used)} cells are degenerate and carry no "
+                         "effect")
     spreads = [s for s in (cells.seed_sd(k) for k in est.used) if np.isfinite(s)]
     if spreads:
         row["seed_spread"] = float(np.mean(spreads))
