@@ -63,14 +63,11 @@ def setup(profile_name: str, results_source: str = "", overrides: str = "", *,
         force_cpu = os.environ.get("AMURO_FORCE_CPU", "") == "1"
     if force_cpu and profile.device != "cpu":
         profile = dataclasses.replace(profile, device="cpu", eval_dtype="float32")
-    if profile.requires_gpu and profile.device != "cpu":
-        import torch
+    from . import cost
 
-        if not torch.cuda.is_available():
-            raise RuntimeError(
-                f"profile {profile.name!r} needs a CUDA GPU and none is visible. Run it on a GPU machine, use "
-                "`--profile tiny` for the offline CPU demo, or set AMURO_FORCE_CPU=1 to force the CPU (debugging only: "
-                "OLMo-1B fine-tuning on a CPU takes days).")
+    refusal = cost.gpu_refusal(profile)
+    if refusal:
+        raise RuntimeError(refusal)
     return profile
 
 

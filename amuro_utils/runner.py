@@ -360,7 +360,8 @@ def unfinished_jobs(profile: Profile) -> list[plan.NotebookJob]:
 
 def run(profile: Profile, *, over_budget: bool = False) -> int:
     """Run every job of the profile in order, skipping done ones; stop at the first failing notebook (exit 1).
-    A CPU profile whose estimated wall time exceeds its budget is refused first (exit 2) unless `over_budget`."""
+    A CPU profile whose estimated wall time exceeds its budget is refused first (exit 2) unless `over_budget`, and so
+    is a GPU profile with unfinished jobs on a machine without a GPU (cost.gpu_refusal)."""
     from . import cost
 
     try:
@@ -372,6 +373,11 @@ def run(profile: Profile, *, over_budget: bool = False) -> int:
         line = f"{err.args[0]} Running anyway (--over-budget)."
     if line:
         print(f"== {line}", flush=True)
+    # every notebook's set-up would refuse a GPU profile on a machine without one: refuse the plan before any job
+    refusal = None if cost.force_cpu() else cost.gpu_refusal(profile)
+    if refusal and unfinished_jobs(profile):
+        print(f"!! {refusal}", file=sys.stderr, flush=True)
+        return 2
     start_all = time.perf_counter()
     for job in plan.notebook_jobs(profile):
         if not run_job(profile, job):
