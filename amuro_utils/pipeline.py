@@ -1028,7 +1028,9 @@ def draw(profile: Profile, notebook: str, *, overlay_paper: bool = False, enable
     for shown, over, suffix in variants:
         study = stats.Study(df, shown, method=shown.method)  # one study per method: figures and tables read it
         for stem, maker in stage.figures.items():
-            files += plots.save(stages.resolve(maker)(study, shown, overlay=over), profile, stem + suffix)  # inline
+            fig = stages.resolve(maker)(study, shown, overlay=over)
+            if fig is not None:
+                files += plots.save(fig, profile, stem + suffix)  # inline
         for stem, maker in stage.tables.items():
             tables[stem + suffix] = stages.resolve(maker)(study)
             files += plots.write_table(tables[stem + suffix], profile, stem + suffix)
