@@ -121,12 +121,16 @@ def _prefill_s(e: dict, n_params: float, tokens: float, batches: float) -> float
     return max(compute, batches * 2 * n_params / e["hbm_bytes_per_s"]) + batches * e["forward_overhead_s"]
 
 
-def _eval_seconds(job: Job, throughput: dict, knobs: Knobs) -> dict[str, float]:
+def _eval_seconds(job: Job, throughput: dict, knobs: Knobs, continuous: bool = True) -> dict[str, float]:
+    """Seconds of one model's evaluation plan by kind of scoring, and ('continuous') the teacher-forced pass over
+    the generation sets' references that their continuous reading needs (evaluate.reference_bpb; off for the
+    evaluations along fine-tuning, which record none)."""
     e, model, profile = throughput["entry"], throughput["models"][job.profile.ladder], job.profile
-    n_params, kv = model["params"], model["kv_bytes_per_token"]
     batch = knobs.eval_batch_size or profile.eval_batch_size
     new = throughput["workload"]["generated_tokens"]
     out = {"classification": 0.0, "generation": 0.0, "multiple_choice": 0.0}
+    if continuous:
+        out["continuous"] = 0.0
     ratios = throughput.get("shared_prefix", {}).get("ratios", {}) if knobs.shared_prefix else {}
     for eval_set, _fmt in job.evals:
         kind = tasks.get(eval_set).kind
@@ -136,7 +140,19 @@ def _eval_seconds(job: Job, throughput: dict, knobs: Knobs) -> dict[str, float]:
         hf_path = kind != "generation" or knobs.generation_engine == "hf"
         # over-budget prompts take the uncached path (evaluate.py), as does vLLM generation
         out[kind] += seconds * (ratios.get(kind, 1.0) if hf_path and not truncated else 1.0)
+        if continuous and kind == "generation":  # one transformers forward pass, priced like classification's
+            forward = _teacher_forced_seconds(e, model, profile, spec, batch)
+            out["continuous"] += forward * (ratios.get("classification", 1.0) if not truncated else 1.0)
     return out
+
+
+def _teacher_forced_seconds(e: dict, model: dict, profile: Profile, spec: dict, batch: int) -> float:
+    """Seconds of one forward pass over every item's prompt and reference (the continuous reading of generation)."""
+    n = spec["n"]
+    if e["source"] == "measured":  # a forward pass per item, as a classification prompt is scored
+        return n / e["prompts_per_s"]["classification"]
+    tokens = min(_prompt_tokens(spec, profile)[0] + spec["target_tokens"], profile.max_length)
+    return _prefill_s(e, model["params"], n * tokens, math.ceil(n / batch))
 
 
 def _set_seconds(e: dict, model: dict, profile: Profile, spec: dict, kind: str, batch: int, new: int,
@@ -248,7 +264,7 @@ def beyond_seconds(job: Job, throughput: dict, knobs: Knobs = Knobs()) -> dict[s
         points = len(profile.dynamics.fractions)
         along = replace(job, evals=tuple(study_plan.dynamics_plan(profile, profile.task(job.task))), fine_tunes=(),
                         profile=study_plan.dynamics_profile(profile))
-        evals = sum(_eval_seconds(along, throughput, knobs).values())
+        evals = sum(_eval_seconds(along, throughput, knobs, continuous=False).values())
         heldout = profile.sensitivity.tokens / _forward_rate(throughput, profile) if profile.dynamics.heldout else 0.0
         out["dynamics"] = len(dynamic) * points * (evals + heldout)
     return out
@@ -500,8 +516,10 @@ def _cpu_train(rates: dict, run: FineTune) -> float:
     return rate * (run.n_train * epochs + evaluations * run.convergence.n_val / 3)
 
 
-def _cpu_evals(profile: Profile, rates: dict, evals) -> float:
-    """Seconds to score one model on (eval_set, format) pairs at the profile's item limit."""
+def _cpu_evals(profile: Profile, rates: dict, evals, continuous: bool = True) -> float:
+    """Seconds to score one model on (eval_set, format) pairs at the profile's item limit, with the continuous
+    readings' extra pass (generation: `continuous_s_per_item` measured per set, else the benchmark's
+    `continuous_ratio` of the set's scoring time; off for the evaluations along fine-tuning)."""
     seconds = 0.0
     for eval_set, _ in evals:
         rate, items = rates["eval_s_per_item"].get(eval_set, (None, None))
@@ -509,6 +527,10 @@ def _cpu_evals(profile: Profile, rates: dict, evals) -> float:
             raise KeyError(f"eval set {eval_set!r}")
         n = profile.eval_limit if items >= rates["eval_limit"] else min(items, profile.eval_limit)
         seconds += rate * n
+        if continuous and tasks.get(eval_set).kind == "generation":
+            measured = rates.get("continuous_s_per_item", {}).get(eval_set)
+            ratio = rates.get("continuous_ratio", {}).get("generation", 0.0)
+            seconds += (measured if measured is not None else rate * ratio) * n
     return seconds
 
 
@@ -523,7 +545,7 @@ def _cpu_beyond(profile: Profile, rates: dict, job) -> dict[str, float]:
     if dynamic:
         points = len(profile.dynamics.fractions)
         evals = _cpu_evals(study_plan.dynamics_profile(profile), rates,
-                           study_plan.dynamics_plan(profile, profile.task(job.task)))
+                           study_plan.dynamics_plan(profile, profile.task(job.task)), continuous=False)
         heldout = rates.get("heldout_s_per_token", 0.0) * profile.sensitivity.tokens if profile.dynamics.heldout else 0
         out["dynamics"] = len(dynamic) * points * (evals + heldout)
     return out
@@ -566,11 +588,16 @@ def calibrate_cpu(profile: Profile, root: Path | None = None) -> dict:
     if missing or profile.eval_limit is None:
         raise ValueError(f"calibrate from a finished run with an eval_limit: {root} lacks jobs {missing}")
     evals: dict[str, list[float]] = {}  # eval set -> [seconds, items scored, most items in one record]
+    continuous: dict[str, list[float]] = {}  # generation set -> [seconds of the teacher-forced pass, items]
     for record in (json.loads(p.read_text()) for p in Store(root / "records").files()):
         seconds, n = record["metrics"].get("seconds"), len(record.get("scores") or [])
         if seconds is not None and n:
             total = evals.setdefault(record["key"]["eval_set"], [0.0, 0, 0])
             total[0], total[1], total[2] = total[0] + seconds, total[1] + n, max(total[2], n)
+        extra = record["metrics"].get("seconds_continuous")
+        if extra and n:
+            total = continuous.setdefault(record["key"]["eval_set"], [0.0, 0])
+            total[0], total[1] = total[0] + extra, total[1] + n
     train: dict[str, list[float]] = {}  # train set -> [seconds, examples × epochs]
     for record in _json_files(root / "fine_tunes", "*/*.json"):
         spec = record["identity"]["fine_tune"]  # the training's identity (plan.training_identity)
@@ -579,6 +606,7 @@ def calibrate_cpu(profile: Profile, root: Path | None = None) -> dict:
         total[1] += record["n_examples"] * spec["settings"]["epochs"]
     rates = {"eval_limit": profile.eval_limit,
              "eval_s_per_item": {k: (s / n, int(most)) for k, (s, n, most) in sorted(evals.items())},
+             "continuous_s_per_item": {k: s / n for k, (s, n) in sorted(continuous.items())},
              "train_s_per_example_epoch": {k: s / n for k, (s, n) in sorted(train.items())}}
     rates.update(_calibrate_beyond(root))
     ladder_file = root / "tiny_ladder.json"
@@ -629,7 +657,8 @@ def write_cpu_calibration(profile: Profile, root: Path | None = None, path: Path
     rates = calibrate_cpu(profile, root)
     data = {"about": ("Per-unit CPU wall time measured from a finished run (python -m amuro_utils.cost --calibrate "
                       "PROFILE): seconds per pre-training token of the tiny ladder's architecture, per evaluated "
-                      "item of each set (its 4-shot prompts, with the item count seen), per training example and "
+                      "item of each set (its 4-shot prompts, with the item count seen) and of its continuous "
+                      "readings' extra pass (generation: the teacher-forced references), per training example and "
                       "epoch of each train set, and the per-checkpoint / per-fine-tune overhead of each notebook "
                       "(loading, saving, forgetting losses, sensitivity probe, kernel start). Used to price local "
                       "profiles against their budget_s."),
