@@ -485,22 +485,71 @@ def _cpu_units(profile: Profile, nb, rates: dict) -> list[tuple[tuple, float]]:
 
 
 def job_timeline(profile: Profile, nb) -> list[tuple[tuple, float]] | None:
-    """What one papermill job will spend its time on, in run order, as the cost model prices it: ("ladder",), then
-    (ckpt, task) per model job, then ("rest",) for the notebook's overhead (loading, figures, verdicts), in seconds
-    (CPU profiles: measured rates; GPU profiles: the GPU-hour model). None where it cannot be priced. The runner's
-    ETA reads it."""
+    """What one papermill job will spend its time on, in the order its notebook does it, as the cost model prices it
+    (seconds; the runner's ETA reads it): ("ladder",) pre-training; per model job, checkpoint by checkpoint
+    (plan.run_order), each training run's (ckpt, task, run, "train") and (ckpt, task, run, "evaluate") — a base
+    checkpoint's (ckpt, "base", 0, "evaluate") —; ("sensitivity",) the Springer probe; ("probes", ckpt) per
+    checkpoint; ("rest",) the rest of the notebook (figures, verdicts). A CPU profile's units sum to its job's
+    estimate: the measured per-checkpoint or per-fine-tune overhead (loading, saving, forgetting losses) goes into
+    the unit it belongs to, the sensitivity probe's share of it into its own unit. GPU profiles: the GPU-hour
+    model. None where it cannot be priced."""
     if profile.results_source == "paper":
         return None
     if profile.device == "cpu":
         frame = cpu_estimate(profile)
         if frame is None:
             return None
-        rates = json.loads(CPU_THROUGHPUT_FILE.read_text())
-        units = _cpu_units(profile, nb, rates)
+        units = _cpu_timeline(profile, nb, json.loads(CPU_THROUGHPUT_FILE.read_text()))
         total = float(frame.set_index("job").loc[nb.id, "seconds"]) if nb.id in set(frame["job"]) else 0.0
         return units + [(("rest",), max(total - sum(s for _, s in units), 0.0))]
     throughput = load_throughput()
-    return [((job.ckpt, job.task), estimate(job, throughput) * 3600) for job in nb.model_jobs] + [(("rest",), 0.0)]
+    units, sensitivity, probes = [], 0.0, []
+    for job in study_plan.run_order(nb.model_jobs):
+        seconds = breakdown(job, throughput)
+        sensitivity += seconds.get("sensitivity", 0.0)
+        if seconds.get("probes"):
+            probes.append((("probes", job.ckpt), seconds["probes"]))
+        evals = sum(seconds.get(kind, 0.0) for kind in (*EVAL_KINDS, "continuous"))
+        units += _run_units(job, seconds.get("train", 0.0) + seconds.get("dynamics", 0.0), evals)
+    return units + [(("sensitivity",), sensitivity)] * (sensitivity > 0) + probes + [(("rest",), 0.0)]
+
+
+EVAL_KINDS = ("classification", "generation", "multiple_choice")
+
+
+def _run_units(job, train: float, evals: float, overhead: float = 0.0) -> list[tuple[tuple, float]]:
+    """A model job's units: per training run, its training (with the job's per-run overhead) then its evaluation;
+    a base checkpoint's evaluation (with the overhead). `train` and `evals` are the whole job's."""
+    if not job.fine_tunes:
+        return [((job.ckpt, job.task, 0, "evaluate"), evals + overhead)]
+    n = len(job.fine_tunes)
+    return [unit for k in range(n) for unit in (((job.ckpt, job.task, k, "train"), (train + overhead) / n),
+                                                ((job.ckpt, job.task, k, "evaluate"), evals / n))]
+
+
+def _cpu_timeline(profile: Profile, nb, rates: dict) -> list[tuple[tuple, float]]:
+    """A CPU job's units in run order (job_timeline), without the rest."""
+    units = [unit for unit in _cpu_units(profile, nb, rates) if unit[0] == ("ladder",)]
+    per_unit = rates["overhead"].get(nb.notebook, {}).get("per_unit_s", 0.0)
+    ordered = study_plan.run_order(nb.model_jobs)
+    base = [job for job in ordered if not job.fine_tunes]
+    # the sensitivity probe runs after every checkpoint's evaluation; it is measured inside the per-checkpoint
+    # overhead, so its modelled share (held-out forward passes) moves out of the checkpoints' units into its own
+    sensitivity = 0.0
+    if "sensitivity" in stages.get(nb.notebook).writes and base:
+        probe = profile.sensitivity
+        tokens = (1 + probe.seeds * sum(map(len, probe.readings().values()))) * probe.tokens * len(base)
+        sensitivity = min(rates.get("heldout_s_per_token", 0.0) * tokens, per_unit * len(base))
+    probes = []
+    for job in ordered:
+        beyond = _cpu_beyond(profile, rates, job)
+        if beyond.get("probes"):  # the linear probes run after the sensitivity probe
+            probes.append((("probes", job.ckpt), beyond.pop("probes")))
+        overhead = per_unit * _units(nb.notebook, [job]) - (sensitivity / len(base) if not job.fine_tunes else 0.0)
+        train = sum(_cpu_train(rates, run) for run in job.fine_tunes) + sum(beyond.values())
+        evals = _cpu_evals(profile, rates, job.evals) * max(1, len(job.fine_tunes))
+        units += _run_units(job, train, evals, overhead)
+    return units + [(("sensitivity",), sensitivity)] * (sensitivity > 0) + probes
 
 
 def _cpu_train(rates: dict, run: FineTune) -> float:

@@ -15,17 +15,41 @@ PROGRESS_ENV = "AMURO_PROGRESS_FILE"  # set by the runner for each papermill job
 
 def progress(what: str, **where) -> None:
     """Say what this notebook's kernel is doing now ("fine-tuning mnli", ckpt=…, task=…): one JSON line the runner
-    polls for its progress line and ETA. A no-op where no runner asked (JupyterLab, papermill by hand)."""
+    polls for its progress line and ETA, also appended to the job's progress log (`progress_log`). A no-op where no
+    runner asked (JupyterLab, papermill by hand)."""
     path = os.environ.get(PROGRESS_ENV)
     if not path:
         return
+    line = json.dumps({"what": what, **where, "t": time.time()})
     try:
         fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".progress.")
         with os.fdopen(fd, "w") as handle:
-            json.dump({"what": what, **where, "t": time.time()}, handle)
+            handle.write(line)
         os.replace(tmp, path)  # the runner reads the old line or the new one, never half of one
+        with open(progress_log(path), "a") as log:  # every event, for the cost model's timeline to be checked on
+            log.write(line + "\n")
     except OSError:
         pass
+
+
+def progress_log(path: str | Path) -> Path:
+    """The log beside a job's progress file (<job>.progress.jsonl): every event its notebook said, with its time."""
+    return Path(path).with_suffix(".jsonl")
+
+
+def read_progress_log(path: str | Path) -> list[dict]:
+    """The events of a job's progress log, in order (complete lines only)."""
+    try:
+        lines = Path(path).read_text().splitlines()
+    except OSError:
+        return []
+    events = []
+    for line in lines:
+        try:
+            events.append(json.loads(line))
+        except ValueError:  # a line being written when the job was killed
+            continue
+    return events
 
 
 def read_progress(path: str | Path) -> dict | None:

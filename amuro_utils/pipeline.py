@@ -342,7 +342,7 @@ def run_base(profile: Profile, ckpt="all", *, progress: bool = True) -> int:
         if not todo:
             continue
         _preflight(profile, job)
-        nbtools.progress("evaluating the base model", ckpt=point.label, task=results.BASE)
+        nbtools.progress("evaluating the base model", ckpt=point.label, task=results.BASE, run=0, phase="evaluate")
         loaded = load_base(profile, point)
         done += evaluate_requests(profile, loaded.model, loaded.tokenizer, todo,
                                   _provenance(profile, loaded, None), progress=progress,
@@ -619,7 +619,7 @@ def _fine_tune_and_evaluate(profile: Profile, job: plan.Job, ckpt: ladder.Checkp
     drop the weights that are not kept. Stale forgetting rows are re-measured from kept weights; where the weights
     are gone they are reported, with the fix, not retrained for."""
     outcomes = []
-    for spec in job.fine_tunes:
+    for index, spec in enumerate(job.fine_tunes):
         single = dataclasses.replace(job, fine_tunes=(spec,))
         todo = pending(profile, single, ckpt)
         row = {"ckpt": ckpt.label, "task": spec.name, "method": spec.method, "seed": spec.seed}
@@ -653,9 +653,9 @@ def _fine_tune_and_evaluate(profile: Profile, job: plan.Job, ckpt: ladder.Checkp
             continue
         _preflight(profile, job)
         run = spec.name + (f" ({spec.method}, seed {spec.seed})" if len(job.fine_tunes) > 1 else "")
-        nbtools.progress(f"fine-tuning {run}", ckpt=ckpt.label, task=job.task)
+        nbtools.progress(f"fine-tuning {run}", ckpt=ckpt.label, task=job.task, run=index, phase="train")
         loaded, summary = fine_tuned_model(profile, ckpt, spec, progress=progress, dynamics=dynamics)
-        nbtools.progress(f"evaluating the {run} model", ckpt=ckpt.label, task=job.task)
+        nbtools.progress(f"evaluating the {run} model", ckpt=ckpt.label, task=job.task, run=index, phase="evaluate")
         records = evaluate_requests(profile, loaded.model, loaded.tokenizer, todo, _provenance(profile, loaded, spec),
                                     progress=progress, generate_fn=_generator(profile, loaded, weights),
                                     kind=job.kind)
@@ -761,7 +761,7 @@ def sensitivity(profile: Profile, ckpt="all", *, enabled: bool = True, progress:
     under their settings identity and recomputed when it changes. Empty when disabled or for released numbers."""
     columns = ["ckpt", "step", *probe.FRAME_COLUMNS]
     if enabled and runs_models(profile):
-        nbtools.progress("perturbing weights (Springer sensitivity)", unit="rest")
+        nbtools.progress("perturbing weights (Springer sensitivity)", unit="sensitivity")
     if not enabled or not runs_models(profile):
         return pd.DataFrame(columns=columns)
     settings, frames, blocks = profile.sensitivity, [], None
@@ -863,7 +863,7 @@ def probes(profile: Profile, ckpt="all", *, enabled: bool = True) -> pd.DataFram
         path, wanted = plan.probes_path(profile, point.label), plan.probes_identity(profile, point)
         stored = artifacts.load(path, wanted, "probe rows")
         if stored is None:
-            nbtools.progress("probing the frozen hidden states", ckpt=point.label, task=results.BASE)
+            nbtools.progress("probing the frozen hidden states", ckpt=point.label, unit="probes")
             start = time.perf_counter()
             loaded = load_base(profile, point)
             rows = linear.probe_model(loaded.model, loaded.tokenizer, chosen, profile.probes,

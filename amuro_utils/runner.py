@@ -259,12 +259,16 @@ def _duration(seconds: float) -> str:
 
 class _Watch:
     """The progress line of one running job: what its notebook says it is doing, where that is on the ladder, and an
-    ETA from the cost model's timeline of the job (cost.job_timeline), scaled by the pace measured so far."""
+    ETA: the cost model's timeline of the job in run order (cost.job_timeline), the work still ahead of the event's
+    place on it, scaled by the pace measured so far (elapsed over the model's seconds behind, blended with the
+    model's own pace while little is behind, so the estimate moves smoothly from the model to the measurement)."""
+
+    PRIOR = 0.1  # the model's pace counts as much as this share of the job measured
 
     def __init__(self, profile: Profile, job: plan.NotebookJob):
         from . import cost
 
-        self.profile, self.job, self.start = profile, job, time.perf_counter()
+        self.profile, self.job, self.start = profile, job, time.time()
         try:
             self.timeline = cost.job_timeline(profile, job) or []
         except (KeyError, ValueError, OSError):
@@ -272,19 +276,40 @@ class _Watch:
         self.total = sum(s for _, s in self.timeline)
         self.last = None
 
+    @staticmethod
+    def unit(event: dict) -> tuple | None:
+        """The timeline unit an event names (cost.job_timeline's keys); None if it names none."""
+        unit = event.get("unit")
+        if unit == "probes":
+            return ("probes", event.get("ckpt"))
+        if unit:
+            return (unit,)
+        if event.get("ckpt") is None:
+            return None
+        task = event.get("task")
+        phase = event.get("phase") or ("evaluate" if task == results.BASE else "train")
+        return (event["ckpt"], task, int(event.get("run") or 0), phase)
+
     def _done_before(self, event: dict) -> float | None:
-        """Estimated seconds of the job's work that comes before the event's unit (None if it is not in the plan)."""
-        key = ("ladder",) if event.get("unit") == "ladder" else (event.get("ckpt"), event.get("task"))
-        if event.get("unit") == "rest":
-            key = ("rest",)
-        done = 0.0
+        """Estimated seconds of the job's work that comes before the event's place (None if it is not in the plan)."""
+        key, done = self.unit(event), 0.0
         for unit, seconds in self.timeline:
             if unit == key:  # a unit that says how far it is (the ladder's steps) counts that share as done
                 return done + min(max(float(event.get("fraction") or 0.0), 0.0), 1.0) * seconds
             done += seconds
         return None
 
-    def line(self, event: dict) -> str | None:
+    def eta(self, event: dict, now: float | None = None) -> float | None:
+        """Seconds the job still needs after `event` (at `now`, default: now), or None where the plan has no place
+        for it."""
+        done = self._done_before(event)
+        if self.total <= 0 or done is None:
+            return None
+        elapsed = (time.time() if now is None else now) - self.start
+        prior = self.PRIOR * self.total
+        return (self.total - done) * (elapsed + prior) / (done + prior)
+
+    def line(self, event: dict, now: float | None = None) -> str | None:
         """The line to print for a new event ('   sft: fine-tuning mnli at step424000 (rung 4/8), ETA 1 min 40 s');
         None when nothing changed."""
         what = (event.get("what"), event.get("ckpt"), event.get("task"))
@@ -297,12 +322,17 @@ class _Watch:
             text += f" at {ckpt} (rung {list(self.profile.ckpts).index(ckpt) + 1}/{len(self.profile.ckpts)})"
         elif ckpt:
             text += f" at {ckpt}"
-        done, elapsed = self._done_before(event), time.perf_counter() - self.start
-        if self.total > 0 and done is not None:
-            # the model's remaining seconds, scaled by the pace observed so far once a tenth of the job is behind
-            pace = min(max(elapsed / done, 0.25), 20.0) if done >= 0.1 * self.total else 1.0
-            text += f", ETA {_duration((self.total - done) * pace)}"
-        return text
+        eta = self.eta(event, now)
+        return text if eta is None else f"{text}, ETA {_duration(eta)}"
+
+
+def _log_event(progress, what: str) -> None:
+    """Start (a fresh log) or end a job's progress log (nbtools.progress_log) with the runner's own event."""
+    from .nbtools import progress_log
+
+    path = progress_log(progress)
+    with open(path, "w" if what == "job started" else "a") as handle:
+        handle.write(json.dumps({"what": what, "t": time.time()}) + "\n")
 
 
 def run_job(profile: Profile, job: plan.NotebookJob, state: JobState | None = None) -> bool:
@@ -323,6 +353,7 @@ def run_job(profile: Profile, job: plan.NotebookJob, state: JobState | None = No
     out_dir.mkdir(parents=True, exist_ok=True)
     output, log, progress = (out_dir / f"{job.id}{ext}" for ext in (".ipynb", ".log", ".progress.json"))
     progress.unlink(missing_ok=True)
+    _log_event(progress, "job started")
     args = [sys.executable, "-m", "papermill", f"notebooks/{job.notebook}.ipynb", str(output)]
     for name, value in job.params:
         args += ["-p", name, value]
@@ -347,6 +378,7 @@ def run_job(profile: Profile, job: plan.NotebookJob, state: JobState | None = No
               file=sys.stderr, flush=True)
         return False
     seconds = time.perf_counter() - t0
+    _log_event(progress, "job finished")
     write_marker(profile, job, seconds)
     print(f"== {job.id}: finished in {_duration(seconds)}", flush=True)
     return True

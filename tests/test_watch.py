@@ -18,26 +18,71 @@ def test_a_progress_line_is_written_whole_and_read_back(tmp_path, monkeypatch):
     nbtools.progress("fine-tuning mnli", ckpt="step424000", task="mnli")
     event = nbtools.read_progress(path)
     assert (event["what"], event["ckpt"], event["task"]) == ("fine-tuning mnli", "step424000", "mnli")
-    assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temp file left beside it
+    nbtools.progress("evaluating the mnli model", ckpt="step424000", task="mnli", run=0, phase="evaluate")
+    # no temp file left beside it; every event kept in the job's progress log, in order, with its time
+    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name, "job.progress.jsonl"]
+    logged = nbtools.read_progress_log(nbtools.progress_log(path))
+    assert [e["what"] for e in logged] == ["fine-tuning mnli", "evaluating the mnli model"]
+    assert logged[1] == nbtools.read_progress(path) and logged[0]["t"] <= logged[1]["t"]
+    with open(nbtools.progress_log(path), "a") as log:  # a line cut by a kill is skipped, the rest read
+        log.write('{"what": "evaluat')
+    assert len(nbtools.read_progress_log(nbtools.progress_log(path))) == 2
 
 
 def test_the_eta_follows_the_cost_models_timeline_and_the_observed_pace(monkeypatch):
     profile = get_profile("tiny")
     job = next(j for j in plan.notebook_jobs(profile) if j.notebook == "sft")
-    timeline = [(("ladder",), 100.0), (("step1000", "mnli"), 50.0), (("rest",), 10.0)]
+    timeline = [(("ladder",), 100.0), (("step1000", "mnli", 0, "train"), 50.0), (("rest",), 10.0)]
     monkeypatch.setattr(cost, "job_timeline", lambda profile, job: timeline)
     watch = runner._Watch(profile, job)
-    first = watch.line({"what": "pre-training the tiny ladder (step 1/300)", "unit": "ladder", "fraction": 0.0})
+    first = watch.line({"what": "pre-training the tiny ladder (step 1/300)", "unit": "ladder", "fraction": 0.0},
+                       now=watch.start)
     assert first == "   sft: pre-training the tiny ladder (step 1/300), ETA 2 min 40 s"  # nothing done: the model's
     assert watch.line({"what": "pre-training the tiny ladder (step 1/300)", "unit": "ladder"}) is None  # unchanged
-    watch.start = time.perf_counter() - 100  # half the ladder took 100 s where the model said 50: twice as slow
-    half = watch.line({"what": "pre-training the tiny ladder (step 150/300)", "unit": "ladder", "fraction": 0.5})
-    assert half.endswith("ETA 3 min 40 s")  # (160 - 50) s of the model's work left, at twice its pace
-    tuned = watch.line({"what": "fine-tuning mnli", "ckpt": "step1000", "task": "mnli"})
+    # half the ladder took 100 s where the model said 50: (160 − 50) s of the model's work left, at the measured pace
+    # blended with the model's (a tenth of the job, 16 s, at pace 1): 110 × (100 + 16) / (50 + 16) = 193 s
+    half = watch.line({"what": "pre-training the tiny ladder (step 150/300)", "unit": "ladder", "fraction": 0.5},
+                      now=watch.start + 100)
+    assert half.endswith("ETA 3 min 13 s")
+    tuned = watch.line({"what": "fine-tuning mnli", "ckpt": "step1000", "task": "mnli", "run": 0, "phase": "train"},
+                       now=watch.start + 200)
     rung = f"(rung 1/{len(profile.ckpts)})"
-    assert tuned.startswith(f"   sft: fine-tuning mnli at step1000 {rung}, ETA ")
+    assert tuned == f"   sft: fine-tuning mnli at step1000 {rung}, ETA 1 min 52 s"  # 60 × (200 + 16) / (100 + 16)
     assert watch.line({"what": "a step the model does not price", "ckpt": "nowhere"}) == \
         "   sft: a step the model does not price at nowhere"  # no ETA where the plan has no such unit
+    # an event without run and phase (a notebook of an earlier version) is its unit's first run, training
+    assert runner._Watch.unit({"ckpt": "main", "task": "mnli"}) == ("main", "mnli", 0, "train")
+    assert runner._Watch.unit({"ckpt": "main", "task": "base"}) == ("main", "base", 0, "evaluate")
+    assert runner._Watch.unit({"ckpt": "main", "unit": "probes"}) == ("probes", "main")
+
+
+def test_the_timeline_is_in_the_order_the_notebooks_run_their_work(monkeypatch):
+    from types import SimpleNamespace
+
+    from amuro_utils import pipeline
+
+    profile = get_profile("tiny")
+    jobs = {nb.notebook: nb for nb in plan.notebook_jobs(profile)}
+    # the order run_sft fine-tunes in: checkpoint by checkpoint, each checkpoint's tasks (the plan lists task by task)
+    ran = []
+    monkeypatch.setattr(pipeline, "checkpoints", lambda prof, ckpt="all": [SimpleNamespace(label=c)
+                                                                           for c in prof.ckpts])
+    monkeypatch.setattr(pipeline, "_fine_tune_and_evaluate",
+                        lambda prof, job, point, progress: ran.append((job.ckpt, job.task)) or [])
+    pipeline.run_sft(profile, progress=False)
+    timeline = cost.job_timeline(profile, jobs["sft"])
+    trained = [key[:2] for key, _ in timeline if key[-1] == "train"]
+    assert trained == ran and len(ran) == len(profile.ckpts) * len(profile.tasks)
+    assert [key[-1] for key, _ in timeline[:4]] == ["train", "evaluate", "train", "evaluate"]
+    assert ran[:2] == [("step1000", "mnli"), ("step1000", "qqp")]  # not step1000 then step18000 of mnli
+    # pretrain_probe: the ladder, every checkpoint's evaluation, the sensitivity probe, then the linear probes
+    keys = [key for key, _ in cost.job_timeline(profile, jobs["pretrain_probe"])]
+    n = len(profile.ckpts)
+    assert keys == [("ladder",), *[(c, "base", 0, "evaluate") for c in profile.ckpts], ("sensitivity",),
+                    *[("probes", c) for c in profile.ckpts], ("rest",)] and n == 8
+    for nb in jobs.values():  # the timeline prices the whole job: its units sum to the plan's estimate
+        estimate = cost.cpu_estimate(profile).set_index("job").loc[nb.id, "seconds"]
+        assert sum(s for _, s in cost.job_timeline(profile, nb)) == pytest.approx(estimate)
 
 
 # ---------------------------------------------------------------------------------------------------------------
