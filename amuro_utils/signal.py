@@ -258,11 +258,12 @@ def _base_first(column: pd.Series) -> pd.Series:
 
 
 _TABLES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
-_CAPTION = ("Signal and noise over the ladder (Heineman et al. 2025): signal = (max − min of the set's score over the "
-            "checkpoints) / |mean|; noise = root mean square over the checkpoints of each score's standard error "
-            "(items resampled; training seeds' spread where there are several) / |mean|; snr = signal / noise = "
-            "dispersion / noise. no_signal_snr: the SNR noise alone gives on average over these checkpoints. "
-            "Format default.")
+_CAPTION = ("Signal and noise over the ladder (Heineman et al. 2025, adapted to a ladder): dispersion = max − min of the "
+            "set's score over the checkpoints; noise = root mean square over the checkpoints of each score's standard "
+            "error (noise_items: items resampled; noise_seeds: the training seeds' SD where there are several), in "
+            "score units; signal and relative_noise = the two over |mean| (Heineman's relative dispersion and relative "
+            "standard deviation); snr = signal / relative_noise = dispersion / noise; no_signal_snr = the SNR noise "
+            "alone gives on average over these checkpoints. Format default")
 
 
 def snr_base(study: stats.Study) -> pd.DataFrame:
