@@ -486,12 +486,14 @@ def _cpu_units(profile: Profile, nb, rates: dict) -> list[tuple[tuple, float]]:
 
 def job_timeline(profile: Profile, nb) -> list[tuple[tuple, float]] | None:
     """What one papermill job will spend its time on, in the order its notebook does it, as the cost model prices it
-    (seconds; the runner's ETA reads it): ("ladder",) pre-training; per model job, checkpoint by checkpoint
+    (seconds; the runner's ETA reads it): ("start",) its kernel's start where the calibration measured it;
+    ("ladder",) pre-training; per model job, checkpoint by checkpoint
     (plan.run_order), each training run's (ckpt, task, run, "train") and (ckpt, task, run, "evaluate") — a base
     checkpoint's (ckpt, "base", 0, "evaluate") —; ("sensitivity",) the Springer probe; ("probes", ckpt) per
     checkpoint; ("rest",) the rest of the notebook (figures, verdicts). A CPU profile's units sum to its job's
     estimate: the measured per-checkpoint or per-fine-tune overhead (loading, saving, forgetting losses) goes into
-    the unit it belongs to, the sensitivity probe's share of it into its own unit. GPU profiles: the GPU-hour
+    the unit it belongs to, the sensitivity probe's share of it into its own unit, the start and the figures and
+    verdicts (`start_s`, `tail_s`: measured from the progress logs) first and last. GPU profiles: the GPU-hour
     model. None where it cannot be priced."""
     if profile.results_source == "paper":
         return None
@@ -499,9 +501,12 @@ def job_timeline(profile: Profile, nb) -> list[tuple[tuple, float]] | None:
         frame = cpu_estimate(profile)
         if frame is None:
             return None
-        units = _cpu_timeline(profile, nb, json.loads(CPU_THROUGHPUT_FILE.read_text()))
+        rates = json.loads(CPU_THROUGHPUT_FILE.read_text())
+        units = _cpu_timeline(profile, nb, rates)
+        start = rates["overhead"].get(nb.notebook, {}).get("start_s", 0.0) if nb.model_jobs else 0.0
         total = float(frame.set_index("job").loc[nb.id, "seconds"]) if nb.id in set(frame["job"]) else 0.0
-        return units + [(("rest",), max(total - sum(s for _, s in units), 0.0))]
+        return [(("start",), start)] * (start > 0) + units + \
+            [(("rest",), max(total - start - sum(s for _, s in units), 0.0))]
     throughput = load_throughput()
     units, sensitivity, probes = [], 0.0, []
     for job in study_plan.run_order(nb.model_jobs):
@@ -668,8 +673,25 @@ def calibrate_cpu(profile: Profile, root: Path | None = None) -> dict:
         left = markers[nb.id] - _cpu_work(profile, nb, rates)
         units = _units(nb.notebook, nb.model_jobs)
         overhead[nb.notebook] = {"per_unit_s": max(left, 0.0) / units} if units else {"fixed_s": max(left, 0.0)}
+        ends = _job_ends(root / "notebooks" / f"{nb.id}.progress.jsonl")
+        if units and ends is not None:  # its kernel's start and its figures and verdicts, of that overhead
+            start, tail = (min(max(x, 0.0), max(left, 0.0) / 2) for x in ends)
+            overhead[nb.notebook] = {"per_unit_s": max(left - start - tail, 0.0) / units, "start_s": start,
+                                     "tail_s": tail}
     rates["overhead"] = overhead
     return rates
+
+
+def _job_ends(path: Path) -> tuple[float, float] | None:
+    """(seconds from a job's start to its notebook's first event, seconds from its first figure or verdict — the
+    'rest' unit — to its end), read from its progress log; None without a complete log."""
+    from .nbtools import read_progress
+
+    events = read_progress(path)
+    if len(events) < 3 or events[0]["what"] != "job started" or events[-1]["what"] != "job finished":
+        return None
+    rest = next((e["t"] for e in events if e.get("unit") == "rest"), events[-1]["t"])
+    return events[1]["t"] - events[0]["t"], events[-1]["t"] - rest
 
 
 def _probed_rows(rows: list[dict]) -> int:
@@ -735,7 +757,8 @@ def cpu_estimate(profile: Profile, rates: dict | None = None) -> pd.DataFrame | 
         except KeyError:
             return None
         over = rates["overhead"].get(nb.notebook, {})
-        extra = over.get("per_unit_s", 0.0) * _units(nb.notebook, nb.model_jobs) + over.get("fixed_s", 0.0)
+        extra = over.get("per_unit_s", 0.0) * _units(nb.notebook, nb.model_jobs) + over.get("fixed_s", 0.0) + \
+            over.get("start_s", 0.0) + over.get("tail_s", 0.0)
         rows.append({"job": nb.id, "work_s": work, "overhead_s": extra, "seconds": work + extra})
     return pd.DataFrame(rows)
 

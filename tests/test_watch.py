@@ -10,23 +10,20 @@ from amuro_utils import cost, nbtools, plan, runner
 from amuro_utils.profiles import get_profile
 
 
-def test_a_progress_line_is_written_whole_and_read_back(tmp_path, monkeypatch):
-    path = tmp_path / "job.progress.json"
+def test_every_progress_event_is_logged_whole_with_its_time(tmp_path, monkeypatch):
+    path = tmp_path / "job.progress.jsonl"
     nbtools.progress("nothing asked")  # no runner: a no-op
     assert not path.exists()
     monkeypatch.setenv(nbtools.PROGRESS_ENV, str(path))
-    nbtools.progress("fine-tuning mnli", ckpt="step424000", task="mnli")
-    event = nbtools.read_progress(path)
-    assert (event["what"], event["ckpt"], event["task"]) == ("fine-tuning mnli", "step424000", "mnli")
+    nbtools.progress("fine-tuning mnli", ckpt="step424000", task="mnli", run=0, phase="train")
     nbtools.progress("evaluating the mnli model", ckpt="step424000", task="mnli", run=0, phase="evaluate")
-    # no temp file left beside it; every event kept in the job's progress log, in order, with its time
-    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name, "job.progress.jsonl"]
-    logged = nbtools.read_progress_log(nbtools.progress_log(path))
-    assert [e["what"] for e in logged] == ["fine-tuning mnli", "evaluating the mnli model"]
-    assert logged[1] == nbtools.read_progress(path) and logged[0]["t"] <= logged[1]["t"]
-    with open(nbtools.progress_log(path), "a") as log:  # a line cut by a kill is skipped, the rest read
+    events = nbtools.read_progress(path)
+    assert [(e["what"], e["ckpt"], e["phase"]) for e in events] == [
+        ("fine-tuning mnli", "step424000", "train"), ("evaluating the mnli model", "step424000", "evaluate")]
+    assert events[0]["t"] <= events[1]["t"] and [p.name for p in tmp_path.iterdir()] == [path.name]
+    with open(path, "a") as log:  # a line cut short by a kill (or being written) is left out, the rest read
         log.write('{"what": "evaluat')
-    assert len(nbtools.read_progress_log(nbtools.progress_log(path))) == 2
+    assert nbtools.read_progress(path) == events and nbtools.read_progress(tmp_path / "none") == []
 
 
 def test_the_eta_follows_the_cost_models_timeline_and_the_observed_pace(monkeypatch):
@@ -118,3 +115,29 @@ def test_a_gpu_profile_is_refused_before_any_job_starts_on_a_machine_without_a_g
     assert runner.run(paper) == 1 and started[-1] == "01_pretrain_probe_step1000"
     assert cost.gpu_refusal(get_profile("tiny"), gpu_memory=0) is None  # a CPU profile needs none
     assert cost.gpu_refusal(get_profile("paper-reference"), gpu_memory=0) is None  # released numbers: no model
+
+
+def test_a_jobs_start_and_its_figures_and_verdicts_are_measured_from_its_progress_log(tmp_path, monkeypatch):
+    import json
+
+    log = tmp_path / "03_sft.progress.jsonl"
+    events = [{"what": "job started", "t": 100.0},
+              {"what": "fine-tuning mnli", "ckpt": "step1000", "task": "mnli", "run": 0, "phase": "train", "t": 104.5},
+              {"what": "drawing the figures", "unit": "rest", "t": 180.0},
+              {"what": "judging the claims", "unit": "rest", "t": 190.0}, {"what": "job finished", "t": 201.0}]
+    log.write_text("".join(json.dumps(e) + "\n" for e in events))
+    assert cost._job_ends(log) == (4.5, 21.0)  # kernel start to first event; first figure to the end
+    log.write_text("".join(json.dumps(e) + "\n" for e in events[:-1]))
+    assert cost._job_ends(log) is None  # a job killed before its end measures nothing
+    # calibrated, they come first and last on the job's timeline, which still prices the whole job
+    rates = json.loads(cost.CPU_THROUGHPUT_FILE.read_text())
+    rates["overhead"]["sft"].update(start_s=4.5, tail_s=21.0)
+    path = tmp_path / "cpu_throughput.json"
+    path.write_text(json.dumps(rates))
+    monkeypatch.setattr(cost, "CPU_THROUGHPUT_FILE", path)
+    profile = get_profile("tiny")
+    sft = next(nb for nb in plan.notebook_jobs(profile) if nb.notebook == "sft")
+    timeline = cost.job_timeline(profile, sft)
+    assert timeline[0] == (("start",), 4.5) and timeline[-1] == (("rest",), pytest.approx(21.0))
+    assert sum(s for _, s in timeline) == pytest.approx(cost.cpu_estimate(profile).set_index("job").loc[sft.id,
+                                                                                                      "seconds"])
