@@ -107,8 +107,9 @@ display(drawn)
 # the spread across checkpoints is the signal itself, so here the noise is the standard error each score carries
 # (its items resampled; the spread across training seeds where there are several), and SNR = (max − min over the
 # ladder) / noise. Below 1, a set moves less over the whole of pre-training than one score's own noise; even with
-# no signal at all, noise alone gives an SNR of about `no_signal_snr` (2.85 over eight rungs). Rows: the base models,
-# format default, in the paper's metric and in each continuous reading (`amuro_utils/signal.py`).
+# no signal at all, noise alone gives an SNR of about `no_signal_snr` (the expected range of that many noisy
+# scores), so only an SNR well above that column says the ladder moved the set. Rows: the base models, format
+# default, in the paper's metric and in each continuous reading (`amuro_utils/signal.py`).
 
 # %%
 if "snr_base" in drawn.tables:
