@@ -414,9 +414,8 @@ def _reading_title(reading: str | None) -> str:
     """The title's second part for a figure drawn on continuous readings (beside, never instead of, the paper's)."""
     if reading is None:
         return ""
-    return (f"\ncontinuous reading of the {reading} (beside the paper's metric; "
-            + ("how well the gold answer's text is predicted)" if reading == "answer text" else
-               "how much the gold answer is preferred to the others)"))
+    return "\nreading: " + ("answer text — how well the gold answer's text is predicted" if reading == "answer text"
+                            else "discrimination — how much the gold answer is preferred")
 
 
 def fig3_answer_text(df, profile: Profile, *, overlay=None):
@@ -503,15 +502,15 @@ def fig2_pretrain_probe(df: pd.DataFrame, profile: Profile, *, overlay: pd.DataF
             [t.primary for t in profile.tasks] + [e for e, _ in groups[analysis.GROUP_FT] if e in it.benchmarks])),
         "C  LLMBar (instruction following)": list(it.llmbar),
     }
+    if reading is not None:
+        panels = _by_reading(panels, rows)
     notes = _Notes(profile)
     # Each panel's legend sits in its own axes under the panel, so the constrained layout keeps it clear of the
     # panel's two-line tick labels and x label (a legend anchored below the axes overlapped them).
-    fig, grid = plt.subplots(2, 3, figsize=(4.8 * 3, 3.6 + 1.3 + 1.2), height_ratios=(3.6, 1.3),
+    fig, grid = plt.subplots(2, len(panels), figsize=(4.8 * len(panels), 3.6 + 1.3 + 1.2), height_ratios=(3.6, 1.3),
                              layout="constrained", squeeze=False)
     axes, legend_axes = list(grid[0]), list(grid[1])
     for ax, lax, (title, names) in zip(axes, legend_axes, panels.items()):
-        if reading is not None:  # a set without the reading (generation under discrimination) is not drawn
-            names = [n for n in names if (rows["eval_set"] == n).any()]
         metrics, colours = [], series_colours(names)
         if reading is None:
             _reference_lines(ax, rows, profile, notes, [n for n in names if (rows["eval_set"] == n).any()], colours)
@@ -547,6 +546,21 @@ def fig2_pretrain_probe(df: pd.DataFrame, profile: Profile, *, overlay: pd.DataF
     _finish(fig, f"Fig. 2 — Base checkpoints without fine-tuning ({profile.shots}-shot; dashed = base model, "
                  f"band = {band})" + _reading_title(reading), profile, notes, handles)
     return fig
+
+
+def _by_reading(panels: dict[str, list[str]], rows: pd.DataFrame) -> dict[str, list[str]]:
+    """Fig. 2's panels on continuous readings: each panel's sets that have a reading, a panel whose sets are read
+    in two units (label log-probability, bits per byte) split in two, so that every panel has one axis unit."""
+    out = {}
+    for title, names in panels.items():
+        by_reading: dict[str, list[str]] = {}
+        for name in names:
+            if (rows["eval_set"] == name).any():  # a set without the reading (generation, discrimination) is left out
+                by_reading.setdefault(_metric_of(rows, name), []).append(name)
+        for reading, members in by_reading.items():
+            short = signal.READINGS[reading].label.split(" (")[0]
+            out[title if len(by_reading) == 1 else f"{title}: {short}"] = members
+    return out
 
 
 def fig2_answer_text(df, profile: Profile, *, overlay=None):

@@ -142,15 +142,24 @@ def test_fig3_and_fig2_draw_the_continuous_readings_when_asked(frame):
     np.testing.assert_allclose(base.get_ydata(), 4 - np.array([0.30, 0.35, 0.40, 0.45, 0.50, 0.55, 0.60]))
     np.testing.assert_allclose(tuned.get_ydata(), 4 - np.array([0.60, 0.65, 0.70, 0.75, 0.80, 0.85, 0.90]))
     assert not any(isinstance(a, PathPatch) for a in text.axes[0].get_children())  # no chance or majority line
-    assert "continuous reading of the answer text (beside the paper's metric" in _title(text)
+    assert "\nreading: answer text — how well the gold answer's text is predicted\n" in _title(text)
     share = plots.fig3_sft(readings, TINY, reading="discrimination")  # generation has no discrimination reading
     assert [ax.get_title() for ax in share.axes] == ["mnli_matched\nfine-tuned on mnli (ID)",
                                                      "qqp_glue\nfine-tuned on qqp (ID)"]
     assert share.axes[0].get_ylabel() == "gold share of probability"
-    panels = plots.fig2_answer_text(readings, TINY).axes[:3]
+    # Fig. 2: panel B reads classification in label log-probability and generation in bits per byte: two panels,
+    # so that every panel has one unit
+    panels = plots.fig2_answer_text(readings, TINY).axes[:4]
+    assert [ax.get_title(loc="left") for ax in panels] == [
+        "A  sets learned in pre-training", "B  sets not learned in pre-training: gold label log-probability",
+        "B  sets not learned in pre-training: gold bits per byte", "C  LLMBar (instruction following)"]
     assert [line.get_label() for line in panels[0].get_lines()] == [
         "sciq_mc", "hellaswag", "arc_challenge", "arc_easy", "openbookqa"]
-    assert panels[0].get_ylabel() == "gold bits per byte (lower = better)"
+    assert [line.get_label() for line in panels[2].get_lines()] == ["xsum", "socialiqa", "boolq"]
+    assert [ax.get_ylabel() for ax in panels] == ["gold bits per byte (lower = better)",
+                                                  "gold label log-probability (nats)",
+                                                  "gold bits per byte (lower = better)",
+                                                  "gold label log-probability (nats)"]
     # records without readings (written before them) and the release draw nothing: None, no empty figure
     assert plots.fig2_discrimination(frame.assign(scores=None), TINY) is None
     assert plots.fig3_answer_text(synthetic(source="paper"), TINY) is None
