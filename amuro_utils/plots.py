@@ -396,6 +396,8 @@ def fig3_sft(df: pd.DataFrame, profile: Profile, *, overlay: pd.DataFrame | None
         if not len(rows):
             return None
     panels = [(t, s) for t in profile.tasks for s in t.in_domain if reading is None or (rows["eval_set"] == s).any()]
+    if reading is not None and not panels:  # e.g. only generation tasks, which have no discrimination reading
+        return None
     fig, axes = _figure(len(panels), 2 if len(panels) in (2, 4) else min(3, len(panels)))
     notes = _Notes(profile)
     for ax, (task, eval_set) in zip(axes, panels):

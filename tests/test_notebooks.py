@@ -82,8 +82,11 @@ def test_run_all_help_and_bad_profile():
 # smoke runs of the whole study (profile "smoke": 2 checkpoints, 6 items per set) in a throw-away results folder
 
 FIGURES = ["fig2_pretrain_probe", "fig3_sft", "fig3b_gain_bars", "fig4_instruction_tuning", "fig5_format",
-           "fig6_transfer", "fig7_ood", "figS_sensitivity", "figB_dynamics", "figB_probes", "figB_predictors"]
-TABLES = ["table5_learned_groups", "mrc_cross_task", "ood_groups", "format_gap", "beyond"]
+           "fig6_transfer", "fig7_ood", "figS_sensitivity", "figB_dynamics", "figB_probes", "figB_predictors",
+           "fig2_pretrain_probe_answer_text", "fig2_pretrain_probe_discrimination", "fig3_sft_answer_text",
+           "fig3_sft_discrimination"]
+TABLES = ["table5_learned_groups", "mrc_cross_task", "ood_groups", "format_gap", "beyond", "snr_base",
+          "snr_fine_tuned"]
 
 
 def _env(root: Path) -> dict:

@@ -160,7 +160,12 @@ def test_fig3_and_fig2_draw_the_continuous_readings_when_asked(frame):
                                                   "gold label log-probability (nats)",
                                                   "gold bits per byte (lower = better)",
                                                   "gold label log-probability (nats)"]
-    # records without readings (written before them) and the release draw nothing: None, no empty figure
+    # a profile whose tasks all generate has no discrimination reading to draw; records without readings (written
+    # before them) and the release draw nothing: None, no empty figure
+    generation_only = replace(TINY, tasks=(TINY.task("socialiqa"),))
+    assert plots.fig3_discrimination(readings, generation_only) is None
+    assert plots.fig3_answer_text(readings, generation_only).axes[0].get_title() == \
+        "socialiqa\nfine-tuned on socialiqa (ID)"
     assert plots.fig2_discrimination(frame.assign(scores=None), TINY) is None
     assert plots.fig3_answer_text(synthetic(source="paper"), TINY) is None
 
