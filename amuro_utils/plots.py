@@ -23,7 +23,7 @@ from matplotlib.path import Path as MplPath
 from . import analysis, signal, stats, tasks
 from .paths import figures_dir
 from .profiles import Profile, ckpt_step
-from .results import model_cells
+from .results import BASE_METHOD, model_cells
 
 KIND_STYLE = {
     "base": {"color": "0.45", "linestyle": "--", "marker": "o"},
@@ -131,6 +131,9 @@ def _reading_rows(df, profile: Profile, measures: str) -> pd.DataFrame:
         return frame.iloc[0:0]
     rows = pd.concat(parts, ignore_index=True)
     rows = rows[rows["ckpt"].isin(profile.ckpts) & (rows["shots"] == profile.shots)]
+    if "method" in rows.columns and method not in set(rows["method"]):
+        # no fine-tuned record of this method carries the reading (e.g. generation tasks under discrimination)
+        rows, method = rows[rows["method"] == BASE_METHOD], "full"
     return model_cells(rows, ["ckpt", "fine_tune", "eval_set", "format"], method)
 
 

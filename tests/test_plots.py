@@ -164,6 +164,11 @@ def test_fig3_and_fig2_draw_the_continuous_readings_when_asked(frame):
     # before them) and the release draw nothing: None, no empty figure
     generation_only = replace(TINY, tasks=(TINY.task("socialiqa"),))
     assert plots.fig3_discrimination(readings, generation_only) is None
+    # … also when no record of its fine-tuning method has the reading (LoRA on question generation only)
+    tuned_generation = (readings["fine_tune"] == "socialiqa") & (readings["metric"] == "rougeL")
+    lora = readings[(readings["fine_tune"] == "base") | tuned_generation].assign(
+        method=lambda f: f["method"].replace("full", "lora"))
+    assert plots.fig3_discrimination(lora, replace(generation_only, methods=("lora",))) is None
     assert plots.fig3_answer_text(readings, generation_only).axes[0].get_title() == \
         "socialiqa\nfine-tuned on socialiqa (ID)"
     assert plots.fig2_discrimination(frame.assign(scores=None), TINY) is None
