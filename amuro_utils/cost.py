@@ -121,12 +121,16 @@ def _prefill_s(e: dict, n_params: float, tokens: float, batches: float) -> float
     return max(compute, batches * 2 * n_params / e["hbm_bytes_per_s"]) + batches * e["forward_overhead_s"]
 
 
-def _eval_seconds(job: Job, throughput: dict, knobs: Knobs) -> dict[str, float]:
+def _eval_seconds(job: Job, throughput: dict, knobs: Knobs, continuous: bool = True) -> dict[str, float]:
+    """Seconds of one model's evaluation plan by kind of scoring, and ('continuous') the teacher-forced pass over
+    the generation sets' references that their continuous reading needs (evaluate.reference_bpb; off for the
+    evaluations along fine-tuning, which record none)."""
     e, model, profile = throughput["entry"], throughput["models"][job.profile.ladder], job.profile
-    n_params, kv = model["params"], model["kv_bytes_per_token"]
     batch = knobs.eval_batch_size or profile.eval_batch_size
     new = throughput["workload"]["generated_tokens"]
     out = {"classification": 0.0, "generation": 0.0, "multiple_choice": 0.0}
+    if continuous:
+        out["continuous"] = 0.0
     ratios = throughput.get("shared_prefix", {}).get("ratios", {}) if knobs.shared_prefix else {}
     for eval_set, _fmt in job.evals:
         kind = tasks.get(eval_set).kind
@@ -136,7 +140,19 @@ def _eval_seconds(job: Job, throughput: dict, knobs: Knobs) -> dict[str, float]:
         hf_path = kind != "generation" or knobs.generation_engine == "hf"
         # over-budget prompts take the uncached path (evaluate.py), as does vLLM generation
         out[kind] += seconds * (ratios.get(kind, 1.0) if hf_path and not truncated else 1.0)
+        if continuous and kind == "generation":  # one transformers forward pass, priced like classification's
+            forward = _teacher_forced_seconds(e, model, profile, spec, batch)
+            out["continuous"] += forward * (ratios.get("classification", 1.0) if not truncated else 1.0)
     return out
+
+
+def _teacher_forced_seconds(e: dict, model: dict, profile: Profile, spec: dict, batch: int) -> float:
+    """Seconds of one forward pass over every item's prompt and reference (the continuous reading of generation)."""
+    n = spec["n"]
+    if e["source"] == "measured":  # a forward pass per item, as a classification prompt is scored
+        return n / e["prompts_per_s"]["classification"]
+    tokens = min(_prompt_tokens(spec, profile)[0] + spec["target_tokens"], profile.max_length)
+    return _prefill_s(e, model["params"], n * tokens, math.ceil(n / batch))
 
 
 def _set_seconds(e: dict, model: dict, profile: Profile, spec: dict, kind: str, batch: int, new: int,
@@ -248,7 +264,7 @@ def beyond_seconds(job: Job, throughput: dict, knobs: Knobs = Knobs()) -> dict[s
         points = len(profile.dynamics.fractions)
         along = replace(job, evals=tuple(study_plan.dynamics_plan(profile, profile.task(job.task))), fine_tunes=(),
                         profile=study_plan.dynamics_profile(profile))
-        evals = sum(_eval_seconds(along, throughput, knobs).values())
+        evals = sum(_eval_seconds(along, throughput, knobs, continuous=False).values())
         heldout = profile.sensitivity.tokens / _forward_rate(throughput, profile) if profile.dynamics.heldout else 0.0
         out["dynamics"] = len(dynamic) * points * (evals + heldout)
     return out
@@ -335,6 +351,19 @@ class PreflightError(RuntimeError):
 def force_cpu() -> bool:
     """True when AMURO_FORCE_CPU=1 (debugging a GPU profile on a CPU)."""
     return os.environ.get(FORCE_CPU_ENV, "") == "1"
+
+
+def gpu_refusal(profile: Profile, gpu_memory: int | None = None) -> str | None:
+    """Why this machine cannot run `profile` at all: it needs a CUDA GPU and none is visible (the message names the
+    fixes); None when it can (the released numbers, a CPU profile or device, a visible GPU). `gpu_memory`: bytes on
+    the GPU, None asks torch. The notebooks' set-up and the runner's plan refuse with this one message."""
+    if profile.results_source == "paper" or not profile.requires_gpu or profile.device == "cpu":
+        return None
+    if _gpu_memory() if gpu_memory is None else gpu_memory:
+        return None
+    return (f"profile {profile.name!r} needs a CUDA GPU and none is visible. Run it on a GPU machine, use "
+            f"`--profile tiny` for the offline CPU demo, or set {FORCE_CPU_ENV}=1 to force the CPU (debugging only: "
+            "OLMo-1B fine-tuning on a CPU takes days).")
 
 
 def _gpu_memory() -> int:
@@ -456,10 +485,16 @@ def _cpu_units(profile: Profile, nb, rates: dict) -> list[tuple[tuple, float]]:
 
 
 def job_timeline(profile: Profile, nb) -> list[tuple[tuple, float]] | None:
-    """What one papermill job will spend its time on, in run order, as the cost model prices it: ("ladder",), then
-    (ckpt, task) per model job, then ("rest",) for the notebook's overhead (loading, figures, verdicts), in seconds
-    (CPU profiles: measured rates; GPU profiles: the GPU-hour model). None where it cannot be priced. The runner's
-    ETA reads it."""
+    """What one papermill job will spend its time on, in the order its notebook does it, as the cost model prices it
+    (seconds; the runner's ETA reads it): ("start",) its kernel's start where the calibration measured it;
+    ("ladder",) pre-training; per model job, checkpoint by checkpoint
+    (plan.run_order), each training run's (ckpt, task, run, "train") and (ckpt, task, run, "evaluate") — a base
+    checkpoint's (ckpt, "base", 0, "evaluate") —; ("sensitivity",) the Springer probe; ("probes", ckpt) per
+    checkpoint; ("rest",) the rest of the notebook (figures, verdicts). A CPU profile's units sum to its job's
+    estimate: the measured per-checkpoint or per-fine-tune overhead (loading, saving, forgetting losses) goes into
+    the unit it belongs to, the sensitivity probe's share of it into its own unit, the start and the figures and
+    verdicts (`start_s`, `tail_s`: measured from the progress logs) first and last. GPU profiles: the GPU-hour
+    model. None where it cannot be priced."""
     if not runs_models(profile):
         return None
     if profile.device == "cpu":
@@ -467,11 +502,59 @@ def job_timeline(profile: Profile, nb) -> list[tuple[tuple, float]] | None:
         if frame is None:
             return None
         rates = json.loads(CPU_THROUGHPUT_FILE.read_text())
-        units = _cpu_units(profile, nb, rates)
+        units = _cpu_timeline(profile, nb, rates)
+        start = rates["overhead"].get(nb.notebook, {}).get("start_s", 0.0) if nb.model_jobs else 0.0
         total = float(frame.set_index("job").loc[nb.id, "seconds"]) if nb.id in set(frame["job"]) else 0.0
-        return units + [(("rest",), max(total - sum(s for _, s in units), 0.0))]
+        return [(("start",), start)] * (start > 0) + units + \
+            [(("rest",), max(total - start - sum(s for _, s in units), 0.0))]
     throughput = load_throughput()
-    return [((job.ckpt, job.task), estimate(job, throughput) * 3600) for job in nb.model_jobs] + [(("rest",), 0.0)]
+    units, sensitivity, probes = [], 0.0, []
+    for job in study_plan.run_order(nb.model_jobs):
+        seconds = breakdown(job, throughput)
+        sensitivity += seconds.get("sensitivity", 0.0)
+        if seconds.get("probes"):
+            probes.append((("probes", job.ckpt), seconds["probes"]))
+        evals = sum(seconds.get(kind, 0.0) for kind in (*EVAL_KINDS, "continuous"))
+        units += _run_units(job, seconds.get("train", 0.0) + seconds.get("dynamics", 0.0), evals)
+    return units + [(("sensitivity",), sensitivity)] * (sensitivity > 0) + probes + [(("rest",), 0.0)]
+
+
+EVAL_KINDS = ("classification", "generation", "multiple_choice")
+
+
+def _run_units(job, train: float, evals: float, overhead: float = 0.0) -> list[tuple[tuple, float]]:
+    """A model job's units: per training run, its training (with the job's per-run overhead) then its evaluation;
+    a base checkpoint's evaluation (with the overhead). `train` and `evals` are the whole job's."""
+    if not job.fine_tunes:
+        return [((job.ckpt, job.task, 0, "evaluate"), evals + overhead)]
+    n = len(job.fine_tunes)
+    return [unit for k in range(n) for unit in (((job.ckpt, job.task, k, "train"), (train + overhead) / n),
+                                                ((job.ckpt, job.task, k, "evaluate"), evals / n))]
+
+
+def _cpu_timeline(profile: Profile, nb, rates: dict) -> list[tuple[tuple, float]]:
+    """A CPU job's units in run order (job_timeline), without the rest."""
+    units = [unit for unit in _cpu_units(profile, nb, rates) if unit[0] == ("ladder",)]
+    per_unit = rates["overhead"].get(nb.notebook, {}).get("per_unit_s", 0.0)
+    ordered = study_plan.run_order(nb.model_jobs)
+    base = [job for job in ordered if not job.fine_tunes]
+    # the sensitivity probe runs after every checkpoint's evaluation; it is measured inside the per-checkpoint
+    # overhead, so its modelled share (held-out forward passes) moves out of the checkpoints' units into its own
+    sensitivity = 0.0
+    if "sensitivity" in stages.get(nb.notebook).writes and base:
+        probe = profile.sensitivity
+        tokens = (1 + probe.seeds * sum(map(len, probe.readings().values()))) * probe.tokens * len(base)
+        sensitivity = min(rates.get("heldout_s_per_token", 0.0) * tokens, per_unit * len(base))
+    probes = []
+    for job in ordered:
+        beyond = _cpu_beyond(profile, rates, job)
+        if beyond.get("probes"):  # the linear probes run after the sensitivity probe
+            probes.append((("probes", job.ckpt), beyond.pop("probes")))
+        overhead = per_unit * _units(nb.notebook, [job]) - (sensitivity / len(base) if not job.fine_tunes else 0.0)
+        train = sum(_cpu_train(rates, run) for run in job.fine_tunes) + sum(beyond.values())
+        evals = _cpu_evals(profile, rates, job.evals) * max(1, len(job.fine_tunes))
+        units += _run_units(job, train, evals, overhead)
+    return units + [(("sensitivity",), sensitivity)] * (sensitivity > 0) + probes
 
 
 def _cpu_train(rates: dict, run: FineTune) -> float:
@@ -487,8 +570,10 @@ def _cpu_train(rates: dict, run: FineTune) -> float:
     return rate * (run.n_train * epochs + evaluations * run.convergence.n_val / 3)
 
 
-def _cpu_evals(profile: Profile, rates: dict, evals) -> float:
-    """Seconds to score one model on (eval_set, format) pairs at the profile's item limit."""
+def _cpu_evals(profile: Profile, rates: dict, evals, continuous: bool = True) -> float:
+    """Seconds to score one model on (eval_set, format) pairs at the profile's item limit, with the continuous
+    readings' extra pass (generation: `continuous_s_per_item` measured per set, else the benchmark's
+    `continuous_ratio` of the set's scoring time; off for the evaluations along fine-tuning)."""
     seconds = 0.0
     for eval_set, _ in evals:
         rate, items = rates["eval_s_per_item"].get(eval_set, (None, None))
@@ -496,6 +581,10 @@ def _cpu_evals(profile: Profile, rates: dict, evals) -> float:
             raise KeyError(f"eval set {eval_set!r}")
         n = profile.eval_limit if items >= rates["eval_limit"] else min(items, profile.eval_limit)
         seconds += rate * n
+        if continuous and tasks.get(eval_set).kind == "generation":
+            measured = rates.get("continuous_s_per_item", {}).get(eval_set)
+            ratio = rates.get("continuous_ratio", {}).get("generation", 0.0)
+            seconds += (measured if measured is not None else rate * ratio) * n
     return seconds
 
 
@@ -510,7 +599,7 @@ def _cpu_beyond(profile: Profile, rates: dict, job) -> dict[str, float]:
     if dynamic:
         points = len(profile.dynamics.fractions)
         evals = _cpu_evals(study_plan.dynamics_profile(profile), rates,
-                           study_plan.dynamics_plan(profile, profile.task(job.task)))
+                           study_plan.dynamics_plan(profile, profile.task(job.task)), continuous=False)
         heldout = rates.get("heldout_s_per_token", 0.0) * profile.sensitivity.tokens if profile.dynamics.heldout else 0
         out["dynamics"] = len(dynamic) * points * (evals + heldout)
     return out
@@ -553,11 +642,16 @@ def calibrate_cpu(profile: Profile, root: Path | None = None) -> dict:
     if missing or profile.eval_limit is None:
         raise ValueError(f"calibrate from a finished run with an eval_limit: {root} lacks jobs {missing}")
     evals: dict[str, list[float]] = {}  # eval set -> [seconds, items scored, most items in one record]
+    continuous: dict[str, list[float]] = {}  # generation set -> [seconds of the teacher-forced pass, items]
     for record in (json.loads(p.read_text()) for p in Store(root / "records").files()):
         seconds, n = record["metrics"].get("seconds"), len(record.get("scores") or [])
         if seconds is not None and n:
             total = evals.setdefault(record["key"]["eval_set"], [0.0, 0, 0])
             total[0], total[1], total[2] = total[0] + seconds, total[1] + n, max(total[2], n)
+        extra = record["metrics"].get("seconds_continuous")
+        if extra and n:
+            total = continuous.setdefault(record["key"]["eval_set"], [0.0, 0])
+            total[0], total[1] = total[0] + extra, total[1] + n
     train: dict[str, list[float]] = {}  # train set -> [seconds, examples × epochs]
     for record in _json_files(root / "fine_tunes", "*/*.json"):
         spec = record["identity"]["fine_tune"]  # the training's identity (plan.training_identity)
@@ -566,6 +660,7 @@ def calibrate_cpu(profile: Profile, root: Path | None = None) -> dict:
         total[1] += record["n_examples"] * spec["settings"]["epochs"]
     rates = {"eval_limit": profile.eval_limit,
              "eval_s_per_item": {k: (s / n, int(most)) for k, (s, n, most) in sorted(evals.items())},
+             "continuous_s_per_item": {k: s / n for k, (s, n) in sorted(continuous.items())},
              "train_s_per_example_epoch": {k: s / n for k, (s, n) in sorted(train.items())}}
     rates.update(_calibrate_beyond(root))
     ladder_file = root / "tiny_ladder.json"
@@ -578,8 +673,25 @@ def calibrate_cpu(profile: Profile, root: Path | None = None) -> dict:
         left = markers[nb.id] - _cpu_work(profile, nb, rates)
         units = _units(nb.notebook, nb.model_jobs)
         overhead[nb.notebook] = {"per_unit_s": max(left, 0.0) / units} if units else {"fixed_s": max(left, 0.0)}
+        ends = _job_ends(root / "notebooks" / f"{nb.id}.progress.jsonl")
+        if units and ends is not None:  # its kernel's start and its figures and verdicts, of that overhead
+            start, tail = (min(max(x, 0.0), max(left, 0.0) / 2) for x in ends)
+            overhead[nb.notebook] = {"per_unit_s": max(left - start - tail, 0.0) / units, "start_s": start,
+                                     "tail_s": tail}
     rates["overhead"] = overhead
     return rates
+
+
+def _job_ends(path: Path) -> tuple[float, float] | None:
+    """(seconds from a job's start to its notebook's first event, seconds from its first figure or verdict — the
+    'rest' unit — to its end), read from its progress log; None without a complete log."""
+    from .nbtools import read_progress
+
+    events = read_progress(path)
+    if len(events) < 3 or events[0]["what"] != "job started" or events[-1]["what"] != "job finished":
+        return None
+    rest = next((e["t"] for e in events if e.get("unit") == "rest"), events[-1]["t"])
+    return events[1]["t"] - events[0]["t"], events[-1]["t"] - rest
 
 
 def _probed_rows(rows: list[dict]) -> int:
@@ -616,7 +728,8 @@ def write_cpu_calibration(profile: Profile, root: Path | None = None, path: Path
     rates = calibrate_cpu(profile, root)
     data = {"about": ("Per-unit CPU wall time measured from a finished run (python -m amuro_utils.cost --calibrate "
                       "PROFILE): seconds per pre-training token of the tiny ladder's architecture, per evaluated "
-                      "item of each set (its 4-shot prompts, with the item count seen), per training example and "
+                      "item of each set (its 4-shot prompts, with the item count seen) and of its continuous "
+                      "readings' extra pass (generation: the teacher-forced references), per training example and "
                       "epoch of each train set, and the per-checkpoint / per-fine-tune overhead of each notebook "
                       "(loading, saving, forgetting losses, sensitivity probe, kernel start). Used to price local "
                       "profiles against their budget_s."),
@@ -644,7 +757,8 @@ def cpu_estimate(profile: Profile, rates: dict | None = None) -> pd.DataFrame | 
         except KeyError:
             return None
         over = rates["overhead"].get(nb.notebook, {})
-        extra = over.get("per_unit_s", 0.0) * _units(nb.notebook, nb.model_jobs) + over.get("fixed_s", 0.0)
+        extra = over.get("per_unit_s", 0.0) * _units(nb.notebook, nb.model_jobs) + over.get("fixed_s", 0.0) + \
+            over.get("start_s", 0.0) + over.get("tail_s", 0.0)
         rows.append({"job": nb.id, "work_s": work, "overhead_s": extra, "seconds": work + extra})
     return pd.DataFrame(rows)
 

@@ -16,6 +16,10 @@ tokens, left-padded BETWEEN prefix and query (mask 0 on the pads, positions cont
 Predictions equal the uncached path's. A prompt over its budget (the truncation rule above) or whose tokens do not
 start with the cached prefix tokens (all of the prefix's but the last, which BPE can merge with the query) goes
 through the uncached path; each function returns how many did (`n_prefix_fallback`).
+
+Continuous readings beside the paper's metric (`CONTINUOUS`, per item, named for what each measures): from the
+distributions classification and rank classification already compute, and, for generation, one teacher-forced
+pass over the reference (its time is `EvalOutput.continuous_seconds`). Accuracy and ROUGE-L stay the scores.
 """
 
 from __future__ import annotations
@@ -24,8 +28,10 @@ import collections
 import functools
 import hashlib
 import logging
+import math
+import time
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 import numpy as np
@@ -36,6 +42,19 @@ from . import tasks
 log = logging.getLogger(__name__)
 
 RANK_METRICS = ("acc_raw", "acc_per_token", "acc_per_char", "acc_uncond")
+# The continuous readings each kind of scoring records per item (records' `continuous`). Two things are kept apart:
+# modelling the gold answer's text (gold_bpb, gold_logprob) and telling the gold answer from the others (gold_share,
+# gold_margin); a model can learn the first long before the second.
+CONTINUOUS = {
+    # log-probability (nats) of the gold label word's candidate tokens under the next-token distribution over the
+    # whole vocabulary; and their share of the probability on all label words' candidate tokens
+    "classification": ("gold_logprob", "gold_share"),
+    # the gold choice's bits per UTF-8 byte given the context; its share of the choices' probabilities as the set's
+    # metric normalises them; and its score minus the best distractor's in that normalisation (> 0: ranked first)
+    "multiple_choice": ("gold_bpb", "gold_share", "gold_margin"),
+    # the reference's bits per UTF-8 byte given the prompt, teacher-forced
+    "generation": ("gold_bpb",),
+}
 
 
 @dataclass
@@ -49,6 +68,8 @@ class EvalOutput:
     # Items the shared-prefix path sent through the uncached one: over budget (n_truncated of them) or a token merge
     # at the demo/query boundary (the rest); 0 without shared_prefix.
     n_prefix_fallback: int = 0
+    continuous: dict[str, np.ndarray] = field(default_factory=dict)  # CONTINUOUS[kind] -> per-item values
+    continuous_seconds: float = 0.0  # wall time of the forward passes only the continuous readings need
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -195,25 +216,66 @@ def strip_label(word: str, strip_order: Sequence[tuple[str, str]]) -> str | None
 def classify(model, tokenizer, prompts: Sequence[str], force_words: Sequence[str], batch_size: int = 16,
              max_length: int | None = None) -> tuple[list[str], int]:
     """Predicted force word per prompt (argmax of the next-token softmax over all force-word sub-tokens)."""
+    words, n_truncated, _ = label_logprobs(model, tokenizer, prompts, force_words, batch_size, max_length)
+    return words, n_truncated
+
+
+@torch.inference_mode()
+def label_logprobs(model, tokenizer, prompts: Sequence[str], force_words: Sequence[str], batch_size: int = 16,
+                   max_length: int | None = None) -> tuple[list[str], int, np.ndarray]:
+    """`classify`, plus each prompt's next-token log-probabilities over the whole vocabulary at the candidate tokens
+    (one row per prompt, columns in `candidate_token_ids` order): what `label_readings` reads."""
     cand_ids, owner = candidate_token_ids(tokenizer, force_words)
     ids, truncated = _encode(tokenizer, prompts, max_length)
     _check_nonempty(ids, prompts)
     _log_truncated(sum(truncated), len(prompts), max_length)
     cand = torch.tensor(cand_ids, device=model.device)
     words: list[str | None] = [None] * len(prompts)
+    logprobs = np.zeros((len(prompts), len(cand_ids)))
     for batch in _length_batches([len(x) for x in ids], batch_size):
         inputs = _left_pad([ids[i] for i in batch], _pad_id(tokenizer), model.device)
         logits = model(**inputs, logits_to_keep=1).logits[:, -1]
-        for i, word in zip(batch, _force_word_argmax(logits, cand, owner, force_words)):
-            words[i] = word
-    return words, sum(truncated)
+        chosen, rows = _force_words(logits, cand, owner, force_words)
+        for i, word, row in zip(batch, chosen, rows):
+            words[i], logprobs[i] = word, row
+    return words, sum(truncated), logprobs
 
 
-def _force_word_argmax(logits: torch.Tensor, cand: torch.Tensor, owner: Sequence[int],
-                       force_words: Sequence[str]) -> list[str]:
-    # Softmax over the full vocabulary as the release does (float32), then keep the candidate columns.
-    probs = torch.softmax(logits.float(), dim=-1)[:, cand]
-    return [force_words[owner[best]] for best in probs.argmax(dim=-1).tolist()]
+def _force_words(logits: torch.Tensor, cand: torch.Tensor, owner: Sequence[int],
+                 force_words: Sequence[str]) -> tuple[list[str], np.ndarray]:
+    """The predicted force word per row and the rows' log-probabilities at the candidate columns."""
+    # Softmax over the full vocabulary as the release does (float32), then argmax over the candidate columns; the
+    # log-probabilities come from log_softmax, which keeps tiny probabilities a float32 softmax would round to 0.
+    logits = logits.float()
+    probs = torch.softmax(logits, dim=-1)[:, cand]
+    words = [force_words[owner[best]] for best in probs.argmax(dim=-1).tolist()]
+    return words, torch.log_softmax(logits, dim=-1)[:, cand].double().cpu().numpy()
+
+
+def label_readings(logprobs: np.ndarray, owner: Sequence[int], force_words: Sequence[str], references: Sequence[str],
+                   strip_order: Sequence[tuple[str, str]], exact_match: bool = True) -> dict[str, np.ndarray]:
+    """Per item, from `label_logprobs`' rows: gold_logprob, the log-probability (nats) of the candidate tokens that
+    name the gold label (those an argmax would score correct, `accuracy`'s rule), and gold_share, their share of
+    the probability on every candidate token."""
+    logprobs = np.asarray(logprobs, dtype=float)
+    if logprobs.shape != (len(references), len(owner)):
+        raise ValueError(f"{logprobs.shape} log-probabilities for {len(references)} references and {len(owner)} "
+                         "candidate tokens; pass label_logprobs' rows with candidate_token_ids' owners")
+    words = [force_words[w] for w in owner]
+    gold_logprob, gold_share = np.zeros(len(references)), np.zeros(len(references))
+    for i, reference in enumerate(references):
+        gold = accuracy(words, [reference] * len(words), strip_order, exact_match).astype(bool)
+        if not gold.any():
+            raise ValueError(f"gold label {reference!r} is named by none of the force words {list(force_words)}; "
+                             "fix the registry entry")
+        gold_logprob[i] = _logsumexp(logprobs[i, gold])
+        gold_share[i] = math.exp(gold_logprob[i] - _logsumexp(logprobs[i]))
+    return {"gold_logprob": gold_logprob, "gold_share": gold_share}
+
+
+def _logsumexp(values: np.ndarray) -> float:
+    top = float(np.max(values))
+    return top + math.log(float(np.exp(np.asarray(values) - top).sum()))
 
 
 def accuracy(predictions: Sequence[str], references: Sequence[str],
@@ -334,8 +396,9 @@ def rank_classify(model, tokenizer, contexts: Sequence[str], choices: Sequence[S
                   max_length: int | None = None, uncond_context: str | None = None) -> tuple[list[dict], int]:
     """Per item: log-likelihood of every choice (+ token and char counts, and given `uncond_context` if set).
 
-    Returns (items, n_truncated): one dict per item with arrays `loglik`, `n_tokens`, `n_chars`, `loglik_uncond`
-    (None without `uncond_context`); n_truncated counts items whose context was cut. `rank_choice` picks the answer.
+    Returns (items, n_truncated): one dict per item with arrays `loglik`, `n_tokens`, `n_chars`, `n_bytes` (UTF-8),
+    `loglik_uncond` (None without `uncond_context`); n_truncated counts items whose context was cut. `rank_choice`
+    picks the answer.
     """
     pairs = _rank_pairs(contexts, choices)
     loglik, n_tokens, truncated = continuation_loglikelihoods(model, tokenizer, pairs, batch_size, max_length)
@@ -362,27 +425,73 @@ def _rank_items(model, tokenizer, choices, loglik, n_tokens, truncated, batch_si
         stop = start + len(options)
         item_uncond = np.array([uncond[c] for c in options]) if uncond_context is not None else None
         items.append({"loglik": loglik[start:stop], "n_tokens": n_tokens[start:stop],
-                      "n_chars": np.array([len(c) for c in options]), "loglik_uncond": item_uncond})
+                      "n_chars": np.array([len(c) for c in options]),
+                      "n_bytes": np.array([len(c.encode("utf-8")) for c in options]), "loglik_uncond": item_uncond})
         n_truncated += bool(truncated[start:stop].any())
         start = stop
     return items, n_truncated
 
 
-def rank_choice(item: dict, metric: str) -> int:
-    """Index of the chosen option under a rank-classification metric (acc_raw, acc_per_token, …, acc_uncond)."""
+def rank_scores(item: dict, metric: str) -> np.ndarray:
+    """The score of each option that a rank-classification metric (acc_raw, acc_per_token, …, acc_uncond) ranks by:
+    log-likelihood in nats, per token, per character, or minus the unconditional log-likelihood."""
     if metric == "acc_raw":
-        score = item["loglik"]
-    elif metric == "acc_per_token":
-        score = item["loglik"] / item["n_tokens"]
-    elif metric == "acc_per_char":
-        score = item["loglik"] / item["n_chars"]
-    elif metric == "acc_uncond":
+        return item["loglik"]
+    if metric == "acc_per_token":
+        return item["loglik"] / item["n_tokens"]
+    if metric == "acc_per_char":
+        return item["loglik"] / item["n_chars"]
+    if metric == "acc_uncond":
         if item["loglik_uncond"] is None:
             raise ValueError("acc_uncond needs the unconditional log-likelihoods: pass uncond_context to rank_classify")
-        score = item["loglik"] - item["loglik_uncond"]
+        return item["loglik"] - item["loglik_uncond"]
+    raise ValueError(f"unknown rank-classification metric {metric!r}; choose from {RANK_METRICS}")
+
+
+def rank_choice(item: dict, metric: str) -> int:
+    """Index of the chosen option under a rank-classification metric (acc_raw, acc_per_token, …, acc_uncond)."""
+    return int(np.argmax(rank_scores(item, metric)))  # ties go to the first choice, as torch/catwalk argmax
+
+
+def choice_readings(items: Sequence[dict], golds: Sequence[int], metric: str) -> dict[str, np.ndarray]:
+    """Per item of `rank_classify`: gold_bpb, the gold choice's bits per UTF-8 byte given its context (answer-text
+    modelling; lower is better); gold_share, its share of the choices' probabilities as `metric` normalises them
+    (exp of `rank_scores`, so the choice with the largest share is the prediction); gold_margin, its score minus
+    the best distractor's (> 0: ranked first)."""
+    if len(items) != len(golds):
+        raise ValueError(f"{len(items)} items for {len(golds)} gold indices")
+    out = {name: np.zeros(len(items)) for name in CONTINUOUS["multiple_choice"]}
+    for i, (item, gold) in enumerate(zip(items, golds)):
+        scores = np.asarray(rank_scores(item, metric), dtype=float)
+        if not 0 <= gold < len(scores) or len(scores) < 2:
+            raise ValueError(f"item {i}: gold index {gold} of {len(scores)} choices; a multiple-choice item needs "
+                             "at least two choices and a gold index among them")
+        out["gold_bpb"][i] = -item["loglik"][gold] / (math.log(2) * item["n_bytes"][gold])
+        out["gold_share"][i] = math.exp(scores[gold] - _logsumexp(scores))
+        out["gold_margin"][i] = scores[gold] - np.delete(scores, gold).max()
+    return out
+
+
+def reference_bpb(model, tokenizer, prompts: Sequence[str], references: Sequence[str], batch_size: int = 16,
+                  max_length: int | None = None, prefix: str | None = None) -> np.ndarray:
+    """Per item: the reference's bits per UTF-8 byte given its prompt, teacher-forced (the reference follows the
+    prompt as in a demo); the prompt keeps its last tokens to fit `max_length` with the reference whole; with
+    `prefix`, the shared demos' cache is reused. NaN for an empty reference (nothing to score)."""
+    if len(prompts) != len(references):
+        raise ValueError(f"{len(prompts)} prompts for {len(references)} references")
+    scored = [i for i, ref in enumerate(references) if ref]
+    out = np.full(len(references), math.nan)
+    if not scored:
+        return out
+    pairs = [(prompts[i], references[i]) for i in scored]
+    if prefix is None:
+        loglik = continuation_loglikelihoods(model, tokenizer, pairs, batch_size, max_length)[0]
     else:
-        raise ValueError(f"unknown rank-classification metric {metric!r}; choose from {RANK_METRICS}")
-    return int(np.argmax(score))  # ties go to the first choice, as torch/catwalk argmax
+        loglik = continuation_loglikelihoods_shared_prefix(model, tokenizer, pairs, batch_size, max_length,
+                                                           prefix=prefix)[0]
+    n_bytes = np.array([len(references[i].encode("utf-8")) for i in scored])
+    out[scored] = -loglik / (math.log(2) * n_bytes)
+    return out
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -466,26 +575,43 @@ def _after_prefix(queries: Sequence[Sequence[int]], prefix_len: int, pad_id: int
 def classify_shared_prefix(model, tokenizer, prompts: Sequence[str], force_words: Sequence[str], batch_size: int = 16,
                            max_length: int | None = None, *, prefix: str) -> tuple[list[str], int, int]:
     """`classify` with the shared prefix's key/value cache; returns (words, n_truncated, n_prefix_fallback)."""
+    words, n_truncated, n_fallback, _ = label_logprobs_shared_prefix(model, tokenizer, prompts, force_words,
+                                                                     batch_size, max_length, prefix=prefix)
+    return words, n_truncated, n_fallback
+
+
+@torch.inference_mode()
+def label_logprobs_shared_prefix(model, tokenizer, prompts: Sequence[str], force_words: Sequence[str],
+                                 batch_size: int = 16, max_length: int | None = None, *,
+                                 prefix: str) -> tuple[list[str], int, int, np.ndarray]:
+    """`label_logprobs` with the shared prefix's key/value cache; returns (words, n_truncated, n_prefix_fallback,
+    log-probabilities at the candidate tokens)."""
     prefix_ids = _prefix_ids(tokenizer, prefix, prompts)
     if not prefix_ids:  # zero-shot (or a one-token prefix): nothing to share
-        return (*classify(model, tokenizer, prompts, force_words, batch_size, max_length), 0)
+        words, n_truncated, logprobs = label_logprobs(model, tokenizer, prompts, force_words, batch_size, max_length)
+        return words, n_truncated, 0, logprobs
     ids, over = _encode(tokenizer, prompts, max_length)
     _check_nonempty(ids, prompts)
     cached, fallback = _prefix_route(ids, prefix_ids, [not cut for cut in over])
-    words: list[str | None] = [None] * len(prompts)
-    n_truncated = _fill_uncached(words, fallback, prompts, lambda some: classify(
-        model, tokenizer, some, force_words, batch_size, max_length))
+    cand_ids, owner = candidate_token_ids(tokenizer, force_words)
+    scored: list[tuple[str, np.ndarray] | None] = [None] * len(prompts)  # (word, candidate log-probabilities)
+
+    def uncached(some):
+        words, n_truncated, logprobs = label_logprobs(model, tokenizer, some, force_words, batch_size, max_length)
+        return list(zip(words, logprobs)), n_truncated
+
+    n_truncated = _fill_uncached(scored, fallback, prompts, uncached)
     if cached:
-        cand_ids, owner = candidate_token_ids(tokenizer, force_words)
         cand = torch.tensor(cand_ids, device=model.device)
         cache, n_prefix = _prefix_cache(model, prefix_ids), len(prefix_ids)
         for batch in _length_batches([len(ids[i]) for i in cached], batch_size):
             rows = [cached[b] for b in batch]
             inputs = _after_prefix([ids[i][n_prefix:] for i in rows], n_prefix, _pad_id(tokenizer), model.device)
             logits = model(**inputs, cache=_expand_cache(cache, len(rows)), logits_to_keep=1).logits[:, -1]
-            for i, word in zip(rows, _force_word_argmax(logits, cand, owner, force_words)):
-                words[i] = word
-    return words, n_truncated, len(fallback)
+            for i, word, row in zip(rows, *_force_words(logits, cand, owner, force_words)):
+                scored[i] = (word, row)
+    logprobs = np.vstack([row for _, row in scored]) if scored else np.zeros((0, len(cand_ids)))
+    return [word for word, _ in scored], n_truncated, len(fallback), logprobs
 
 
 @torch.inference_mode()
@@ -602,7 +728,8 @@ def bootstrap_ci(scores, seed: int = 0, n_resamples: int = 3000, confidence: flo
 
 def evaluate_examples(model, tokenizer, dataset, examples: Sequence[dict], fmt: str, shots: int, *, batch_size: int,
                       max_length: int, max_new_tokens: int = 60, gold_leak: bool = False,
-                      exact_match: bool = True, generate_fn=None, shared_prefix: bool = False) -> EvalOutput:
+                      exact_match: bool = True, generate_fn=None, shared_prefix: bool = False,
+                      continuous: bool = True) -> EvalOutput:
     """Score `model` on `examples` of `dataset` in format `fmt` with `shots` demos, by the dataset's kind and metric.
 
     gold_leak=True replicates the release's LLMBar prompt, which contains the gold answer (PROTOCOL §4.5);
@@ -610,6 +737,8 @@ def evaluate_examples(model, tokenizer, dataset, examples: Sequence[dict], fmt: 
     generate_fn(prompts, max_new_tokens, max_length) -> (texts, n_truncated) replaces `generate` (e.g. vLLM).
     shared_prefix=True computes the demos' key/value cache once and reuses it for every item (same predictions;
     `generate_fn`, e.g. vLLM with its own prefix caching, is called unchanged).
+    continuous=True also records the kind's continuous readings (`CONTINUOUS`) per item; generation then runs one
+    teacher-forced pass over the references with `model` (timed in `continuous_seconds`).
     """
     if dataset.kind not in ("classification", "generation", "multiple_choice"):
         raise ValueError(f"{dataset.name!r} is a {dataset.kind!r} set; only classification, generation and "
@@ -617,18 +746,23 @@ def evaluate_examples(model, tokenizer, dataset, examples: Sequence[dict], fmt: 
     render = functools.partial(tasks.render, gold_leak=gold_leak) if gold_leak else tasks.render
     prompts = kshot_prompts(dataset, examples, fmt, shots, render=render)
     prefix = kshot_demos(dataset, examples, fmt, shots) if shared_prefix else None
-    n_fallback = 0
+    n_fallback, readings, extra_seconds = 0, {}, 0.0
     if dataset.kind == "classification":
         if dataset.metric != "accuracy" or not dataset.force_words:
             raise ValueError(f"{dataset.name!r}: classification needs metric 'accuracy' and force words, "
                              f"got metric {dataset.metric!r} and force words {dataset.force_words!r}")
         if prefix is None:
-            predictions, n_truncated = classify(model, tokenizer, prompts, dataset.force_words, batch_size, max_length)
+            predictions, n_truncated, logprobs = label_logprobs(model, tokenizer, prompts, dataset.force_words,
+                                                                batch_size, max_length)
         else:
-            predictions, n_truncated, n_fallback = classify_shared_prefix(
+            predictions, n_truncated, n_fallback, logprobs = label_logprobs_shared_prefix(
                 model, tokenizer, prompts, dataset.force_words, batch_size, max_length, prefix=prefix)
         references = [ex["target"] for ex in examples]
         scores = accuracy(predictions, references, dataset.strip_order, exact_match)
+        if continuous:
+            owner = candidate_token_ids(tokenizer, dataset.force_words)[1]
+            readings = label_readings(logprobs, owner, dataset.force_words, references, dataset.strip_order,
+                                      exact_match)
     elif dataset.kind == "generation":
         if dataset.metric != "rougeL":
             raise ValueError(f"{dataset.name!r}: generation is scored with 'rougeL', got {dataset.metric!r}")
@@ -641,6 +775,11 @@ def evaluate_examples(model, tokenizer, dataset, examples: Sequence[dict], fmt: 
                 model, tokenizer, prompts, max_new_tokens, batch_size, max_length, prefix=prefix)
         references = [ex["target"] for ex in examples]
         scores = rouge_l(predictions, references)
+        if continuous:
+            start = time.perf_counter()
+            readings = {"gold_bpb": reference_bpb(model, tokenizer, prompts, references, batch_size, max_length,
+                                                  prefix)}
+            extra_seconds = time.perf_counter() - start
     else:
         if dataset.metric not in RANK_METRICS:
             raise ValueError(f"{dataset.name!r}: multiple choice needs a metric in {RANK_METRICS}, "
@@ -657,4 +796,6 @@ def evaluate_examples(model, tokenizer, dataset, examples: Sequence[dict], fmt: 
         predictions = [str(c) for c in chosen]
         references = [str(ex["gold"]) for ex in examples]
         scores = np.array([float(c == ex["gold"]) for c, ex in zip(chosen, examples)])
-    return EvalOutput(scores, predictions, references, n_truncated, n_fallback)
+        if continuous:
+            readings = choice_readings(items, [ex["gold"] for ex in examples], dataset.metric)
+    return EvalOutput(scores, predictions, references, n_truncated, n_fallback, readings, extra_seconds)

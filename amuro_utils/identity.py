@@ -46,8 +46,9 @@ DATA_SEED = 42  # the paper's shuffle(seed=42) of every training set (PROTOCOL Â
 PROMPT_VERSION = 1
 # evaluate.py, per kind of scoring: next-token classification over the label words and accuracy (classification),
 # greedy generation and ROUGE-L (generation), rank classification and its metrics (multiple_choice); with the
-# bootstrap that gives `performance`
-SCORER_VERSIONS = {"classification": 1, "generation": 1, "multiple_choice": 1}
+# bootstrap that gives `performance`. 2: every record also carries its kind's continuous readings per item
+# (evaluate.CONTINUOUS; generation: a teacher-forced pass over the references); scores are unchanged
+SCORER_VERSIONS = {"classification": 2, "generation": 2, "multiple_choice": 2}
 # train.py, per kind of fine-tuning data: encoding, masking, optimizer, schedule, loss and saving (and the LoRA
 # adapter's attach / merge)
 RECIPE_VERSIONS = {"prompt_completion": 1, "chat": 1}

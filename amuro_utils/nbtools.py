@@ -6,34 +6,39 @@ from __future__ import annotations
 import json
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-PROGRESS_ENV = "AMURO_PROGRESS_FILE"  # set by the runner for each papermill job it starts
+PROGRESS_ENV = "AMURO_PROGRESS_FILE"  # set by the runner for each papermill job it starts: its progress log
 
 
 def progress(what: str, **where) -> None:
-    """Say what this notebook's kernel is doing now ("fine-tuning mnli", ckpt=…, task=…): one JSON line the runner
-    polls for its progress line and ETA. A no-op where no runner asked (JupyterLab, papermill by hand)."""
+    """Say what this notebook's kernel is doing now ("fine-tuning mnli", ckpt=…, task=…): one JSON line, with its
+    time, appended to the job's progress log, which the runner reads for its progress line and ETA. A no-op where no
+    runner asked (JupyterLab, papermill by hand)."""
     path = os.environ.get(PROGRESS_ENV)
     if not path:
         return
     try:
-        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".progress.")
-        with os.fdopen(fd, "w") as handle:
-            json.dump({"what": what, **where, "t": time.time()}, handle)
-        os.replace(tmp, path)  # the runner reads the old line or the new one, never half of one
+        with open(path, "a") as log:  # one write per line: a reader sees whole lines, or a last one cut short
+            log.write(json.dumps({"what": what, **where, "t": time.time()}) + "\n")
     except OSError:
         pass
 
 
-def read_progress(path: str | Path) -> dict | None:
-    """The last progress line a notebook wrote (None if none or unreadable)."""
+def read_progress(path: str | Path) -> list[dict]:
+    """The events of a job's progress log, in order (a line cut short by a kill, or being written, is left out)."""
     try:
-        return json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        return None
+        lines = Path(path).read_text().splitlines()
+    except OSError:
+        return []
+    events = []
+    for line in lines:
+        try:
+            events.append(json.loads(line))
+        except ValueError:
+            continue
+    return events
 
 
 def cell_error(path: str | Path) -> str:

@@ -60,14 +60,11 @@ def setup(profile_name: str, results_source: str = "", overrides: str = "", *,
         force_cpu = os.environ.get("AMURO_FORCE_CPU", "") == "1"
     if force_cpu and profile.device != "cpu":
         profile = dataclasses.replace(profile, device="cpu", eval_dtype="float32")
-    if profile.requires_gpu and profile.device != "cpu":
-        import torch
+    from . import cost
 
-        if not torch.cuda.is_available():
-            raise RuntimeError(
-                f"profile {profile.name!r} needs a CUDA GPU and none is visible. Run it on a GPU machine, use "
-                "`--profile tiny` for the offline CPU demo, or set AMURO_FORCE_CPU=1 to force the CPU (debugging only: "
-                "OLMo-1B fine-tuning on a CPU takes days).")
+    refusal = cost.gpu_refusal(profile)
+    if refusal:
+        raise RuntimeError(refusal)
     return profile
 
 
@@ -311,14 +308,18 @@ def evaluate_requests(profile: Profile, model, tokenizer, requests: list[tuple[d
                                          exact_match=profile.llmbar_exact_match, generate_fn=generate_fn,
                                          shared_prefix=profile.shared_prefix)
         summary = evaluate.bootstrap_ci(out.scores, seed=profile.bootstrap_seed)
+        seconds = time.perf_counter() - start
+        # `seconds` is the paper's scoring alone, `seconds_continuous` the passes only the continuous readings need
+        # (cost.calibrate_cpu prices them apart)
         metrics = {"metric": dataset.metric, **summary, "n_truncated": int(out.n_truncated),
                    "n_prefix_fallback": int(out.n_prefix_fallback),
-                   "seconds": round(time.perf_counter() - start, 3),
+                   "seconds": round(seconds - out.continuous_seconds, 3),
+                   "seconds_continuous": round(out.continuous_seconds, 3),
                    "constant_prediction": analysis.constant_predictor(out.predictions, dataset.kind,
                                                                       dataset.strip_order)}
         st.write(key, metrics, {**provenance, "config_hash": identity.digest(wanted)},
                  scores=np.asarray(out.scores).tolist(), predictions=list(out.predictions),
-                 references=list(out.references), identity=wanted)
+                 references=list(out.references), identity=wanted, continuous=out.continuous)
     return len(requests)
 
 
@@ -351,7 +352,7 @@ def run_base(profile: Profile, ckpt="all", *, progress: bool = True) -> int:
         if not todo:
             continue
         _preflight(profile, job)
-        nbtools.progress("evaluating the base model", ckpt=point.label, task=results.BASE)
+        nbtools.progress("evaluating the base model", ckpt=point.label, task=results.BASE, run=0, phase="evaluate")
         loaded = load_base(profile, point)
         done += evaluate_requests(profile, loaded.model, loaded.tokenizer, todo,
                                   _provenance(profile, loaded, None), progress=progress,
@@ -478,12 +479,14 @@ class _Dynamics:
         evals = []
         for eval_set, fmt in self.plan:
             dataset = tasks.get(eval_set)
+            # the dynamics questions read scores only, so the continuous readings (a teacher-forced pass on the
+            # generation sets) are not spent at every point
             out = evaluate.evaluate_examples(scored, self.tokenizer, dataset, self.examples[eval_set], fmt,
                                              self.profile.shots, batch_size=self.profile.eval_batch_size,
                                              max_length=self.profile.max_length,
                                              max_new_tokens=self.profile.max_new_tokens,
                                              gold_leak=self.profile.llmbar_gold_leak,
-                                             shared_prefix=self.profile.shared_prefix)
+                                             shared_prefix=self.profile.shared_prefix, continuous=False)
             evals.append({"eval_set": eval_set, "format": fmt, "metric": dataset.metric,
                           **evaluate.bootstrap_ci(out.scores, seed=self.profile.bootstrap_seed),
                           "n_truncated": int(out.n_truncated), "scores": np.asarray(out.scores).tolist(),
@@ -626,7 +629,7 @@ def _fine_tune_and_evaluate(profile: Profile, job: plan.Job, ckpt: ladder.Checkp
     drop the weights that are not kept. Stale forgetting rows are re-measured from kept weights; where the weights
     are gone they are reported, with the fix, not retrained for."""
     outcomes = []
-    for spec in job.fine_tunes:
+    for index, spec in enumerate(job.fine_tunes):
         single = dataclasses.replace(job, fine_tunes=(spec,))
         todo = pending(profile, single, ckpt)
         row = {"ckpt": ckpt.label, "task": spec.name, "method": spec.method, "seed": spec.seed}
@@ -660,9 +663,9 @@ def _fine_tune_and_evaluate(profile: Profile, job: plan.Job, ckpt: ladder.Checkp
             continue
         _preflight(profile, job)
         run = spec.name + (f" ({spec.method}, seed {spec.seed})" if len(job.fine_tunes) > 1 else "")
-        nbtools.progress(f"fine-tuning {run}", ckpt=ckpt.label, task=job.task)
+        nbtools.progress(f"fine-tuning {run}", ckpt=ckpt.label, task=job.task, run=index, phase="train")
         loaded, summary = fine_tuned_model(profile, ckpt, spec, progress=progress, dynamics=dynamics)
-        nbtools.progress(f"evaluating the {run} model", ckpt=ckpt.label, task=job.task)
+        nbtools.progress(f"evaluating the {run} model", ckpt=ckpt.label, task=job.task, run=index, phase="evaluate")
         records = evaluate_requests(profile, loaded.model, loaded.tokenizer, todo, _provenance(profile, loaded, spec),
                                     progress=progress, generate_fn=_generator(profile, loaded, weights),
                                     kind=job.kind)
@@ -768,7 +771,7 @@ def sensitivity(profile: Profile, ckpt="all", *, enabled: bool = True, progress:
     under their settings identity and recomputed when it changes. Empty when disabled or for released numbers."""
     columns = ["ckpt", "step", *probe.FRAME_COLUMNS]
     if enabled and runs_models(profile):
-        nbtools.progress("perturbing weights (Springer sensitivity)", unit="rest")
+        nbtools.progress("perturbing weights (Springer sensitivity)", unit="sensitivity")
     if not enabled or not runs_models(profile):
         return pd.DataFrame(columns=columns)
     settings, frames, blocks = profile.sensitivity, [], None
@@ -870,7 +873,7 @@ def probes(profile: Profile, ckpt="all", *, enabled: bool = True) -> pd.DataFram
         path, wanted = plan.probes_path(profile, point.label), plan.probes_identity(profile, point)
         stored = artifacts.load(path, wanted, "probe rows")
         if stored is None:
-            nbtools.progress("probing the frozen hidden states", ckpt=point.label, task=results.BASE)
+            nbtools.progress("probing the frozen hidden states", ckpt=point.label, unit="probes")
             start = time.perf_counter()
             loaded = load_base(profile, point)
             rows = linear.probe_model(loaded.model, loaded.tokenizer, chosen, profile.probes,
@@ -1035,7 +1038,9 @@ def draw(profile: Profile, notebook: str, *, overlay_paper: bool = False, enable
     for shown, over, suffix in variants:
         study = stats.Study(df, shown, method=shown.method)  # one study per method: figures and tables read it
         for stem, maker in stage.figures.items():
-            files += plots.save(stages.resolve(maker)(study, shown, overlay=over), profile, stem + suffix)  # inline
+            fig = stages.resolve(maker)(study, shown, overlay=over)
+            if fig is not None:
+                files += plots.save(fig, profile, stem + suffix)  # inline
         for stem, maker in stage.tables.items():
             tables[stem + suffix] = stages.resolve(maker)(study)
             files += plots.write_table(tables[stem + suffix], profile, stem + suffix)

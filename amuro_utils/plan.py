@@ -379,6 +379,14 @@ def jobs(profile: Profile) -> list[Job]:
     return out
 
 
+def run_order(jobs) -> list[Job]:
+    """A notebook's model jobs in the order its kernel runs them (pipeline.run_base, run_sft, run_converge):
+    checkpoint by checkpoint along the ladder, each checkpoint's tasks in the plan's order. `jobs` lists them task
+    by task (each task's checkpoints in ladder order), as the per-checkpoint cluster jobs are numbered."""
+    ladder = list(dict.fromkeys(job.ckpt for job in jobs))
+    return sorted(jobs, key=lambda job: ladder.index(job.ckpt))  # stable: a checkpoint's tasks keep their order
+
+
 def find_job(profile: Profile, notebook: str, ckpt: str, task: str) -> Job:
     """The model job of (notebook, checkpoint, task), also for a rung of the ladder outside the study's `ckpts`."""
     if ckpt not in profile.ckpts:

@@ -20,10 +20,10 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, PathPatch
 from matplotlib.path import Path as MplPath
 
-from . import analysis, stats, tasks
+from . import analysis, signal, stats, tasks
 from .paths import figures_dir
 from .profiles import Profile, ckpt_step
-from .results import model_cells
+from .results import BASE_METHOD, model_cells
 
 KIND_STYLE = {
     "base": {"color": "0.45", "linestyle": "--", "marker": "o"},
@@ -81,7 +81,9 @@ def series_colours(names) -> dict[str, tuple]:
 
 
 def metric_label(metric: str) -> str:
-    """Axis label with units for a metric name (accuracy, ROUGE-L F1)."""
+    """Axis label with units for a metric name (accuracy, ROUGE-L F1) or a continuous reading (gold bits per byte)."""
+    if metric in signal.READINGS:
+        return signal.READINGS[metric].label
     return METRIC_LABELS.get(metric, metric or "score")
 
 
@@ -113,6 +115,38 @@ def _select(df, profile: Profile, what: str = "df") -> pd.DataFrame:
     df = _check(df.df if isinstance(df, stats.Study) else df, what)
     rows = df[df["ckpt"].isin(profile.ckpts) & (df["shots"] == profile.shots)]
     return model_cells(rows, ["ckpt", "fine_tune", "eval_set", "format"], method)
+
+
+def _reading_frame(df, profile: Profile, measures: str) -> pd.DataFrame:
+    """The records of a figure drawn on continuous readings: each record's reading that shows `measures` ('answer
+    text' or 'discrimination'; signal.FIGURE_READINGS by its kind of scoring) as its scores, performance and std
+    (signal.metric_view); empty where the records carry none (the release)."""
+    frame = _check(df.df if isinstance(df, stats.Study) else df)
+    parts = []
+    for name in dict.fromkeys(signal.FIGURE_READINGS[measures].values()):
+        if name in frame.columns:
+            mine = frame[frame["metric"].map(lambda metric: signal.figure_reading(metric, measures) == name)]
+            parts.append(signal.metric_view(mine, name))
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        return frame.iloc[0:0]
+    rows = pd.concat(parts, ignore_index=True)
+    rows.attrs = parts[0].attrs
+    return rows[rows["ckpt"].isin(profile.ckpts) & (rows["shots"] == profile.shots)]
+
+
+def _reading_rows(df, profile: Profile, measures: str) -> tuple[pd.DataFrame, stats.Study | None]:
+    """The cells of a figure drawn on continuous readings and the study of their items (its bands are the readings'
+    95 % intervals, resampled as the scorecard's); empty rows and None where the records carry no reading."""
+    frame = _reading_frame(df, profile, measures)
+    if not len(frame):
+        return frame, None
+    method = _method_of(df, profile)
+    if "method" in frame.columns and method not in set(frame["method"]):
+        # no fine-tuned record of this method carries the reading (e.g. generation tasks under discrimination)
+        frame, method = frame[frame["method"] == BASE_METHOD], "full"
+    rows = model_cells(frame, ["ckpt", "fine_tune", "eval_set", "format"], method)
+    return rows, stats.Study(frame, profile, method=method)
 
 
 def _series(rows: pd.DataFrame, profile: Profile, eval_set: str, fine_tune: str, fmt: str = "default",
@@ -349,10 +383,12 @@ def _seed_spread(ax, rows: pd.DataFrame, profile: Profile, eval_set: str, fine_t
     return True
 
 
-def _base_vs_tuned(ax, rows, over, profile, notes, eval_set, fine_tune, study) -> None:
+def _base_vs_tuned(ax, rows, over, profile, notes, eval_set, fine_tune, study, references: bool = True) -> None:
     """Base and fine-tuned curves of one eval set over the ladder with their 95 % interval bands (and ± the spread
-    across training seeds as error bars where there are several), and the overlay's curves."""
-    _reference_lines(ax, rows, profile, notes, [eval_set])
+    across training seeds as error bars where there are several), and the overlay's curves; `references`: chance
+    and majority."""
+    if references:
+        _reference_lines(ax, rows, profile, notes, [eval_set])
     for kind, ft in (("base", "base"), ("fine_tuned", fine_tune)):
         perf, band, missing = _series(rows, profile, eval_set, ft, study=study)
         notes.cells(f"{eval_set} {'base' if ft == 'base' else '← ' + ft}", missing)
@@ -372,23 +408,51 @@ def _panel_title(ax, eval_set: str, subtitle: str = "") -> None:
     ax.set_title(eval_set + (f"\n{subtitle}" if subtitle else ""), fontsize=10)
 
 
-def fig3_sft(df: pd.DataFrame, profile: Profile, *, overlay: pd.DataFrame | None = None):
-    """Fig. 3: per SFT task, base vs fine-tuned performance over the ladder on its ID sets, 95 % interval bands."""
-    rows, over = _select(df, profile), (None if overlay is None else _select(overlay, profile, "overlay"))
-    study = as_study(df, profile)
-    panels = [(t, s) for t in profile.tasks for s in t.in_domain]
+def fig3_sft(df: pd.DataFrame, profile: Profile, *, overlay: pd.DataFrame | None = None, reading: str | None = None):
+    """Fig. 3: per SFT task, base vs fine-tuned performance over the ladder on its ID sets, 95 % interval bands.
+    `reading` ('answer text' or 'discrimination') draws the continuous readings that measure it instead of the
+    paper's metric (no overlay, chance or majority lines: those are the paper metric's); None where the records
+    carry no reading."""
+    if reading is None:
+        rows, over = _select(df, profile), (None if overlay is None else _select(overlay, profile, "overlay"))
+        study = as_study(df, profile)
+    else:
+        (rows, study), over = _reading_rows(df, profile, reading), None
+        if not len(rows):
+            return None
+    panels = [(t, s) for t in profile.tasks for s in t.in_domain if reading is None or (rows["eval_set"] == s).any()]
+    if reading is not None and not panels:  # e.g. only generation tasks, which have no discrimination reading
+        return None
     fig, axes = _figure(len(panels), 2 if len(panels) in (2, 4) else min(3, len(panels)))
     notes = _Notes(profile)
     for ax, (task, eval_set) in zip(axes, panels):
-        _base_vs_tuned(ax, rows, over, profile, notes, eval_set, task.name, study)
+        _base_vs_tuned(ax, rows, over, profile, notes, eval_set, task.name, study, references=reading is None)
         _panel_title(ax, eval_set, f"fine-tuned on {task.name} (ID)")
         _ladder_axis(ax, profile)
         ax.set_ylabel(metric_label(_metric_of(rows, eval_set)))
     handles = _kind_handles(None if over is None else _overlay_label(overlay))
     handles.append(Patch(color="0.6", alpha=0.35, label=INTERVAL_LABEL))
-    _finish(fig, f"Fig. 3 — Supervised fine-tuning across pre-training ({profile.shots}-shot, in-domain sets)",
-            profile, notes, handles)
+    _finish(fig, f"Fig. 3 — Supervised fine-tuning across pre-training ({profile.shots}-shot, in-domain sets)"
+            + _reading_title(reading), profile, notes, handles)
     return fig
+
+
+def _reading_title(reading: str | None) -> str:
+    """The title's second part for a figure drawn on continuous readings (beside, never instead of, the paper's)."""
+    if reading is None:
+        return ""
+    return "\nreading: " + ("answer text — how well the gold answer's text is predicted" if reading == "answer text"
+                            else "discrimination — how much the gold answer is preferred")
+
+
+def fig3_answer_text(df, profile: Profile, *, overlay=None):
+    """Fig. 3 on the answer-text readings (gold bits per byte; gold label log-probability); None without them."""
+    return fig3_sft(df, profile, reading="answer text")
+
+
+def fig3_discrimination(df, profile: Profile, *, overlay=None):
+    """Fig. 3 on the discrimination readings (gold share of probability); None without them."""
+    return fig3_sft(df, profile, reading="discrimination")
 
 
 def fig4_instruction_tuning(df: pd.DataFrame, profile: Profile, *, overlay: pd.DataFrame | None = None):
@@ -449,10 +513,18 @@ def fig5_format(df: pd.DataFrame, profile: Profile, *, overlay: pd.DataFrame | N
     return fig
 
 
-def fig2_pretrain_probe(df: pd.DataFrame, profile: Profile, *, overlay: pd.DataFrame | None = None):
-    """Fig. 2: base checkpoints over the ladder: (A) sets learned in pre-training, (B) sets that are not, (C) LLMBar."""
-    rows, over = _select(df, profile), (None if overlay is None else _select(overlay, profile, "overlay"))
-    study = as_study(df, profile)
+def fig2_pretrain_probe(df: pd.DataFrame, profile: Profile, *, overlay: pd.DataFrame | None = None,
+                        reading: str | None = None):
+    """Fig. 2: base checkpoints over the ladder: (A) sets learned in pre-training, (B) sets that are not, (C) LLMBar.
+    `reading` ('answer text' or 'discrimination') draws the continuous readings that measure it instead of the
+    paper's metric (as fig3_sft); None where the records carry no reading."""
+    if reading is None:
+        rows, over = _select(df, profile), (None if overlay is None else _select(overlay, profile, "overlay"))
+        study = as_study(df, profile)
+    else:
+        (rows, study), over = _reading_rows(df, profile, reading), None
+        if not len(rows):
+            return None
     groups = analysis.learned_groups(profile)
     it = profile.instruction
     # Titled by the paper's grouping, not by what the lines are expected to do: the verdicts say what they do.
@@ -462,15 +534,18 @@ def fig2_pretrain_probe(df: pd.DataFrame, profile: Profile, *, overlay: pd.DataF
             [t.primary for t in profile.tasks] + [e for e, _ in groups[analysis.GROUP_FT] if e in it.benchmarks])),
         "C  LLMBar (instruction following)": list(it.llmbar),
     }
+    if reading is not None:
+        panels = _by_reading(panels, rows)
     notes = _Notes(profile)
     # Each panel's legend sits in its own axes under the panel, so the constrained layout keeps it clear of the
     # panel's two-line tick labels and x label (a legend anchored below the axes overlapped them).
-    fig, grid = plt.subplots(2, 3, figsize=(4.8 * 3, 3.6 + 1.3 + 1.2), height_ratios=(3.6, 1.3),
+    fig, grid = plt.subplots(2, len(panels), figsize=(4.8 * len(panels), 3.6 + 1.3 + 1.2), height_ratios=(3.6, 1.3),
                              layout="constrained", squeeze=False)
     axes, legend_axes = list(grid[0]), list(grid[1])
     for ax, lax, (title, names) in zip(axes, legend_axes, panels.items()):
         metrics, colours = [], series_colours(names)
-        _reference_lines(ax, rows, profile, notes, [n for n in names if (rows["eval_set"] == n).any()], colours)
+        if reading is None:
+            _reference_lines(ax, rows, profile, notes, [n for n in names if (rows["eval_set"] == n).any()], colours)
         for eval_set in names:
             perf, band, missing = _series(rows, profile, eval_set, "base", study=study)
             notes.cells(f"{eval_set} base", missing)
@@ -500,8 +575,33 @@ def fig2_pretrain_probe(df: pd.DataFrame, profile: Profile, *, overlay: pd.DataF
             lax.legend(handles, labels, loc="upper center", ncols=2, fontsize=8, frameon=False)
     handles = None if over is None else [Line2D([], [], color="0.2", label=_overlay_label(overlay), **OVERLAY_STYLE)]
     _finish(fig, f"Fig. 2 — Base checkpoints without fine-tuning ({profile.shots}-shot; dashed = base model, "
-                 f"band = {INTERVAL_LABEL})", profile, notes, handles)
+                 f"band = {INTERVAL_LABEL})" + _reading_title(reading), profile, notes, handles)
     return fig
+
+
+def _by_reading(panels: dict[str, list[str]], rows: pd.DataFrame) -> dict[str, list[str]]:
+    """Fig. 2's panels on continuous readings: each panel's sets that have a reading, a panel whose sets are read
+    in two units (label log-probability, bits per byte) split in two, so that every panel has one axis unit."""
+    out = {}
+    for title, names in panels.items():
+        by_reading: dict[str, list[str]] = {}
+        for name in names:
+            if (rows["eval_set"] == name).any():  # a set without the reading (generation, discrimination) is left out
+                by_reading.setdefault(_metric_of(rows, name), []).append(name)
+        for reading, members in by_reading.items():
+            short = signal.READINGS[reading].label.split(" (")[0]
+            out[title if len(by_reading) == 1 else f"{title}: {short}"] = members
+    return out
+
+
+def fig2_answer_text(df, profile: Profile, *, overlay=None):
+    """Fig. 2 on the answer-text readings (gold bits per byte; gold label log-probability); None without them."""
+    return fig2_pretrain_probe(df, profile, reading="answer text")
+
+
+def fig2_discrimination(df, profile: Profile, *, overlay=None):
+    """Fig. 2 on the discrimination readings (gold share of probability); None without them."""
+    return fig2_pretrain_probe(df, profile, reading="discrimination")
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -18,9 +18,11 @@ from .paths import figures_dir, results_dir
 
 # Which figure and table files belong to which notebook, by their stems' prefixes (one section per notebook).
 SECTIONS = (
-    ("Pre-training probe (Fig. 2, Springer sensitivity)", ("fig2_", "figS_sensitivity", "tiny_ladder_loss")),
+    ("Pre-training probe (Fig. 2, Springer sensitivity, signal-to-noise)",
+     ("fig2_", "figS_sensitivity", "tiny_ladder_loss", "snr_base")),
     ("Instruction tuning (Fig. 4)", ("fig4_", "figT_instruction")),
-    ("Supervised fine-tuning (Fig. 3, Table 5, forgetting)", ("fig3", "table5", "figT_sft", "figS3_")),
+    ("Supervised fine-tuning (Fig. 3, Table 5, forgetting, signal-to-noise)",
+     ("fig3", "table5", "figT_sft", "figS3_", "snr_fine_tuned")),
     ("Prompt format (Fig. 5)", ("fig5_", "format_gap")),
     ("Cross-task transfer (Fig. 6)", ("fig6_", "mrc_")),
     ("Out-of-domain (Fig. 7)", ("fig7_", "ood_")),

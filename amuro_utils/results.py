@@ -42,9 +42,13 @@ PROVENANCE_FIELDS = ("revision", "commit", "config_hash", "versions", "created")
 COLUMNS = ("model", "ckpt", "step", "fine_tune", "method", "seed", "eval_set", "format", "shots", "metric",
            "performance", "mean", "std", "ci_low", "ci_high", "n", "n_truncated", "source", "profile",
            *PROVENANCE_FIELDS, "identity_hash", "variant", "lr", "epochs", "model_id", "origin", "constant")
+# The continuous readings a record may carry per item beside its scores (evaluate.CONTINUOUS names which, per kind
+# of scoring; amuro_utils.signal says what each measures).
+CONTINUOUS_COLUMNS = ("gold_logprob", "gold_share", "gold_margin", "gold_bpb")
 # Store.frame(items=True) adds these object columns: per-item scores (np.ndarray), predictions and gold references
-# (lists; references None for records written before they were stored), and the settings identity (dict).
-ITEM_COLUMNS = ("scores", "predictions", "references", "identity")
+# (lists; references None for records written before they were stored), the settings identity (dict), and each
+# continuous reading (np.ndarray; None where the record has none).
+ITEM_COLUMNS = ("scores", "predictions", "references", "identity", *CONTINUOUS_COLUMNS)
 SCHEMA_VERSION = 2
 STANDARD = "standard"
 _PACKAGES = ("amuro_utils", "torch", "transformers", "tokenizers", "datasets", "accelerate", "numpy", "pandas",
@@ -113,10 +117,11 @@ class Store:
         return record
 
     def write(self, key: dict, metrics: dict, provenance: dict, scores=None, predictions=None, references=None, *,
-              identity: dict | None = None) -> Path:
+              identity: dict | None = None, continuous: dict | None = None) -> Path:
         """Write one record atomically (temp file in the same folder, fsync, os.replace) and return its path.
 
-        `references` are the gold labels/texts per item, aligned with `scores` and `predictions`. A record already
+        `references` are the gold labels/texts per item, aligned with `scores` and `predictions`; `continuous` maps
+        a reading of CONTINUOUS_COLUMNS to its per-item values, aligned likewise. A record already
         there that was made under another identity, or a corrupt file, is first moved aside (`.stale/`,
         `.corrupt/`), so a recompute never destroys a recorded result.
         """
@@ -129,6 +134,11 @@ class Store:
         for name, values in (("scores", scores), ("predictions", predictions), ("references", references)):
             if values is not None:
                 record[name] = values
+        if continuous:
+            unknown = sorted(set(continuous) - set(CONTINUOUS_COLUMNS))
+            if unknown:
+                raise ValueError(f"unknown continuous readings {unknown}; a record carries {CONTINUOUS_COLUMNS}")
+            record["continuous"] = {name: [float(v) for v in values] for name, values in continuous.items()}
         path = self.path(**key)
         return artifacts.write(self.root, path, identity, record, self._check(path))
 
@@ -266,6 +276,9 @@ def _record_row(record: dict, origin: str, items: bool = False) -> dict:
         row.update(scores=None if scores is None else np.asarray(scores, dtype=float),
                    predictions=record.get("predictions"), references=record.get("references"),
                    identity=record.get("identity"))
+        readings = record.get("continuous") or {}
+        row.update({name: None if readings.get(name) is None else np.asarray(readings[name], dtype=float)
+                    for name in CONTINUOUS_COLUMNS})
         if isinstance(row["constant"], float) and row["predictions"] is not None:  # written before the flag was
             row["constant"] = _flag(constant_predictor(row["predictions"], metric_kind(row["metric"])))
     return row

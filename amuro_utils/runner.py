@@ -259,34 +259,104 @@ def _duration(seconds: float) -> str:
 
 class _Watch:
     """The progress line of one running job: what its notebook says it is doing, where that is on the ladder, and an
-    ETA from the cost model's timeline of the job (cost.job_timeline), scaled by the pace measured so far."""
+    ETA: the work still ahead of the event's place on the cost model's timeline of the job (cost.job_timeline, in
+    run order), each kind of work (pre-training, training, evaluation, the probes, …) at the pace measured on that
+    kind so far. Kinds slow down differently on a busy machine. A kind's pace starts at the job's overall pace and
+    moves to its own as its work is measured (a prior worth PRIOR of its modelled seconds), so the estimate moves
+    smoothly from the model to the measurement."""
+
+    PRIOR = 0.1  # the prior pace counts as much as this share of the work measured
 
     def __init__(self, profile: Profile, job: plan.NotebookJob):
         from . import cost
 
-        self.profile, self.job, self.start = profile, job, time.perf_counter()
+        self.profile, self.job, self.start = profile, job, time.time()
         try:
             self.timeline = cost.job_timeline(profile, job) or []
         except (KeyError, ValueError, OSError):
             self.timeline = []
         self.total = sum(s for _, s in self.timeline)
+        self.kind_total: dict[str, float] = {}
+        for unit, seconds in self.timeline:
+            self.kind_total[self.kind(unit)] = self.kind_total.get(self.kind(unit), 0.0) + seconds
+        self.measured: dict[str, float] = {}  # kind -> seconds it took
+        self.modelled: dict[str, float] = {}  # kind -> the model's seconds of that work
+        self.previous: tuple[float, float] | None = None  # (place, time) of the last event taken in
         self.last = None
 
-    def _done_before(self, event: dict) -> float | None:
-        """Estimated seconds of the job's work that comes before the event's unit (None if it is not in the plan)."""
-        key = ("ladder",) if event.get("unit") == "ladder" else (event.get("ckpt"), event.get("task"))
-        if event.get("unit") == "rest":
-            key = ("rest",)
-        done = 0.0
+    @staticmethod
+    def unit(event: dict) -> tuple | None:
+        """The timeline unit an event names (cost.job_timeline's keys); None if it names none."""
+        unit = event.get("unit")
+        if unit == "probes":
+            return ("probes", event.get("ckpt"))
+        if unit:
+            return (unit,)
+        if event.get("ckpt") is None:
+            return None
+        task = event.get("task")
+        phase = event.get("phase") or ("evaluate" if task == results.BASE else "train")
+        return (event["ckpt"], task, int(event.get("run") or 0), phase)
+
+    @staticmethod
+    def kind(unit: tuple) -> str:
+        """The kind of work of a timeline unit: 'start', 'ladder', 'train', 'evaluate', 'sensitivity', 'probes',
+        'rest'."""
+        return unit[-1] if len(unit) == 4 else unit[0]
+
+    def _place(self, event: dict) -> float | None:
+        """The model's seconds of the job's work before the event (None if the plan has no place for it)."""
+        key, done = self.unit(event), 0.0
         for unit, seconds in self.timeline:
             if unit == key:  # a unit that says how far it is (the ladder's steps) counts that share as done
                 return done + min(max(float(event.get("fraction") or 0.0), 0.0), 1.0) * seconds
             done += seconds
         return None
 
-    def line(self, event: dict) -> str | None:
-        """The line to print for a new event ('   sft: fine-tuning mnli at step424000 (rung 4/8), ETA 1 min 40 s');
-        None when nothing changed."""
+    def _kinds(self, start: float, stop: float) -> dict[str, float]:
+        """The model's seconds between two places on the timeline, by kind of work."""
+        out, done = {}, 0.0
+        for unit, seconds in self.timeline:
+            low, high = max(start, done), min(stop, done + seconds)
+            if high > low:
+                out[self.kind(unit)] = out.get(self.kind(unit), 0.0) + high - low
+            done += seconds
+        return out
+
+    def observe(self, event: dict) -> None:
+        """Take an event in: the time since the previous one is what the work between their places took, shared
+        among its kinds by the model's seconds."""
+        place, when = self._place(event), event.get("t")
+        if place is None or when is None:
+            return
+        if self.previous is not None and place > self.previous[0]:
+            between = self._kinds(self.previous[0], place)
+            modelled, took = sum(between.values()), when - self.previous[1]
+            for kind, seconds in between.items():
+                self.measured[kind] = self.measured.get(kind, 0.0) + took * seconds / modelled
+                self.modelled[kind] = self.modelled.get(kind, 0.0) + seconds
+        self.previous = (place, when)
+
+    def eta(self, event: dict, now: float | None = None) -> float | None:
+        """Seconds the job still needs after `event` (at `now`, default: now), or None where the plan has no place
+        for it."""
+        place = self._place(event)
+        if self.total <= 0 or place is None:
+            return None
+        elapsed = (time.time() if now is None else now) - self.start
+        prior = self.PRIOR * self.total
+        overall = (elapsed + prior) / (place + prior)
+        remaining = 0.0
+        for kind, seconds in self._kinds(place, self.total).items():
+            weight = self.PRIOR * self.kind_total[kind]
+            pace = (self.measured.get(kind, 0.0) + weight * overall) / (self.modelled.get(kind, 0.0) + weight)
+            remaining += seconds * pace
+        return remaining
+
+    def line(self, event: dict, now: float | None = None) -> str | None:
+        """Take the event in and return the line to print ('   sft: fine-tuning mnli at step424000 (rung 4/8), ETA
+        1 min 40 s'); None when nothing changed."""
+        self.observe(event)
         what = (event.get("what"), event.get("ckpt"), event.get("task"))
         if what == self.last:
             return None
@@ -297,12 +367,15 @@ class _Watch:
             text += f" at {ckpt} (rung {list(self.profile.ckpts).index(ckpt) + 1}/{len(self.profile.ckpts)})"
         elif ckpt:
             text += f" at {ckpt}"
-        done, elapsed = self._done_before(event), time.perf_counter() - self.start
-        if self.total > 0 and done is not None:
-            # the model's remaining seconds, scaled by the pace observed so far once a tenth of the job is behind
-            pace = min(max(elapsed / done, 0.25), 20.0) if done >= 0.1 * self.total else 1.0
-            text += f", ETA {_duration((self.total - done) * pace)}"
-        return text
+        eta = self.eta(event, now)
+        return text if eta is None else f"{text}, ETA {_duration(eta)}"
+
+
+def _log_event(progress, what: str) -> None:
+    """Start (a fresh log) or end a job's progress log (nbtools.progress) with the runner's own event: the log of a
+    finished job is a recorded progress sequence, start to end."""
+    with open(progress, "w" if what == "job started" else "a") as handle:
+        handle.write(json.dumps({"what": what, "t": time.time()}) + "\n")
 
 
 def run_job(profile: Profile, job: plan.NotebookJob, state: JobState | None = None) -> bool:
@@ -321,8 +394,8 @@ def run_job(profile: Profile, job: plan.NotebookJob, state: JobState | None = No
         print(f"== {job.id}: stale ({'; '.join(state.why)}), running again", flush=True)
     out_dir = results_dir(profile.name) / "notebooks"
     out_dir.mkdir(parents=True, exist_ok=True)
-    output, log, progress = (out_dir / f"{job.id}{ext}" for ext in (".ipynb", ".log", ".progress.json"))
-    progress.unlink(missing_ok=True)
+    output, log, progress = (out_dir / f"{job.id}{ext}" for ext in (".ipynb", ".log", ".progress.jsonl"))
+    _log_event(progress, "job started")
     args = [sys.executable, "-m", "papermill", f"notebooks/{job.notebook}.ipynb", str(output)]
     for name, value in job.params:
         args += ["-p", name, value]
@@ -332,12 +405,15 @@ def run_job(profile: Profile, job: plan.NotebookJob, state: JobState | None = No
     with open(log, "w") as sink:
         proc = subprocess.Popen(args, cwd=REPO_ROOT, stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT,
                                 env={**os.environ, PROGRESS_ENV: str(progress)})
+        seen = 1  # the runner's own "job started"
         while proc.poll() is None:
             time.sleep(0.5)
-            event = read_progress(progress)
-            line = watch.line(event) if event else None
-            if line:
-                print(line, flush=True)
+            events = read_progress(progress)  # every event, also those between two polls
+            for event in events[seen:]:
+                line = watch.line(event)
+                if line:
+                    print(line, flush=True)
+            seen = max(seen, len(events))
     if proc.returncode != 0:
         from .nbtools import cell_error
 
@@ -347,6 +423,7 @@ def run_job(profile: Profile, job: plan.NotebookJob, state: JobState | None = No
               file=sys.stderr, flush=True)
         return False
     seconds = time.perf_counter() - t0
+    _log_event(progress, "job finished")
     write_marker(profile, job, seconds)
     print(f"== {job.id}: finished in {_duration(seconds)}", flush=True)
     return True
@@ -360,7 +437,8 @@ def unfinished_jobs(profile: Profile) -> list[plan.NotebookJob]:
 
 def run(profile: Profile, *, over_budget: bool = False) -> int:
     """Run every job of the profile in order, skipping done ones; stop at the first failing notebook (exit 1).
-    A CPU profile whose estimated wall time exceeds its budget is refused first (exit 2) unless `over_budget`."""
+    A CPU profile whose estimated wall time exceeds its budget is refused first (exit 2) unless `over_budget`, and so
+    is a GPU profile with unfinished jobs on a machine without a GPU (cost.gpu_refusal)."""
     from . import cost
 
     try:
@@ -372,6 +450,11 @@ def run(profile: Profile, *, over_budget: bool = False) -> int:
         line = f"{err.args[0]} Running anyway (--over-budget)."
     if line:
         print(f"== {line}", flush=True)
+    # every notebook's set-up would refuse a GPU profile on a machine without one: refuse the plan before any job
+    refusal = None if cost.force_cpu() else cost.gpu_refusal(profile)
+    if refusal and unfinished_jobs(profile):
+        print(f"!! {refusal}", file=sys.stderr, flush=True)
+        return 2
     start_all = time.perf_counter()
     for job in plan.notebook_jobs(profile):
         if not run_job(profile, job):

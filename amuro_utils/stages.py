@@ -38,7 +38,8 @@ class Stage:
     runs: str | None  # the model jobs it runs: "base" | "instruction" | "sft" (a record kind), or None
     writes: tuple[str, ...]  # kinds of results it writes (RECORD_KINDS, ARTIFACT_KINDS)
     reads: tuple[str, ...]  # kinds its figures, tables and verdicts read
-    # figures drawn from the records it reads: file stem -> "module:function" called (stats.Study, profile, overlay=)
+    # figures drawn from the records it reads: file stem -> "module:function" called (stats.Study, profile, overlay=);
+    # a function that returns None has nothing to draw for these records (continuous readings of the release)
     figures: Mapping[str, str] = field(default_factory=dict)
     # figures drawn from another artifact kind it reads: file stem -> (kind, "module:function")
     artifact_figures: Mapping[str, tuple[str, str]] = field(default_factory=dict)
@@ -62,8 +63,11 @@ class Stage:
 STAGES = (
     Stage("pretrain_probe", runs="base", writes=("base", "sensitivity", "probes", "ladder"),
           reads=("base", "sensitivity", "probes", "ladder"),
-          figures={"fig2_pretrain_probe": "plots:fig2_pretrain_probe"},
+          figures={"fig2_pretrain_probe": "plots:fig2_pretrain_probe",
+                   "fig2_pretrain_probe_answer_text": "plots:fig2_answer_text",
+                   "fig2_pretrain_probe_discrimination": "plots:fig2_discrimination"},
           artifact_figures={"figS_sensitivity": ("sensitivity", "plots:fig_sensitivity")},
+          tables={"snr_base": "signal:snr_base"},
           claims=("B1", "S1"), cost_unit="checkpoint"),
     Stage("instruction_tuning", runs="instruction", writes=("instruction", "training", "forgetting"),
           reads=("base", "instruction", "training"),
@@ -72,10 +76,11 @@ STAGES = (
           claims=("B8", "S2"), cost_unit="fine_tune"),
     Stage("sft", runs="sft", writes=("sft", "training", "forgetting", "dynamics"),
           reads=("base", "instruction", "sft", "training", "forgetting"),
-          figures={"fig3_sft": "plots:fig3_sft", "fig3b_gain_bars": "plots:fig3b_gain_bars"},
+          figures={"fig3_sft": "plots:fig3_sft", "fig3_sft_answer_text": "plots:fig3_answer_text",
+                   "fig3_sft_discrimination": "plots:fig3_discrimination", "fig3b_gain_bars": "plots:fig3b_gain_bars"},
           artifact_figures={"figT_sft_training_loss": ("training", "plots:fig_training_loss"),
                             "figS3_forgetting": ("forgetting", "plots:fig_forgetting")},
-          tables={"table5_learned_groups": "stats:table5"},
+          tables={"table5_learned_groups": "stats:table5", "snr_fine_tuned": "signal:snr_fine_tuned"},
           claims=("A1", "A2", "B2", "B3", "B4", "S3"), cost_unit="fine_tune"),
     Stage("format", runs=None, writes=(), reads=("base", "sft"),
           figures={"fig5_format": "plots:fig5_format"}, tables={"format_gap": "stats:format_gap_table"},

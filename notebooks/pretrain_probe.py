@@ -37,6 +37,7 @@ probes: bool = True  # fit linear probes on each checkpoint's hidden states (bey
 make_figures: bool = True  # False for per-checkpoint cluster jobs; a final job with ckpt all draws the figures
 
 # %%
+import pandas as pd
 from IPython.display import Markdown, display
 
 from amuro_utils import pipeline, stats
@@ -87,9 +88,38 @@ if len(probe_rows):
 
 # %% [markdown]
 # ## Figure 2
+# Fig. 2 draws each set in the paper's metric (accuracy, ROUGE-L). Beside it, two figures draw continuous readings
+# that every record also holds per item, each named for what it measures: `fig2_pretrain_probe_answer_text`, how
+# well the model predicts the gold answer's *text* (bits per byte of the gold choice or reference, lower = better;
+# the log-probability of the gold label word), and `fig2_pretrain_probe_discrimination`, how much it prefers the
+# gold answer to the others (its share of the probability). A small model can learn the first long before the
+# second; the paper's verdicts read the paper's metric only.
 
 # %%
-pipeline.draw(prof, "pretrain_probe", overlay_paper=overlay_paper, enabled=make_figures)
+drawn = pipeline.draw(prof, "pretrain_probe", overlay_paper=overlay_paper, enabled=make_figures)
+display(drawn)
+
+# %% [markdown]
+# ## Which sets can tell the checkpoints apart: signal and noise
+# Heineman et al. (2025, "Signal and Noise") measure a benchmark's *signal* as the relative dispersion of its scores
+# over models, max − min over the mean, and its *noise* as the relative standard deviation of one model's scores
+# over its last training checkpoints; their ratio (SNR) predicts whether the benchmark can rank models. On a ladder
+# the spread across checkpoints is the signal itself, so here the noise is the standard error each score carries
+# (its items resampled; the spread across training seeds where there are several), and SNR = (max − min over the
+# ladder) / noise. Below 1, a set moves less over the whole of pre-training than one score's own noise; even with
+# no signal at all, noise alone gives an SNR of about `no_signal_snr` (the expected range of that many noisy
+# scores), so only an SNR well above that column says the ladder moved the set. Rows: the base models, format
+# default, in the paper's metric and in each continuous reading (`amuro_utils/signal.py`).
+
+# %%
+if "snr_base" in drawn.tables:
+    snr = drawn.tables["snr_base"]
+    shown = ["eval_set", "metric", "measures", "mean", "dispersion", "noise", "snr", "no_signal_snr", "snr_below_1"]
+    with pd.option_context("display.max_rows", None):
+        display(snr[shown].round(3))
+    below = snr[snr["snr_below_1"]]
+    print(f"{len(below)} of {len(snr)} (set, metric) series have SNR < 1: "
+          + ", ".join(f"{r.eval_set} ({r.metric})" for r in below.itertuples()))
 
 # %% [markdown]
 # ## What this run shows

@@ -57,6 +57,10 @@ pipeline.run_sft(prof, ckpt, task)
 # ## Figure 3, Table 5, the training-loss curves and forgetting
 # `figT_sft_training_loss` shows whether each fine-tuning fitted its training set (loss per optimizer step), and
 # `figS3_forgetting` how much it raised the loss on held-out pre-training text (Springer et al.'s forgetting).
+# `fig3_sft_answer_text` and `fig3_sft_discrimination` draw Fig. 3 on the continuous readings beside the paper's
+# metric (as in `pretrain_probe`), and `snr_fine_tuned` gives each fine-tuned (set, metric) series' signal-to-noise
+# over the ladder (Heineman et al. 2025; noise: each score's item standard error and, with several training seeds,
+# their spread).
 
 # %%
 drawn = pipeline.draw(prof, "sft", overlay_paper=overlay_paper, enabled=make_figures)

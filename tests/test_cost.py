@@ -64,6 +64,8 @@ def test_estimate_arithmetic_by_hand():
     prefill = max(2e9 * 20 * 540 / 5e14, 2 * 2e-3) + 2 * 0.001
     step = (2e9 + 10 * 545 * 1000) / 1e12 + 0.002
     assert seconds["generation"] == pytest.approx(prefill + 2 * 10 * step)
+    # its continuous reading: one forward pass over each prompt and its 9-token reference, 20 × 549 tokens
+    assert seconds["continuous"] == pytest.approx(max(2e9 * 20 * 549 / 5e14, 2 * 2e-3) + 2 * 0.001)
     assert cost.estimate(job, tp) == pytest.approx(sum(seconds.values()) / 3600)
     # vLLM with prefix caching: demos (4·110 = 440 tokens) prefilled once; one decode batch of up to 100.
     fast = cost.breakdown(job, tp, cost.Knobs(generation_engine="vllm", prefix_cache=True))
@@ -85,7 +87,8 @@ def test_measured_entry_wins_and_is_used_directly(tmp_path):
     job = _job(replace(PAPER, dynamics=None), TrainSettings(epochs=2))
     assert cost.breakdown(job, loaded) == pytest.approx(
         {"train": (80 * 2 * 40 + 80 * 40 / 3) / 1000, "classification": 100 / 50, "generation": 20 / 4,
-         "multiple_choice": 0.0})  # the zero-step forward pass: a third of a training pass
+         "multiple_choice": 0.0, "continuous": 20 / 50})  # the zero-step forward pass: a third of a training pass;
+    # the references' teacher-forced pass: one forward per xsum item, as a classification prompt
     with pytest.raises(ValueError, match="no throughput entry for gpu 'A100'"):
         cost.load_throughput(path, gpu="A100")
 
@@ -228,6 +231,25 @@ def test_cpu_estimate_arithmetic_by_hand():
     assert cost.cpu_estimate(TINY, rates) is None
     assert "--calibrate tiny" in cost.budget_report(TINY, rates)
     assert cost.cpu_estimate(PAPER, _toy_rates(TINY)) is None  # GPU profiles are priced in GPU-hours
+
+
+def test_the_continuous_readings_extra_pass_is_priced_on_the_generation_sets():
+    rates = _toy_rates(TINY)
+    plain = cost.cpu_estimate(TINY, rates).set_index("job")["seconds"]
+    # before a calibration has measured it: the benchmark's ratio to each generation set's own scoring time
+    rates["continuous_ratio"] = {"generation": 0.5}
+    with_ratio = cost.cpu_estimate(TINY, rates).set_index("job")["seconds"]
+    generation = {s for j in plan.jobs(TINY) for s, _ in j.evals if tasks.get(s).kind == "generation"}
+    scored = sum(max(1, len(j.fine_tunes)) * sum(s in generation for s, _ in j.evals)
+                 for j in plan.jobs(TINY) if j.notebook == "sft")
+    assert generation == {"xsum", "socialiqa", "sciq"}
+    assert with_ratio["03_sft"] - plain["03_sft"] == pytest.approx(0.5 * 0.01 * TINY.eval_limit * scored)
+    assert with_ratio["04_format"] == plain["04_format"]  # figures only
+    # measured per set by a calibration, it wins over the ratio; the evaluations along fine-tuning record none
+    rates["continuous_s_per_item"] = {s: 0.002 for s in generation}
+    measured = cost.cpu_estimate(TINY, rates).set_index("job")["seconds"]
+    assert measured["03_sft"] - plain["03_sft"] == pytest.approx(0.002 * TINY.eval_limit * scored)
+    assert cost.beyond_cpu(TINY, rates)["dynamics"] == cost.beyond_cpu(TINY, _toy_rates(TINY))["dynamics"]
 
 
 def test_the_paper_plan_prices_each_analysis_beyond_the_paper_and_its_switch(throughput):

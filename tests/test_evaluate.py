@@ -118,6 +118,35 @@ def test_classify_batched_equals_batch1_and_reference(model, tok):
     assert len(set(reference)) > 1  # the check is not vacuous
 
 
+def test_label_logprobs_are_the_full_vocabulary_log_softmax_at_the_candidates(model, tok):
+    cand, _ = ev.candidate_token_ids(tok, NLI_WORDS)
+    words, n_truncated, logprobs = ev.label_logprobs(model, tok, PROMPTS, NLI_WORDS, batch_size=4)
+    assert (words, n_truncated) == ev.classify(model, tok, PROMPTS, NLI_WORDS, batch_size=4)
+    for prompt, row in zip(PROMPTS, logprobs):
+        full = torch.log_softmax(model(input_ids=torch.tensor([tok(prompt)["input_ids"]])).logits[0, -1].float(), -1)
+        np.testing.assert_allclose(row, full[cand].detach().numpy(), atol=1e-5, rtol=0)
+
+
+def test_label_readings_known_rows():
+    # NLI candidates: entailment 3 tokens, neutral 1, contradiction 3, then the three spaced words (owners below)
+    owner = [0, 0, 0, 1, 2, 2, 2, 3, 4, 5]
+    logp = np.log([[0.10, 0.05, 0.05, 0.20, 0.01, 0.01, 0.03, 0.30, 0.05, 0.05]] * 2)
+    out = ev.label_readings(logp, owner, NLI_WORDS, ["entailment", "neutral"], tasks.NLI_STRIP)
+    # entailment: columns of "entailment" and " entailment" = 0.10 + 0.05 + 0.05 + 0.30 = 0.50 of 0.85 on the labels
+    # neutral: "neutral" and " neutral" = 0.20 + 0.05 = 0.25 of 0.85
+    np.testing.assert_allclose(out["gold_logprob"], np.log([0.50, 0.25]), rtol=1e-12)
+    np.testing.assert_allclose(out["gold_share"], [0.50 / 0.85, 0.25 / 0.85], rtol=1e-12)
+    # LLMBar's exact match: only "1" names the gold "1" (" 1" is scored wrong), so only its column counts
+    llmbar = ev.label_readings(np.log([[0.4, 0.1, 0.3, 0.2]]), [0, 1, 2, 3], LLMBAR_WORDS, ["1"], ())
+    np.testing.assert_allclose([llmbar["gold_logprob"][0], llmbar["gold_share"][0]], [np.log(0.4), 0.4], rtol=1e-12)
+    loose = ev.label_readings(np.log([[0.4, 0.1, 0.3, 0.2]]), [0, 1, 2, 3], LLMBAR_WORDS, ["1"], (), False)
+    np.testing.assert_allclose(loose["gold_share"], [0.7], rtol=1e-12)
+    with pytest.raises(ValueError, match="named by none of the force words"):
+        ev.label_readings(np.log([[0.5, 0.5]]), [0, 1], ("yes", "no"), ["maybe"], ())
+    with pytest.raises(ValueError, match="pass label_logprobs' rows"):
+        ev.label_readings(logp, owner[:3], NLI_WORDS, ["entailment", "neutral"], tasks.NLI_STRIP)
+
+
 # --- generation ---------------------------------------------------------------------------------------------
 def test_generate_batched_equals_batch1(model, tok):
     one = [ev.generate(model, tok, [p], max_new_tokens=12, batch_size=1)[0][0] for p in PROMPTS]
@@ -201,6 +230,37 @@ def test_rank_choice_metrics():
         ev.rank_choice({**item, "loglik_uncond": None}, "acc_uncond")
 
 
+def test_choice_readings_known_item():
+    item = {"loglik": np.array([-4.0, -6.0, -5.0, -9.0]), "n_tokens": np.array([1, 3, 1, 2]),
+            "n_chars": np.array([4, 4, 10, 3]), "n_bytes": np.array([4, 4, 10, 3]),
+            "loglik_uncond": np.array([-1.0, -2.0, -1.0, -8.5])}
+    raw = ev.choice_readings([item], [2], "acc_raw")
+    # bits per byte of the gold choice: 5 nats / (ln 2 · 10 bytes); its share of e^-4 + e^-6 + e^-5 + e^-9
+    assert raw["gold_bpb"][0] == pytest.approx(5 / (np.log(2) * 10), rel=1e-12)
+    assert raw["gold_share"][0] == pytest.approx(np.exp(-5) / np.exp([-4, -6, -5, -9]).sum(), rel=1e-12)
+    assert raw["gold_margin"][0] == pytest.approx(-1.0)  # -5 against the best distractor's -4: ranked second
+    per_char = ev.choice_readings([item], [2], "acc_per_char")  # scores [-1, -1.5, -0.5, -3]
+    assert per_char["gold_bpb"][0] == raw["gold_bpb"][0]  # the answer text's bits do not depend on the ranking rule
+    assert per_char["gold_share"][0] == pytest.approx(np.exp(-0.5) / np.exp([-1, -1.5, -0.5, -3]).sum(), rel=1e-12)
+    assert per_char["gold_margin"][0] == pytest.approx(0.5)  # ranked first, as acc_per_char's prediction (2)
+    with pytest.raises(ValueError, match="gold index 4 of 4 choices"):
+        ev.choice_readings([item], [4], "acc_raw")
+
+
+def test_rank_classify_counts_bytes(model, tok):
+    items, _ = ev.rank_classify(model, tok, ["Q:"], [[" café", " tea"]])
+    assert items[0]["n_chars"].tolist() == [5, 4] and items[0]["n_bytes"].tolist() == [6, 4]
+
+
+def test_reference_bpb_is_teacher_forced_bits_per_byte(model, tok):
+    prompts, references = [PROMPTS[1], PROMPTS[3], PROMPTS[4]], ["entailment", " oxygen and café", ""]
+    bpb = ev.reference_bpb(model, tok, prompts, references, batch_size=2)
+    for prompt, reference, value in zip(prompts[:2], references, bpb):
+        bits = -_reference_loglik(model, tok, prompt, reference) / np.log(2)
+        assert value == pytest.approx(bits / len(reference.encode("utf-8")), rel=1e-5)
+    assert np.isnan(bpb[2])  # an empty reference has no bytes to score
+
+
 # --- metrics ------------------------------------------------------------------------------------------------
 def test_rouge_l_known_pairs():
     scores = ev.rouge_l(["the cat sat on the mat", "A quick brown fox", "running dogs", "Hello, world!", ""],
@@ -258,6 +318,38 @@ def test_evaluate_examples_by_kind(model, tok):
 
     with pytest.raises(ValueError, match="only classification, generation and multiple_choice"):
         ev.evaluate_examples(model, tok, tasks.get("tulu_v2"), TOY_NLI, "default", 0, batch_size=1, max_length=64)
+
+
+def test_evaluate_examples_records_each_kinds_continuous_readings(model, tok):
+    nli_set = tasks.get("mnli_matched")
+    nli = ev.evaluate_examples(model, tok, nli_set, TOY_NLI, "default", 1, batch_size=2, max_length=512)
+    prompts = ev.kshot_prompts(nli_set, TOY_NLI, "default", 1)
+    _, _, logprobs = ev.label_logprobs(model, tok, prompts, NLI_WORDS, batch_size=2)
+    expected = ev.label_readings(logprobs, ev.candidate_token_ids(tok, NLI_WORDS)[1], NLI_WORDS, nli.references,
+                                 tasks.NLI_STRIP)
+    assert set(nli.continuous) == set(ev.CONTINUOUS["classification"]) and nli.continuous_seconds == 0.0
+    for name, values in expected.items():
+        np.testing.assert_allclose(nli.continuous[name], values, rtol=1e-12)
+
+    gen_examples = [{"id": i, "fields": {"doc": d}, "target": t} for i, (d, t) in
+                    enumerate([("A long article.", "short"), ("Another text here.", "a summary")])]
+    gen = ev.evaluate_examples(model, tok, tasks.get("xsum"), gen_examples, "default", 1, batch_size=2,
+                               max_length=60, max_new_tokens=5)
+    gen_prompts = ev.kshot_prompts(tasks.get("xsum"), gen_examples, "default", 1)
+    np.testing.assert_allclose(gen.continuous["gold_bpb"], ev.reference_bpb(model, tok, gen_prompts, gen.references),
+                               rtol=1e-6)
+    assert list(gen.continuous) == ["gold_bpb"] and gen.continuous_seconds > 0
+
+    mc_examples = [{"id": 0, "context": "Question: Sky color?\nAnswer:", "choices": [" blue", " green"], "gold": 0},
+                   {"id": 1, "context": "Question: Two plus two?\nAnswer:", "choices": [" three", " four"], "gold": 1}]
+    arc = tasks.get("arc_easy")
+    mc = ev.evaluate_examples(model, tok, arc, mc_examples, "default", 1, batch_size=4, max_length=512)
+    assert set(mc.continuous) == {"gold_bpb", "gold_share", "gold_margin"}
+    # acc_uncond: the gold choice is ranked first exactly where its margin over the best distractor is positive
+    np.testing.assert_array_equal(mc.scores, (mc.continuous["gold_margin"] > 0).astype(float))
+    plain = ev.evaluate_examples(model, tok, arc, mc_examples, "default", 1, batch_size=4, max_length=512,
+                                 continuous=False)
+    assert plain.continuous == {} and plain.predictions == mc.predictions
 
 
 def test_prompts_are_encoded_once_per_tokenizer_and_the_copies_are_the_callers(monkeypatch):

@@ -209,7 +209,7 @@ def test_a_builder_without_a_declared_version_is_refused():
 
 def test_a_scorer_version_restales_exactly_the_records_it_scored(tmp_path, monkeypatch):
     store = _recorded(tmp_path)
-    monkeypatch.setitem(identity.SCORER_VERSIONS, "generation", 2)
+    monkeypatch.setitem(identity.SCORER_VERSIONS, "generation", identity.SCORER_VERSIONS["generation"] + 1)
     stale, new = _stale_after(tmp_path, TINY, store=store)
     assert stale == _cells(TINY, lambda k: tasks.get(k["eval_set"]).kind == "generation") and stale and not new
     before = _artifact_identities(TINY)

@@ -82,8 +82,11 @@ def test_run_all_help_and_bad_profile():
 # smoke runs of the whole study (profile "smoke": 2 checkpoints, 6 items per set) in a throw-away results folder
 
 FIGURES = ["fig2_pretrain_probe", "fig3_sft", "fig3b_gain_bars", "fig4_instruction_tuning", "fig5_format",
-           "fig6_transfer", "fig7_ood", "figS_sensitivity", "figB_dynamics", "figB_probes", "figB_predictors"]
-TABLES = ["table5_learned_groups", "mrc_cross_task", "ood_groups", "format_gap", "beyond"]
+           "fig6_transfer", "fig7_ood", "figS_sensitivity", "figB_dynamics", "figB_probes", "figB_predictors",
+           "fig2_pretrain_probe_answer_text", "fig2_pretrain_probe_discrimination", "fig3_sft_answer_text",
+           "fig3_sft_discrimination"]
+TABLES = ["table5_learned_groups", "mrc_cross_task", "ood_groups", "format_gap", "beyond", "snr_base",
+          "snr_fine_tuned"]
 
 
 def _env(root: Path) -> dict:
@@ -287,7 +290,13 @@ def test_a_changed_evaluation_setting_recomputes_exactly_its_records_and_the_run
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="needs a machine without a GPU")
 def test_failed_notebook_stops_the_run_with_its_name_and_the_cell_error(tmp_path):
     env = {**_env(tmp_path), "AMURO_FORCE_CPU": ""}
+    # the whole plan of a GPU profile is refused before any job starts, with the message its notebooks would raise
     proc = subprocess.run(["./run_all.sh", "--profile", "paper"], cwd=REPO, env=env, capture_output=True, text=True)
+    assert proc.returncode == 2 and "!! profile 'paper' needs a CUDA GPU and none is visible" in proc.stderr
+    assert "papermill" not in proc.stdout and not (tmp_path / "results" / "paper" / "notebooks").exists()
+    # one job run by itself (as a SLURM array task runs it) fails inside its notebook: named, with the cell's error
+    proc = subprocess.run([sys.executable, "-m", "amuro_utils.runner", "--profile", "paper", "--job",
+                           "01_pretrain_probe_step1000"], cwd=REPO, env=env, capture_output=True, text=True)
     assert proc.returncode == 1
     assert "notebook 'pretrain_probe' failed" in proc.stderr
     assert "RuntimeError: profile 'paper' needs a CUDA GPU" in proc.stderr

@@ -13,6 +13,7 @@ matplotlib.use("Agg")
 import matplotlib.colors as mcolors  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.container import BarContainer  # noqa: E402
+from matplotlib.patches import PathPatch  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
@@ -112,6 +113,66 @@ def test_fig3_base_vs_fine_tuned_with_gap_and_footnote(frame):
     assert axes[0].get_ylabel() == "accuracy"
     assert TINY.figure_note in _title(fig)
     assert _footnote(fig) == "missing cells (drawn as gaps): mnli_matched ← mnli: step40"
+
+
+def _with_readings(frame: pd.DataFrame) -> pd.DataFrame:
+    """The synthetic frame as records with per-item readings: each cell's 4 items average its performance (bits per
+    byte 4 − performance, log-probability −1/performance, share = performance); metrics by the sets' kinds."""
+    from amuro_utils import tasks as registry
+
+    kinds = {"generation": "rougeL", "multiple_choice": "acc_uncond", "classification": "accuracy"}
+    spread = np.array([-0.03, -0.01, 0.01, 0.03])
+    out = frame.assign(metric=[kinds[registry.get(e).kind] for e in frame["eval_set"]])
+    kind = out["metric"].map({"rougeL": "generation", "acc_uncond": "multiple_choice", "accuracy": "classification"})
+    out["scores"] = [p + spread for p in out["performance"]]
+    out["references"] = [["a", "b", "c", "d"]] * len(out)
+    out["predictions"] = [["a", "a", "a", "a"]] * len(out)
+    out["gold_bpb"] = [4 - p + spread if k != "classification" else None for p, k in zip(out["performance"], kind)]
+    out["gold_logprob"] = [-1 / p + spread if k == "classification" else None for p, k in zip(out["performance"], kind)]
+    out["gold_share"] = [p + spread if k != "generation" else None for p, k in zip(out["performance"], kind)]
+    return out
+
+
+def test_fig3_and_fig2_draw_the_continuous_readings_when_asked(frame):
+    readings = _with_readings(frame)
+    text = plots.fig3_sft(readings, TINY, reading="answer text")
+    assert [ax.get_ylabel() for ax in text.axes[:4]] == ["gold label log-probability (nats)"] * 2 + [
+        "gold bits per byte (lower = better)"] * 2
+    base, tuned = text.axes[2].get_lines()  # xsum: bits per byte 4 − performance, the mean of its items
+    np.testing.assert_allclose(base.get_ydata(), 4 - np.array([0.30, 0.35, 0.40, 0.45, 0.50, 0.55, 0.60]))
+    np.testing.assert_allclose(tuned.get_ydata(), 4 - np.array([0.60, 0.65, 0.70, 0.75, 0.80, 0.85, 0.90]))
+    assert not any(isinstance(a, PathPatch) for a in text.axes[0].get_children())  # no chance or majority line
+    assert "\nreading: answer text — how well the gold answer's text is predicted\n" in _title(text)
+    share = plots.fig3_sft(readings, TINY, reading="discrimination")  # generation has no discrimination reading
+    assert [ax.get_title() for ax in share.axes] == ["mnli_matched\nfine-tuned on mnli (ID)",
+                                                     "qqp_glue\nfine-tuned on qqp (ID)"]
+    assert share.axes[0].get_ylabel() == "gold share of probability"
+    # Fig. 2: panel B reads classification in label log-probability and generation in bits per byte: two panels,
+    # so that every panel has one unit
+    panels = plots.fig2_answer_text(readings, TINY).axes[:4]
+    assert [ax.get_title(loc="left") for ax in panels] == [
+        "A  sets learned in pre-training", "B  sets not learned in pre-training: gold label log-probability",
+        "B  sets not learned in pre-training: gold bits per byte", "C  LLMBar (instruction following)"]
+    assert [line.get_label() for line in panels[0].get_lines()] == [
+        "sciq_mc", "hellaswag", "arc_challenge", "arc_easy", "openbookqa"]
+    assert [line.get_label() for line in panels[2].get_lines()] == ["xsum", "socialiqa", "boolq"]
+    assert [ax.get_ylabel() for ax in panels] == ["gold bits per byte (lower = better)",
+                                                  "gold label log-probability (nats)",
+                                                  "gold bits per byte (lower = better)",
+                                                  "gold label log-probability (nats)"]
+    # a profile whose tasks all generate has no discrimination reading to draw; records without readings (written
+    # before them) and the release draw nothing: None, no empty figure
+    generation_only = replace(TINY, tasks=(TINY.task("socialiqa"),))
+    assert plots.fig3_discrimination(readings, generation_only) is None
+    # … also when no record of its fine-tuning method has the reading (LoRA on question generation only)
+    tuned_generation = (readings["fine_tune"] == "socialiqa") & (readings["metric"] == "rougeL")
+    lora = readings[(readings["fine_tune"] == "base") | tuned_generation].assign(
+        method=lambda f: f["method"].replace("full", "lora"))
+    assert plots.fig3_discrimination(lora, replace(generation_only, methods=("lora",))) is None
+    assert plots.fig3_answer_text(readings, generation_only).axes[0].get_title() == \
+        "socialiqa\nfine-tuned on socialiqa (ID)"
+    assert plots.fig2_discrimination(frame.assign(scores=None), TINY) is None
+    assert plots.fig3_answer_text(synthetic(source="paper"), TINY) is None
 
 
 def test_fig3_overlay_draws_dotted_twins(frame):

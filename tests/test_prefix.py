@@ -230,6 +230,9 @@ def test_evaluate_examples_shared_prefix_same_output(model, tok, name):
     shared = ev.evaluate_examples(model, tok, dataset, examples, "default", SHOTS, shared_prefix=True, **settings)
     assert shared.predictions == plain.predictions and shared.references == plain.references
     np.testing.assert_array_equal(shared.scores, plain.scores)
+    assert set(shared.continuous) == set(plain.continuous) == set(ev.CONTINUOUS[dataset.kind])
+    for reading, values in plain.continuous.items():  # the continuous readings too, to float32 rounding
+        np.testing.assert_allclose(shared.continuous[reading], values, atol=1e-4, rtol=0)
     assert (plain.n_prefix_fallback, shared.n_prefix_fallback, shared.n_truncated) == (0, 0, 0)
 
 

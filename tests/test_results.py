@@ -56,6 +56,20 @@ def test_write_path_and_round_trip(tmp_path):
     assert row["origin"] == "allenai--OLMo-1B-hf/step1000/mnli.full.seed42/xsum__default__4shot.json"
 
 
+def test_continuous_readings_round_trip_into_the_item_frame(tmp_path):
+    from amuro_utils import evaluate
+
+    assert set(results.CONTINUOUS_COLUMNS) == {n for names in evaluate.CONTINUOUS.values() for n in names}
+    store = Store(tmp_path)
+    store.write(KEY, METRICS, PROVENANCE, scores=[0.1, 0.2, 0.33], continuous={"gold_bpb": [1.5, 2.25, 3.0]})
+    assert store.read(**KEY)["continuous"] == {"gold_bpb": [1.5, 2.25, 3.0]}
+    row = store.frame(items=True).iloc[0]
+    assert row["gold_bpb"].tolist() == [1.5, 2.25, 3.0] and row["gold_share"] is None
+    assert "gold_bpb" not in store.frame().columns  # per-item readings only with the items
+    with pytest.raises(ValueError, match=r"unknown continuous readings \['perplexity'\]"):
+        store.write(KEY, METRICS, PROVENANCE, continuous={"perplexity": [1.0]})
+
+
 def test_main_step_from_recorded_revision_else_nan(tmp_path):
     store = Store(tmp_path)
     store.write({**KEY, "ckpt": "main"}, METRICS, {**PROVENANCE, "revision": "step738020-tokens3094B"})

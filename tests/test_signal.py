@@ -1,0 +1,160 @@
+"""Continuous readings as a results frame, and signal-to-noise per evaluation set over the ladder (Heineman et al.
+2025's definitions, adapted to a ladder: the noise is each score's own standard error)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from amuro_utils import results, signal, stats
+from amuro_utils.profiles import get_profile
+
+TINY = get_profile("tiny")
+THREE = dataclasses.replace(TINY, ckpts=("step1000", "step342000", "main"))
+PROVENANCE = {"revision": "r", "commit": "c", "config_hash": "0123456789abcdef", "versions": {}, "profile": "tiny"}
+
+
+def _write(store, ckpt, eval_set, metric, scores, *, fine_tune="base", seed=None, references=None, **continuous):
+    key = dict(model="allenai/tiny-olmo", ckpt=ckpt, fine_tune=fine_tune, method="none" if seed is None else "full",
+               seed=seed, eval_set=eval_set, format="default", shots=4)
+    scores = np.asarray(scores, dtype=float)
+    metrics = {"metric": metric, "performance": float(scores.mean()), "mean": float(scores.mean()), "std": 0.0,
+               "n": len(scores), "n_truncated": 0}
+    references = references or [str(i % 4) for i in range(len(scores))]
+    store.write(key, metrics, PROVENANCE, scores=scores.tolist(), predictions=["0"] * len(scores),
+                references=references, continuous={k: list(v) for k, v in continuous.items()})
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the definitions, exactly
+
+
+def test_a_series_signal_noise_and_snr_by_hand():
+    row = signal._snr_row("arc_easy", "base", "acc_uncond", np.array([0.2, 0.5, 0.3]), np.array([0.01, 0.04, 0.01]),
+                          np.array([math.nan, 0.0025, math.nan]))
+    # dispersion 0.5 − 0.2; noise² = mean item variance 0.02 + mean seed variance 0.0025 → 0.15; mean 1/3
+    assert row["dispersion"] == pytest.approx(0.3) and row["noise_items"] == pytest.approx(math.sqrt(0.02))
+    assert row["noise_seeds"] == pytest.approx(0.05) and row["noise"] == pytest.approx(0.15)
+    assert row["signal"] == pytest.approx(0.9) and row["relative_noise"] == pytest.approx(0.45)
+    assert row["snr"] == pytest.approx(2.0) and row["snr"] == pytest.approx(row["signal"] / row["relative_noise"])
+    assert row["snr_below_1"] is False and row["measures"] == signal.PAPER_METRIC
+    flat = signal._snr_row("sciq", "base", "gold_bpb", np.array([2.0, 2.02]), np.array([0.0016, 0.0016]),
+                           np.array([math.nan, math.nan]))
+    assert flat["snr"] == pytest.approx(0.5) and flat["snr_below_1"] is True and flat["measures"] == "answer text"
+    assert math.isnan(flat["noise_seeds"])
+
+
+def test_the_no_signal_floor_is_the_expected_range_of_normal_draws():
+    assert signal.no_signal_snr(2) == pytest.approx(2 / math.sqrt(math.pi), rel=1e-9)
+    assert signal.no_signal_snr(8) == pytest.approx(2.847, abs=5e-4)  # d2(8) of the control-chart tables
+    draws = np.random.default_rng(0).standard_normal((200_000, 9))
+    assert signal.no_signal_snr(9) == pytest.approx(np.ptp(draws, axis=1).mean(), rel=0.01)
+    with pytest.raises(ValueError, match="at least 2 checkpoints"):
+        signal.no_signal_snr(1)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# readings as a results frame
+
+
+def test_metric_view_puts_a_reading_in_place_of_the_scores(tmp_path):
+    store = results.Store(tmp_path)
+    _write(store, "step1000", "xsum", "rougeL", [0.1, 0.2, 0.0], references=["a b", "", "c"],
+           gold_bpb=[2.0, math.nan, 4.0])
+    _write(store, "main", "xsum", "rougeL", [0.3, 0.1, 0.2], references=["a b", "", "c"],
+           gold_bpb=[1.0, math.nan, 2.0])
+    _write(store, "main", "arc_easy", "acc_uncond", [1.0, 0.0], gold_share=[0.6, 0.2])
+    frame = store.frame(items=True)
+    view = signal.metric_view(frame, "gold_bpb")
+    assert sorted(view["ckpt"]) == ["main", "step1000"] and set(view["metric"]) == {"gold_bpb"}
+    early = view[view["ckpt"] == "step1000"].iloc[0]
+    # the empty reference's item is dropped alike from both records, so they stay paired
+    assert early["scores"].tolist() == [2.0, 4.0] and early["references"] == ["a b", "c"]
+    assert (early["performance"], early["mean"], early["n"]) == (3.0, 3.0, 2.0)
+    assert early["std"] == pytest.approx(np.std([2.0, 4.0], ddof=1) / math.sqrt(2))
+    study = stats.Study(view, THREE)
+    assert study.cells.vector(("xsum", "base", "main", "default"))[0] == 1.5
+    assert study.cells.mode(("xsum", "base", "main", "default")) == "items"
+    with pytest.raises(ValueError, match="unknown reading 'perplexity'"):
+        signal.metric_view(frame, "perplexity")
+    with pytest.raises(ValueError, match=r"frame\(items=True\)"):
+        signal.metric_view(store.frame(), "gold_bpb")
+    assert signal.metric_view(results.load_paper_results(), "gold_bpb").empty  # the release has no readings
+    assert signal.readings_of(frame) == ["gold_bpb", "gold_share"]
+    assert signal.figure_reading("acc_uncond", "answer text") == "gold_bpb"
+    assert signal.figure_reading("accuracy", "answer text") == "gold_logprob"
+    assert signal.figure_reading("rougeL", "discrimination") is None
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the table
+
+
+@pytest.fixture
+def ladder_frame(tmp_path):
+    """ARC-Easy base over three rungs: accuracy flat at 0.5, gold bits per byte falling 3 → 2.5 → 2 with item noise;
+    MNLI fine-tuned with two seeds whose accuracies differ by 0.1 at every rung."""
+    store, rng = results.Store(tmp_path), np.random.default_rng(0)
+    noise = rng.normal(0, 0.4, 40)
+    for step, ckpt in enumerate(THREE.ckpts):
+        _write(store, ckpt, "arc_easy", "acc_uncond", [1.0, 0.0] * 20, gold_bpb=3.0 - 0.5 * step + noise,
+               gold_share=np.full(40, 0.25) + 0.01 * step)
+        for seed, shift in ((1, 0.0), (2, 0.1)):
+            scores = (np.arange(40) < 12 + 4 * step + 40 * shift).astype(float)
+            _write(store, ckpt, "mnli_matched", "accuracy", scores, fine_tune="mnli", seed=seed,
+                   references=["entailment"] * 40)
+    return store.frame(items=True)
+
+
+def test_snr_table_over_a_planted_ladder(ladder_frame):
+    study = stats.Study(ladder_frame, THREE)
+    table = signal.snr_table(study)
+    assert list(table.columns) == list(signal.SNR_COLUMNS) and "Heineman" in table.attrs["caption"]
+    by = table.set_index(["eval_set", "fine_tune", "metric"])
+    accuracy = by.loc[("arc_easy", "base", "acc_uncond")]
+    assert accuracy["dispersion"] == 0.0 and accuracy["snr"] == 0.0 and accuracy["snr_below_1"]
+    # item SE of a 0/1 score at p = 0.5 over 40 items: √(0.25 / 40) (the bootstrap's, within its resampling error)
+    assert accuracy["noise_items"] == pytest.approx(math.sqrt(0.25 / 40), rel=0.06)
+    bpb = by.loc[("arc_easy", "base", "gold_bpb")]
+    assert bpb["dispersion"] == pytest.approx(1.0) and bpb["measures"] == "answer text"
+    assert bpb["noise_items"] == pytest.approx(np.std(ladder_frame["gold_bpb"].iloc[0]) / math.sqrt(40), rel=0.06)
+    assert bpb["snr"] == pytest.approx(1.0 / bpb["noise"]) and bpb["snr"] > bpb["no_signal_snr"]
+    share = by.loc[("arc_easy", "base", "gold_share")]
+    # the same share on every item: no item noise (to rounding), so any move along the ladder is signal
+    assert share["dispersion"] == pytest.approx(0.02) and share["noise_items"] < 1e-12 and share["snr"] > 1e9
+    tuned = by.loc[("mnli_matched", "mnli", "accuracy")]
+    # the seeds' means differ by 0.1 at every rung: SD across two seeds 0.1/√2; the rung means rise 0.3 → 0.5
+    assert tuned["noise_seeds"] == pytest.approx(0.1 / math.sqrt(2)) and tuned["dispersion"] == pytest.approx(0.2)
+    assert tuned["noise"] == pytest.approx(math.hypot(tuned["noise_items"], tuned["noise_seeds"]))
+    assert list(signal.snr_base(study)["fine_tune"].unique()) == ["base"]
+    assert list(signal.snr_fine_tuned(study)["fine_tune"].unique()) == ["mnli"]
+    with pytest.raises(ValueError, match="'base', 'fine_tuned' or 'all'"):
+        signal.snr_table(study, "instruction")
+
+
+def test_low_snr_names_the_flat_series_among_a_verdicts_cells(ladder_frame):
+    study = stats.Study(ladder_frame, THREE)
+    keys = [("arc_easy", "base", c, "default") for c in THREE.ckpts] + [("mnli_matched", "mnli", "main", "default")]
+    assert signal.low_snr(study, keys) == ["arc_easy (base): SNR 0.00"]
+    assert signal.low_snr(study, keys[-1:]) == []
+    tuned = signal.snr_table(study).set_index(["eval_set", "metric"]).loc[("mnli_matched", "accuracy"), "snr"]
+    assert signal.low_snr(study, keys[-1:], threshold=tuned + 0.01) == [f"mnli_matched (mnli): SNR {tuned:.2f}"]
+
+
+def test_snr_of_the_release_takes_its_std_as_the_noise():
+    paper = results.load_paper_results()
+    study = stats.Study(paper, get_profile("paper-reference"))
+    table = signal.snr_base(study)
+    assert set(table["metric"]) <= {"accuracy", "rougeL", "acc_uncond", "acc_raw", "acc_per_token"}
+    row = table.set_index(["eval_set", "fine_tune"]).loc[("mnli_matched", "base")]
+    cells = stats.select(paper, study.profile, "full")
+    base = cells[(cells["eval_set"] == "mnli_matched") & (cells["fine_tune"] == "base")
+                 & (cells["format"] == "default") & cells["ckpt"].isin(study.ladder)]
+    assert row["n_ckpts"] == len(base) == 8
+    assert row["dispersion"] == pytest.approx(base["performance"].max() - base["performance"].min())
+    assert row["noise"] == pytest.approx(math.sqrt((base["std"] ** 2).mean()), rel=0.06)
+    assert math.isnan(row["noise_seeds"])  # one fine-tuning seed in the release, none for a base model
