@@ -42,7 +42,7 @@ from statistics import NormalDist
 import numpy as np
 import pandas as pd
 
-from . import analysis, paths, stages, stats
+from . import analysis, paths, signal, stages, stats
 from .profiles import PAPER_FINAL_STEP, SPRINGER_BENCHMARKS, Profile
 from .stats import CONFIDENCE, N_BOOT, Study, Unmeasurable, pair_label, wmean
 
@@ -69,7 +69,7 @@ SCORECARD_COLUMNS = (
     "id", "claim", "where", "statistic", "value", "ci_low", "ci_high", "resampled", "direction", "verdict",
     "judged", "deciding", "meas_low", "meas_high", "resampled_measurement", "verdict_measurement", "leave_one_out",
     "holds_leave_one_out", "readings", "holds_readings", "without_degenerate", "uninformative_why", "n_cells",
-    "constant_cells", "degenerate_cells", "defect", "mde", "power", "paper_value", "sees_paper", "also_decides",
+    "constant_cells", "degenerate_cells", "low_snr", "defect", "mde", "power", "paper_value", "sees_paper", "also_decides",
     "seed_spread", "missing", "note")
 # Which notebook ends with which claims' verdicts: the stage registry's (amuro_utils.stages).
 NOTEBOOK_CLAIMS = {stage.notebook: stage.claims for stage in stages.STAGES}
@@ -1163,6 +1163,7 @@ def _evaluate_part(study: Study, part: Part) -> dict:
         row["readings"], row["holds_readings"] = _readings(cells, part, main.verdict)
     if part.cells == "performance":
         _degenerate_rule(study, part, est, row, notes)
+        row["low_snr"] = "; ".join(signal.low_snr(study, est.used))
         unpaired = sorted({k[0] for k in est.used if k[0] in cells.unpaired})
         if unpaired:
             notes.append("unpaired (records of one set with different n): " + ", ".join(
@@ -1480,6 +1481,9 @@ def _definitions(table: pd.DataFrame | None = None) -> str:
              "checkpoint, a group); `readings` judges the sentence's other reasonable readings; `without_degenerate` "
              "leaves out the claim's degenerate cells (constant predictors on the side where they make its "
              "statistic measure something else; for a relative change, base cells whose interval reaches 0).",
+             "The cells column names the series among the verdict's cells (an evaluation set under one model over "
+             "the ladder) whose signal-to-noise ratio on the paper's metric is below 1 (`low_snr`; Heineman et al. "
+             "2025, `amuro_utils.signal`): over the whole ladder they move less than one score's own standard error.",
              "",
              f"Margins: FLAT_MARGIN = {FLAT_MARGIN} (score units), RELATIVE_MARGIN = {RELATIVE_MARGIN} % of base. "
              f"Landmarks as fractions of pre-training: PLATEAU_FRACTION = {PLATEAU_FRACTION:.4f} (342k/738k), "
@@ -1520,7 +1524,7 @@ def scorecard_markdown(table: pd.DataFrame) -> str:
         meas = (f"[{_num(r.meas_low)}, {_num(r.meas_high)}] → {r.verdict_measurement}" if np.isfinite(r.meas_low)
                 else (r.verdict_measurement if r.verdict != NOT_MEASURABLE else ""))
         flags = "/".join(x for x in (count(r.constant_cells), count(r.degenerate_cells)) if x)
-        cells = f"{r.n_cells}" + (f" ({flags})" if flags else "")
+        cells = f"{r.n_cells}" + (f" ({flags})" if flags else "") + (f"; SNR < 1: {r.low_snr}" if r.low_snr else "")
         verdict_text = f"**{r.verdict}**" + (f" ({r.uninformative_why}; judged {r.judged})"
                                              if r.verdict == UNINFORMATIVE else
                                              f" (judged {r.judged})" if r.verdict == DEFECT_DECIDED else "")

@@ -65,7 +65,7 @@ TRAINING_RECORD_VERSION = 2
 # interval or rule). 2: the statistics spine (units intervals, leave-one-out, readings, uninformative, beyond); 3:
 # calibrated verdicts (every / some claims unit by unit, degenerate cells per claim side, defects counted apart,
 # intervals need valid resamples and filled tails, the power column)
-CLAIMS_VERSION = 3
+CLAIMS_VERSION = 4
 
 
 def plain(obj):

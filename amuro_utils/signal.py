@@ -276,12 +276,27 @@ def snr_fine_tuned(study: stats.Study) -> pd.DataFrame:
     return snr_table(study, "fine_tuned")
 
 
+def paper_snr(study: stats.Study) -> pd.DataFrame:
+    """SNR over the ladder of every (eval set, model) series on the record's own metric only (the scorecard's flag;
+    snr_table's rows whose `measures` is the paper metric, without computing the readings' rows)."""
+    cached = _TABLES.setdefault(study, {})
+    if "all" in cached:
+        table = cached["all"]
+        return table[table["measures"] == PAPER_METRIC]
+    if "paper" not in cached:
+        rows = stats.select(study.df, study.profile, study.method, study.schedule)
+        rows = rows[rows["ckpt"].isin(study.ladder)]
+        cached["paper"] = pd.DataFrame(snr_rows(rows, study.ladder, PAPER_METRIC, n_boot=study.n_boot,
+                                                seed=study.seed), columns=list(SNR_COLUMNS))
+    return cached["paper"]
+
+
 def low_snr(study: stats.Study, keys, threshold: float = 1.0) -> list[str]:
     """The series among the cells `keys` ((eval_set, fine_tune, ckpt, format), e.g. a verdict's cells) whose SNR on
     the record's own metric is below `threshold`, as 'arc_easy (base): SNR 0.62' lines, for the scorecard's cells
     column."""
     wanted = {(k[0], k[1]) for k in keys}
-    table = snr_table(study)
-    paper = table[(table["measures"] == PAPER_METRIC) & (table["snr"] < threshold)]
+    table = paper_snr(study)
+    paper = table[table["snr"] < threshold]
     return [f"{row.eval_set} ({row.fine_tune}): SNR {row.snr:.2f}" for row in paper.itertuples()
             if (row.eval_set, row.fine_tune) in wanted]

@@ -158,3 +158,20 @@ def test_snr_of_the_release_takes_its_std_as_the_noise():
     assert row["dispersion"] == pytest.approx(base["performance"].max() - base["performance"].min())
     assert row["noise"] == pytest.approx(math.sqrt((base["std"] ** 2).mean()), rel=0.06)
     assert math.isnan(row["noise_seeds"])  # one fine-tuning seed in the release, none for a base model
+
+
+def test_the_scorecard_flags_the_series_below_snr_1_among_a_verdicts_cells(ladder_frame):
+    """B1a reads ARC-Easy's base scores over the ladder; its accuracy never moves (SNR 0): the cells column says so,
+    in the CSV's low_snr column and the markdown table, while the paper's verdict itself is untouched."""
+    from amuro_utils import claims
+
+    study = stats.Study(ladder_frame, THREE)
+    table = claims.evaluate_all(ladder_frame, THREE, ids=["B1"], study=study, n_boot=200)
+    row = table.set_index("id").loc["B1a"]
+    assert row["n_cells"] == 3 and row["low_snr"] == "arc_easy (base): SNR 0.00"
+    assert "SNR < 1: arc_easy (base): SNR 0.00" in claims.scorecard_markdown(table)
+    # the scorecard's flag is the SNR table's paper-metric row, computed without the readings
+    paper = signal.paper_snr(stats.Study(ladder_frame, THREE))
+    full = signal.snr_table(study)
+    assert paper.set_index(["eval_set", "fine_tune"])["snr"].to_dict() == \
+        full[full["measures"] == signal.PAPER_METRIC].set_index(["eval_set", "fine_tune"])["snr"].to_dict()
