@@ -100,6 +100,33 @@ def release_source() -> Source:
                          "√(p(1−p)/n) for official_eval_table.csv)")
 
 
+def reading_source(frame: pd.DataFrame, profile: Profile, measures: str) -> Source:
+    """A run's continuous reading as a noise model (claims.evaluate_readings judges the claims on it): its cells on
+    the reading that measures `measures` (signal.claim_view: higher = better on every set), levels the sets' mean
+    base readings, and each cell's own standard error (the items' SD / √n; seeds pooled) as normal noise, as the
+    release's source. The items' pairing is not simulated: this calibrates the rule, not the run's exact power."""
+    from . import signal
+
+    view = signal.claim_view(frame, measures)
+    rows = stats.select(view, profile, profile.method)
+    rows = rows[rows["ckpt"].isin(profile.ckpts)]
+    if not len(rows):
+        raise ValueError(f"no record of profile {profile.name!r} carries the {measures!r} reading: run ./run_all.sh "
+                         f"--profile {profile.name} with readings recorded (scorer version 2) first")
+    keys = ["eval_set", "fine_tune", "ckpt", "format"]
+    cells = rows.groupby(keys, sort=False).agg(metric=("metric", "first"), performance=("performance", "mean"),
+                                              std=("std", lambda v: float(np.sqrt(np.mean(np.square(v))))))
+    cells = cells.reset_index()
+    level = cells[cells["fine_tune"] == "base"].groupby(["eval_set", "format"])["performance"].mean()
+    cells["level"] = [level.get((e, f), p) for e, f, p in zip(cells["eval_set"], cells["format"],
+                                                               cells["performance"])]
+    steps = tiny_steps(profile) if profile.tiny_ladder else {}
+    cells["step"] = [steps.get(c, math.nan) for c in cells["ckpt"]]
+    return Source(f"{profile.name}: {measures}", profile, cells.drop(columns="performance"), "normal",
+                  origin=f"the {profile.name} run's {signal.CLAIM_READING_LABELS[measures]} readings: each cell's "
+                         "own standard error (the items' SD / √n), as normal noise around the sets' mean base reading")
+
+
 def tiny_steps(profile: Profile) -> dict[str, float]:
     """The tiny ladder's step of each label (its rung's branch; `main` = the ladder's last step)."""
     last = float(profile.tiny_ladder.total_steps) if profile.tiny_ladder else math.nan
@@ -639,16 +666,17 @@ def boundary_summary(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def write_calibration(table: pd.DataFrame, profile: Profile, command: str = "",
-                      random_units: pd.DataFrame | None = None) -> list:
-    """figures/<profile>/calibration.csv (every row) and calibration.md (summary per part, then every truth, then
-    the boundary with units drawn at random where it was measured)."""
+                      random_units: pd.DataFrame | None = None, stem: str = "calibration") -> list:
+    """figures/<profile>/<stem>.csv (every row) and <stem>.md (summary per part, then every truth, then the
+    boundary with units drawn at random where it was measured); `stem` calibration_readings for a reading."""
     from . import plots
 
-    paths = plots.write_table(table, profile, "calibration")
+    paths = plots.write_table(table, profile, stem)
     summary = boundary_summary(table)
     bad = summary[~summary["calibrated"]]
     absent = list(dict.fromkeys(table.loc[table["n"] == 0, "id"]))
-    lines = [f"# Calibration of the verdict rules — profile `{profile.name}`", "",
+    lines = [f"# Calibration of the verdict rules — profile `{profile.name}`"
+             + (f", on the {table.attrs['reading']} reading" if table.attrs.get("reading") else ""), "",
              f"Source of the noise: {table.attrs.get('origin', '')}. {int(table['n'].max())} replications per "
              f"part and truth; the scorecard's rules and resamples (amuro_utils/calibration.py)."
              + (f" Made by `{command}`." if command else ""), "",

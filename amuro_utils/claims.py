@@ -1309,6 +1309,135 @@ def evaluate_all(df: pd.DataFrame, profile: Profile, *, sensitivity: pd.DataFram
     return table
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# the same claims on continuous readings (beside the paper's metric, never instead)
+
+READING_COLUMNS = ("id", "reading", "statistic", "direction", "value", "ci_low", "ci_high", "resampled", "verdict",
+                   "deciding", "verdict_measurement", "holds_leave_one_out", "n_cells", "low_snr", "defect", "mde",
+                   "power", "paper_metric_verdict", "missing", "note")
+NOT_ON_READING = "not judged on a reading"
+
+
+def reading_why_not(part: Part) -> str:
+    """Why a part is not judged on a continuous reading ('' when it is): only claims about a direction (> 0, < 0) of
+    accuracy or ROUGE-L carry over; a margin or threshold is in the paper metric's units and a relative change
+    needs a zero the readings do not have."""
+    if part.cells != "performance" or part.unit.strip() == "nats":
+        return "not a claim about accuracy or ROUGE-L"
+    if part.relative:
+        return "a relative change (% of base) needs a score whose 0 means nothing learned; log-probabilities have none"
+    if part.direction not in (">", "<") or part.margin is not None or part.threshold != 0:
+        return (f"its boundary ({_direction_text(part.direction, part.threshold, part.margin, part.unit, None, '')})"
+                " is in the paper metric's units")
+    return ""
+
+
+def evaluate_readings(df: pd.DataFrame, profile: Profile, *, paper: pd.DataFrame | None = None,
+                      method: str = "full", ids=None, n_boot: int = N_BOOT, seed: int = 0) -> pd.DataFrame:
+    """Every claim part about a direction of accuracy or ROUGE-L judged again on each continuous reading
+    (signal.CLAIM_READINGS: 'answer text' and 'discrimination', higher = better on every set) with the same
+    statistic, units, interval, rule and power column (one row per part and reading, READING_COLUMNS); parts whose
+    boundary does not carry over are listed as NOT_ON_READING with why. `paper`: the scorecard on the paper's
+    metric (its verdict beside each row). Empty where no record carries readings (the release)."""
+    from . import signal
+
+    ids = list(CLAIMS) if ids is None else list(ids)
+    rows = []
+    paper_verdicts = {} if paper is None else {pid: part_row(paper, pid)["verdict"]
+                                               for pid in paper["id"].tolist() + [
+                                                   x for v in paper["also_decides"] for x in str(v).split(", ") if x]}
+    for measures in signal.CLAIM_READINGS:
+        view = signal.claim_view(df, measures)
+        if not len(view):
+            continue
+        study = Study(view, profile, method=method, n_boot=n_boot, seed=seed)
+        for part in (p for cid in ids for p in CLAIMS[cid](study)):
+            if part.same_as or part.id.startswith("S1") or part.id.startswith("S3"):
+                continue  # B1c is A1b's row; the Springer held-out-loss parts are no accuracy claims
+            why = reading_why_not(part)
+            row = {c: "" for c in READING_COLUMNS}
+            row.update(id=part.id, reading=measures, statistic=part.statistic, value=math.nan, ci_low=math.nan,
+                       ci_high=math.nan, mde=math.nan, n_cells=0, holds_leave_one_out=math.nan,
+                       paper_metric_verdict=paper_verdicts.get(part.id, ""),
+                       direction=_direction_text(part.direction, part.threshold, part.margin, part.unit,
+                                                 part.quantifier, part.unit_word))
+            if why:
+                row.update(verdict=NOT_ON_READING, note=why)
+            else:
+                full = _evaluate_part(study, part)
+                row.update({c: full[c] for c in READING_COLUMNS if c in full and c not in ("reading", "id")})
+            rows.append(row)
+    table = pd.DataFrame(rows, columns=list(READING_COLUMNS))
+    table.attrs.update(n_boot=n_boot, labels=dict(signal.CLAIM_READING_LABELS))
+    return table
+
+
+def readings_markdown(table: pd.DataFrame, profile: Profile) -> str:
+    """The claims on continuous readings as markdown: what each reading is, then one table per reading (the paper
+    metric's verdict beside each), the parts not judged on a reading listed once with why."""
+    lines = [f"# The claims on continuous readings — profile `{profile.name}`", "",
+             "Accuracy and ROUGE-L decide the paper's verdicts (`claims.md`). Here every claim part about a direction "
+             "of those scores is judged again, with the same statistic, units, interval, rule and power column, on "
+             "a continuous reading of the same records (`amuro_utils.signal`), higher = better on every set. "
+             "Readings of different kinds of scoring are in different units (nats of a label word, bits per byte); "
+             "a mean over sets mixes them as the paper's mixes accuracy and ROUGE-L, so only its sign is judged. "
+             "Calibration on the run's reading noise: `calibration_readings.md` where measured "
+             "(`benchmarks/bench_calibration.py --profile tiny --reading 'answer text'`).", ""]
+    if not len(table):
+        return "\n".join(lines + ["No record of this profile carries continuous readings (the release has none)."]) + "\n"
+    for measures, label in table.attrs.get("labels", {}).items():
+        mine = table[(table["reading"] == measures) & (table["verdict"] != NOT_ON_READING)]
+        if not len(mine):
+            continue
+        counts = mine["verdict"].value_counts()
+        lines += [f"## {label}", "", "Verdicts: " + ", ".join(f"{int(counts.get(v, 0))} {v}" for v in VERDICTS
+                                                             if counts.get(v, 0)) + ".", "",
+                  "| id | statistic | value | CI (resampled) | claim | verdict | deciding unit | power (80 %) | "
+                  "paper metric's verdict | cells (SNR < 1) | note |", "|" + "---|" * 11]
+        for r in mine.itertuples(index=False):
+            ci = f"[{_num(r.ci_low)}, {_num(r.ci_high)}] ({r.resampled})" if np.isfinite(r.ci_low) else ""
+            cells = f"{r.n_cells}" + (f"; SNR < 1: {r.low_snr}" if r.low_snr else "")
+            note = "; ".join(x for x in (r.missing and f"missing: {r.missing}", r.defect and f"defect: {r.defect}",
+                                         r.note) if x)
+            cols = [r.id, r.statistic, _num(r.value), ci, r.direction, f"**{r.verdict}**", r.deciding, r.power,
+                    r.paper_metric_verdict, cells, note]
+            lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in cols) + " |")
+        lines.append("")
+    skipped = table[table["verdict"] == NOT_ON_READING].drop_duplicates("id")
+    if len(skipped):
+        lines += ["Not judged on a reading:", ""] + [f"- **{r.id}** — {r.note}" for r in skipped.itertuples()]
+    return "\n".join(lines) + "\n"
+
+
+def readings_summary(table: pd.DataFrame) -> str:
+    """The scorecard's section on the continuous readings: per reading, the parts judged and their verdicts beside
+    the paper metric's (where the two differ, named)."""
+    lines = ["## The same claims on continuous readings", "",
+             "Beside the paper's metric, never instead: each claim part about a direction of accuracy or ROUGE-L "
+             "judged on each continuous reading ([claims_readings.md](claims_readings.md): values, intervals, power)."]
+    for measures, label in table.attrs.get("labels", {}).items():
+        mine = table[(table["reading"] == measures) & (table["verdict"] != NOT_ON_READING)]
+        if not len(mine):
+            continue
+        counts = mine["verdict"].value_counts()
+        differ = [f"{r.id} ({r.paper_metric_verdict} → {r.verdict})" for r in mine.itertuples()
+                  if r.paper_metric_verdict and r.verdict != r.paper_metric_verdict]
+        lines += ["", f"- *{label}*: " + ", ".join(f"{int(counts.get(v, 0))} {v}" for v in VERDICTS
+                                                   if counts.get(v, 0))
+                  + (f"; differs from the paper's metric on {', '.join(differ)}" if differ else
+                     "; every verdict as on the paper's metric") + "."]
+    return "\n".join(lines) + "\n"
+
+
+def write_readings(table: pd.DataFrame, profile: Profile, stem: str = "claims_readings") -> list:
+    """figures/<profile>/<stem>.csv (every column) and <stem>.md (readings_markdown)."""
+    from . import plots
+
+    paths_ = plots.write_table(table, profile, stem)
+    paths_[1].write_text(readings_markdown(table, profile))
+    return paths_
+
+
 def part_row(table: pd.DataFrame, pid: str) -> pd.Series:
     """The scorecard row that decides part `pid` (its own, or the row whose `also_decides` names it)."""
     hit = table[(table["id"] == pid) | table["also_decides"].map(lambda v: pid in str(v).split(", "))]

@@ -358,7 +358,7 @@ def continuation_loglikelihoods(model, tokenizer, pairs: Sequence[tuple[str, str
                                 max_length: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Summed log-probability of each continuation given its context, its token count, and whether it was cut."""
     # Context and continuation are tokenised separately (catwalk); an empty context becomes [eos] (catwalk).
-    contexts = tokenizer([p[0] for p in pairs], add_special_tokens=True)["input_ids"]
+    contexts = _token_ids(tokenizer, [p[0] for p in pairs])  # memoised: generation encoded these prompts already
     contexts = [c or [tokenizer.eos_token_id] for c in contexts]
     conts = tokenizer([p[1] for p in pairs], add_special_tokens=False)["input_ids"]
     truncated = np.zeros(len(pairs), dtype=bool)
@@ -656,7 +656,7 @@ def continuation_loglikelihoods_shared_prefix(model, tokenizer, pairs: Sequence[
     if not prefix_ids:
         return (*continuation_loglikelihoods(model, tokenizer, pairs, batch_size, max_length),
                 np.zeros(len(pairs), dtype=bool))
-    contexts = tokenizer([p[0] for p in pairs], add_special_tokens=True)["input_ids"]
+    contexts = _token_ids(tokenizer, [p[0] for p in pairs])
     conts = tokenizer([p[1] for p in pairs], add_special_tokens=False)["input_ids"]
     for pair, cont in zip(pairs, conts):
         if not cont:

@@ -64,8 +64,9 @@ TRAINING_RECORD_VERSION = 2
 # claims.py, stats.py, beyond.py: every verdict of the scorecard (bump with any change to a claim's statistic,
 # interval or rule). 2: the statistics spine (units intervals, leave-one-out, readings, uninformative, beyond); 3:
 # calibrated verdicts (every / some claims unit by unit, degenerate cells per claim side, defects counted apart,
-# intervals need valid resamples and filled tails, the power column)
-CLAIMS_VERSION = 4
+# intervals need valid resamples and filled tails, the power column); 4: the cells column names series below SNR 1;
+# 5: the same claims judged on the continuous readings (claims_readings)
+CLAIMS_VERSION = 5
 
 
 def plain(obj):

@@ -1168,6 +1168,7 @@ def _write_scorecard(profile: Profile, wanted: dict, tables: dict[str, dict]) ->
 
 
 BEYOND_STEM = "beyond"  # the scorecard's table of the questions beyond the paper (figures/<profile>/beyond.*)
+READINGS_STEM = "claims_readings"  # the same claims on continuous readings (figures/<profile>/claims_readings.*)
 
 
 def scorecard(profile: Profile, inputs: dict | None = None) -> list[Path]:
@@ -1195,6 +1196,10 @@ def scorecard(profile: Profile, inputs: dict | None = None) -> list[Path]:
                                              for n in table.loc[chosen, "note"]]
             tables["claims" if method == profile.method else f"claims_{method}"] = {
                 "rows": table.to_dict("records"), "attrs": dict(table.attrs)}
+        lead = tables["claims"]
+        readings = claims.evaluate_readings(inputs["df"], profile, method=profile.method,
+                                            paper=pd.DataFrame(lead["rows"], columns=list(claims.SCORECARD_COLUMNS)))
+        tables[READINGS_STEM] = {"rows": readings.to_dict("records"), "attrs": dict(readings.attrs)}
         if _judges_beyond(inputs):
             study, converged = beyond_studies(profile, inputs)
             table = beyond.evaluate(inputs["df"], profile, study=study, converged=converged)
@@ -1203,14 +1208,22 @@ def scorecard(profile: Profile, inputs: dict | None = None) -> list[Path]:
     stored = artifacts.read(path)[0]  # drawn from what is stored: the same files whether judged now or before
     written = []
     beyond_table = None
+    readings_table = None
     for stem, stored_table in stored["tables"].items():
-        columns = [*claims.SCORECARD_COLUMNS, "hypothesis"] if stem == BEYOND_STEM else list(claims.SCORECARD_COLUMNS)
+        columns = ([*claims.SCORECARD_COLUMNS, "hypothesis"] if stem == BEYOND_STEM else
+                   list(claims.READING_COLUMNS) if stem == READINGS_STEM else list(claims.SCORECARD_COLUMNS))
         table = pd.DataFrame(stored_table["rows"], columns=columns)
         table.attrs.update(stored_table["attrs"])
         if stem == BEYOND_STEM:
             beyond_table = table
+        elif stem == READINGS_STEM:
+            readings_table = table
         else:
             written += claims.write_scorecard(table, profile, stem=stem)
+    if readings_table is not None and len(readings_table):  # beside the paper's metric: its own files
+        written += claims.write_readings(readings_table, profile, stem=READINGS_STEM)
+        lead = next(p for p in written if p.name == "claims.md")
+        lead.write_text(lead.read_text() + "\n" + claims.readings_summary(readings_table))
     if beyond_table is not None:  # kept apart from the paper's claims: its own section and its own files
         from . import plots
 

@@ -35,6 +35,11 @@ td,th{border:1px solid #ccc;padding:.2em .4em;vertical-align:top}h2{border-botto
 .note{color:#555}code{background:#f4f4f4;padding:0 .2em}"""
 
 
+# Pages beside the scorecard, linked where written: the claims on continuous readings and their calibration.
+EXTRA_PAGES = (("claims_readings", "The same claims on continuous readings"),
+               ("calibration_readings", "Calibration of the claims on the answer-text reading"),
+               ("calibration_readings_discrimination", "Calibration of the claims on the discrimination reading"))
+
 def _markdown(text: str) -> str:
     import mistune
 
@@ -95,6 +100,13 @@ def write_report(profile_name: str, *, notebooks: bool = True, scorecard: bool =
             parts.append('<p><a href="calibration.html">How often each verdict rule is wrong at its boundary</a> '
                          '(simulated with this source\'s noise; also <a href="calibration.csv">calibration.csv</a>)'
                          + (f": {html.escape(verdict.group(0))}" if verdict else "") + "</p>")
+        for stem, what in EXTRA_PAGES:
+            page = out / f"{stem}.md"
+            if page.is_file():
+                (out / f"{stem}.html").write_text(_page(f"{what} — {profile_name}",
+                                                        _markdown(page.read_text(encoding="utf-8"))), encoding="utf-8")
+                parts.append(f'<p><a href="{stem}.html">{html.escape(what)}</a> (also <a href="{stem}.csv">'
+                             f'{stem}.csv</a>)</p>')
     elif scorecard:
         parts.append('<p class="note">No scorecard yet: it is written by the last notebook of the run.</p>')
     groups: dict[str, list[str]] = {}

@@ -134,6 +134,47 @@ def _kept(values, keep: np.ndarray):
     return [v for v, k in zip(values, keep) if k]
 
 
+# What a claim is also judged on, per thing a reading measures: per kind of scoring the reading and its sign, so
+# that higher is better on every set (a gain, a rise, a format gap keep the paper metric's direction).
+CLAIM_READINGS = {
+    "answer text": {"classification": ("gold_logprob", 1.0), "multiple_choice": ("gold_bpb", -1.0),
+                    "generation": ("gold_bpb", -1.0)},
+    "discrimination": {"classification": ("gold_share", 1.0), "multiple_choice": ("gold_share", 1.0)},
+}
+CLAIM_READING_LABELS = {
+    "answer text": "answer text: gold label log-probability (classification, nats), −gold bits per byte (multiple "
+                   "choice, generation)",
+    "discrimination": "discrimination: gold share of probability (classification, multiple choice; generation has "
+                      "none)",
+}
+
+
+def claim_view(frame: pd.DataFrame, measures: str) -> pd.DataFrame:
+    """`frame` (per-item records) as a results frame whose scores measure `measures` ('answer text' or
+    'discrimination') on every set, higher = better (CLAIM_READINGS: bits per byte enter negated): what a claim is
+    judged on beside the paper's metric (claims.evaluate_readings). Sets whose kind of scoring has no such reading
+    (generation under discrimination) and records without readings are left out; empty for the release."""
+    if measures not in CLAIM_READINGS:
+        raise ValueError(f"a claim's reading measures {sorted(CLAIM_READINGS)}, not {measures!r}")
+    parts = []
+    for kind, (name, sign) in CLAIM_READINGS[measures].items():
+        if name not in frame.columns:
+            continue
+        mine = frame[frame["metric"].map(lambda m: metric_kind(m) == kind)]
+        view = metric_view(mine, name) if len(mine) else mine.iloc[0:0]
+        if not len(view):
+            continue
+        if sign < 0:
+            view = view.assign(scores=[-v for v in view["scores"]], performance=-view["performance"],
+                               mean=-view["mean"])
+        parts.append(view.assign(metric=("−" if sign < 0 else "") + name))
+    if not parts:
+        return frame.iloc[0:0]
+    out = pd.concat(parts, ignore_index=True)
+    out.attrs = {**frame.attrs, "reading": measures}
+    return out
+
+
 def readings_of(frame: pd.DataFrame) -> list[str]:
     """The continuous readings some record of `frame` carries, in READINGS order."""
     return [r for r in READINGS if r in frame.columns and frame[r].map(lambda v: isinstance(v, np.ndarray)).any()]

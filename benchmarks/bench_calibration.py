@@ -19,7 +19,7 @@ from concurrent.futures import ProcessPoolExecutor
 
 import pandas as pd
 
-from amuro_utils import calibration, pipeline, stats
+from amuro_utils import calibration, claims, pipeline, stats
 from amuro_utils.profiles import get_profile
 
 
@@ -33,6 +33,8 @@ def source(args) -> calibration.Source:
         share = {"base": base, "fine_tuned": tuned}
     profile = get_profile(args.profile)
     frame = pipeline.load_frame(profile, items=True)
+    if args.reading:
+        return calibration.reading_source(frame, profile, args.reading)
     held_out = {"sensitivity": pipeline.sensitivity_rows(profile), "forgetting": pipeline.forgetting_frame(profile)}
     if not len(frame) and share is None:
         sys.exit(f"no records of profile {profile.name!r} in results/{profile.name}: run ./run_all.sh --profile "
@@ -63,10 +65,19 @@ def main() -> None:
     parser.add_argument("--constant-share", default="", help="tiny: BASE,FINE_TUNED shares of constant predictors")
     parser.add_argument("--random-units", action="store_true",
                         help="also the boundary with each part's units drawn at random (parts whose units are resampled)")
+    parser.add_argument("--reading", default="", choices=["", "answer text", "discrimination"],
+                        help="tiny: the claims about a direction judged on this continuous reading, under the run's "
+                             "noise on it (calibration_readings.md)")
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args()
+    if args.reading and args.profile == "paper-reference":
+        parser.error("--reading needs a run's records with readings (--profile tiny): the release has none")
     src = source(args)
     parts = [p for p in args.parts.split(",") if p]
+    if args.reading:  # only the parts judged on a reading (claims.reading_why_not)
+        study = calibration._template(src)
+        parts = [p for p in parts if p in calibration.SIMULATED
+                 and not claims.reading_why_not(calibration._part(study, p))]
     start = time.perf_counter()
     jobs = [(src, p, args.reps, args.n_boot, args.seed) for p in parts]
     rows = []
@@ -79,7 +90,7 @@ def main() -> None:
             print(shown.to_string(index=False, header=part == parts[0]), flush=True)
         sampled = [r for r in pool.map(one_random, jobs) if r is not None] if args.random_units else []
     table = pd.DataFrame(rows)
-    table.attrs.update(source=src.name, profile=src.profile.name, origin=src.origin)
+    table.attrs.update(source=src.name, profile=src.profile.name, origin=src.origin, reading=args.reading)
     random_units = pd.DataFrame(sampled) if sampled else None
     if random_units is not None:
         print("\nunits drawn at random, at the boundary:\n" + random_units.to_string(index=False))
@@ -88,7 +99,10 @@ def main() -> None:
     print(calibration.boundary_summary(table).to_string(index=False))
     if not args.no_write:
         command = " ".join(["python benchmarks/bench_calibration.py", *sys.argv[1:]])
-        for path in calibration.write_calibration(table, get_profile(args.profile), command, random_units):
+        stem = "calibration_readings" if args.reading else "calibration"
+        if args.reading == "discrimination":
+            stem += "_discrimination"
+        for path in calibration.write_calibration(table, get_profile(args.profile), command, random_units, stem):
             print(f"wrote {path}")
 
 

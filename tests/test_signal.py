@@ -175,3 +175,50 @@ def test_the_scorecard_flags_the_series_below_snr_1_among_a_verdicts_cells(ladde
     full = signal.snr_table(study)
     assert paper.set_index(["eval_set", "fine_tune"])["snr"].to_dict() == \
         full[full["measures"] == signal.PAPER_METRIC].set_index(["eval_set", "fine_tune"])["snr"].to_dict()
+
+
+def test_claims_on_a_reading_are_judged_with_the_same_statistic_in_the_reading_that_moves(ladder_frame):
+    """B1a (the base score's fitted change over the ladder, > 0) on ARC-Easy: flat in accuracy (inconclusive), but
+    its gold bits per byte fall 3 → 2.5 → 2, so on the answer-text reading (bits per byte negated: higher = better)
+    it rises and is supported; its discrimination share rises 0.01 a rung with no item noise, supported too. A flat
+    claim (B1b, ±0.02 in the paper metric's units) is not judged on a reading, with why."""
+    from amuro_utils import claims
+
+    view = signal.claim_view(ladder_frame, "answer text")
+    arc = view[view["eval_set"] == "arc_easy"]
+    assert set(arc["metric"]) == {"−gold_bpb"} and (arc["performance"] < 0).all()
+    assert set(view.loc[view["eval_set"] == "mnli_matched", "metric"]) <= {"gold_logprob"}
+    paper = claims.evaluate_all(ladder_frame, THREE, ids=["B1"], n_boot=200)
+    table = claims.evaluate_readings(ladder_frame, THREE, ids=["B1"], paper=paper, n_boot=200)
+    by = table.set_index(["id", "reading"])
+    assert by.loc[("B1a", "answer text"), "verdict"] == claims.SUPPORTED
+    assert by.loc[("B1a", "answer text"), "value"] > 0
+    assert by.loc[("B1a", "answer text"), "paper_metric_verdict"] == claims.part_row(paper, "B1a")["verdict"]
+    assert by.loc[("B1a", "discrimination"), "verdict"] == claims.SUPPORTED
+    assert by.loc[("B1b", "answer text"), "verdict"] == claims.NOT_ON_READING
+    assert "paper metric's units" in by.loc[("B1b", "answer text"), "note"]
+    text = claims.readings_markdown(table, THREE)
+    assert "## answer text" in text and "**B1b** — its boundary" in text
+    summary = claims.readings_summary(table)
+    assert "B1a (" in summary and "→ supported" in summary
+
+
+def test_a_reading_is_a_noise_model_for_calibrating_its_claims(ladder_frame):
+    """calibration.reading_source: the run's cells on the reading (higher = better), levels the mean base reading,
+    each cell's own SE; B1a at its boundary (no change over the ladder) is seldom decided on it."""
+    from amuro_utils import calibration
+
+    src = calibration.reading_source(ladder_frame, THREE, "answer text")
+    cells = src.cells.set_index(["eval_set", "fine_tune", "ckpt"])
+    assert src.kind == "normal" and cells.loc[("arc_easy", "base", "main"), "metric"] == "−gold_bpb"
+    assert cells.loc[("arc_easy", "base", "main"), "level"] == pytest.approx(-2.5 - np.random.default_rng(0).normal(
+        0, 0.4, 40).mean())
+    assert cells.loc[("arc_easy", "base", "main"), "std"] == pytest.approx(
+        np.random.default_rng(0).normal(0, 0.4, 40).std(ddof=1) / math.sqrt(40))
+    rows = {r["truth"]: r for r in calibration.calibrate_part(src, "B1a", reps=60, n_boot=300,
+                                                              truths=("boundary", "holds"))}
+    assert rows["boundary"]["n"] == 60 and rows["boundary"]["false_support"] <= 0.1
+    assert rows["holds"]["supported"] >= 0.9
+    with pytest.raises(ValueError, match="carries the 'answer text' reading"):
+        calibration.reading_source(ladder_frame.drop(columns=["gold_bpb", "gold_logprob"], errors="ignore")
+                                   .iloc[0:0], THREE, "answer text")
