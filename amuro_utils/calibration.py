@@ -109,7 +109,7 @@ def reading_source(frame: pd.DataFrame, profile: Profile, measures: str) -> Sour
 
     view = signal.claim_view(frame, measures)
     rows = stats.select(view, profile, profile.method)
-    rows = rows[rows["ckpt"].isin(profile.ckpts)]
+    rows = rows[rows["ckpt"].isin(plan.instruction_ckpts(profile))]  # the ladder and the instruction-only rung
     if not len(rows):
         raise ValueError(f"no record of profile {profile.name!r} carries the {measures!r} reading: run ./run_all.sh "
                          f"--profile {profile.name} with readings recorded (scorer version 2) first")

@@ -149,6 +149,16 @@ def _reading_rows(df, profile: Profile, measures: str) -> tuple[pd.DataFrame, st
     return rows, stats.Study(frame, profile, method=method)
 
 
+def _figure_rows(df, profile: Profile, overlay, reading: str | None):
+    """(cells, overlay cells, study) a ladder figure draws: on the paper's metric, or on the continuous `reading`
+    (no overlay: it is the paper metric's); (None, None, None) where the records carry no such reading."""
+    if reading is None:
+        return (_select(df, profile), None if overlay is None else _select(overlay, profile, "overlay"),
+                as_study(df, profile))
+    rows, study = _reading_rows(df, profile, reading)
+    return (rows, None, study) if len(rows) else (None, None, None)
+
+
 def _series(rows: pd.DataFrame, profile: Profile, eval_set: str, fine_tune: str, fmt: str = "default",
             study: stats.Study | None = None):
     """(score, (low, high), missing ckpts) over the ladder, NaN where a cell is missing. With `study`: the spine's
@@ -413,13 +423,9 @@ def fig3_sft(df: pd.DataFrame, profile: Profile, *, overlay: pd.DataFrame | None
     `reading` ('answer text' or 'discrimination') draws the continuous readings that measure it instead of the
     paper's metric (no overlay, chance or majority lines: those are the paper metric's); None where the records
     carry no reading."""
-    if reading is None:
-        rows, over = _select(df, profile), (None if overlay is None else _select(overlay, profile, "overlay"))
-        study = as_study(df, profile)
-    else:
-        (rows, study), over = _reading_rows(df, profile, reading), None
-        if not len(rows):
-            return None
+    rows, over, study = _figure_rows(df, profile, overlay, reading)
+    if rows is None:
+        return None
     panels = [(t, s) for t in profile.tasks for s in t.in_domain if reading is None or (rows["eval_set"] == s).any()]
     if reading is not None and not panels:  # e.g. only generation tasks, which have no discrimination reading
         return None
@@ -518,13 +524,9 @@ def fig2_pretrain_probe(df: pd.DataFrame, profile: Profile, *, overlay: pd.DataF
     """Fig. 2: base checkpoints over the ladder: (A) sets learned in pre-training, (B) sets that are not, (C) LLMBar.
     `reading` ('answer text' or 'discrimination') draws the continuous readings that measure it instead of the
     paper's metric (as fig3_sft); None where the records carry no reading."""
-    if reading is None:
-        rows, over = _select(df, profile), (None if overlay is None else _select(overlay, profile, "overlay"))
-        study = as_study(df, profile)
-    else:
-        (rows, study), over = _reading_rows(df, profile, reading), None
-        if not len(rows):
-            return None
+    rows, over, study = _figure_rows(df, profile, overlay, reading)
+    if rows is None:
+        return None
     groups = analysis.learned_groups(profile)
     it = profile.instruction
     # Titled by the paper's grouping, not by what the lines are expected to do: the verdicts say what they do.

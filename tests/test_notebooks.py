@@ -86,7 +86,7 @@ FIGURES = ["fig2_pretrain_probe", "fig3_sft", "fig3b_gain_bars", "fig4_instructi
            "fig2_pretrain_probe_answer_text", "fig2_pretrain_probe_discrimination", "fig3_sft_answer_text",
            "fig3_sft_discrimination"]
 TABLES = ["table5_learned_groups", "mrc_cross_task", "ood_groups", "format_gap", "beyond", "snr_base",
-          "snr_fine_tuned"]
+          "snr_fine_tuned", "claims_readings"]
 
 
 def _env(root: Path) -> dict:
@@ -138,6 +138,9 @@ def test_smoke_run_executes_every_notebook_and_emits_every_figure(smoke_run):
     assert "   scorecard: Verdicts: " in stdout and "   report: " in stdout
     claims_md = (out / "claims.md").read_text()  # the scorecard, with the questions beyond the paper kept apart
     assert "## Beyond the paper" in claims_md and (out / "beyond.md").read_text() in claims_md
+    # the same claims on the continuous readings: their own table, summarised in the scorecard, linked by the report
+    assert "## The same claims on continuous readings" in claims_md and "*answer text:" in claims_md
+    assert 'href="claims_readings.html"' in (out / "index.html").read_text()
     # a second run skips every recorded job
     again = _run_all(root, check=True).stdout
     assert again.count("done earlier, skipped") == len(NOTEBOOKS)
