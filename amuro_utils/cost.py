@@ -355,10 +355,10 @@ def force_cpu() -> bool:
 
 def gpu_refusal(profile: Profile, gpu_memory: int | None = None) -> str | None:
     """Why this machine cannot run `profile` at all: it needs a CUDA GPU and none is visible (the message names the
-    fixes); None when it can (the released numbers, a CPU profile or device, a visible GPU). `gpu_memory`: bytes on
+    fixes); None when it can (a results source that runs no model, a CPU profile or device, a visible GPU). `gpu_memory`: bytes on
     the GPU, None asks torch. The notebooks' set-up and the runner's plan refuse with this one message."""
-    if profile.results_source == "paper" or not profile.requires_gpu or profile.device == "cpu":
-        return None
+    if not runs_models(profile) or not profile.requires_gpu or profile.device == "cpu":
+        return None  # released numbers or lm-eval output: no model runs
     if _gpu_memory() if gpu_memory is None else gpu_memory:
         return None
     return (f"profile {profile.name!r} needs a CUDA GPU and none is visible. Run it on a GPU machine, use "
