@@ -464,7 +464,7 @@ def test_smoke_array_tasks_by_hand_where_slurm_cannot_start(local_slurm, smoke_s
     out = tmp_path / "arrays"
     built = slurm.write_scripts(SMOKE, out)
     assert [(s.name, len(s.jobs)) for s in built] == [("pretrain_probe", 1), ("instruction_tuning", 1), ("sft", 1),
-                                                       ("analysis", 3)]
+                                                       ("analysis", 4)]  # format, transfer, ood, beyond
     for stage in built:  # submission order satisfies every afterok
         logs = [open(out / "logs" / f"{stage.name}_{i}.out", "w") for i in range(len(stage.jobs))]
         tasks = [subprocess.Popen(["bash", str(out / f"{stage.name}.sbatch")], stdout=log, stderr=subprocess.STDOUT,

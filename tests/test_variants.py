@@ -67,6 +67,8 @@ def test_seeds_and_lora_run_end_to_end_with_figures_and_scorecards(tmp_path, mon
 
     written = {p.name for p in pipeline.scorecard(prof)}
     # per method the paper's claims; the questions beyond the paper once (the leading method's)
-    assert written == {"claims.md", "claims.csv", "claims_lora.md", "claims_lora.csv", "beyond.md", "beyond.csv"}
+    # and the claims on the continuous readings once (the leading method's)
+    assert written == {"claims.md", "claims.csv", "claims_lora.md", "claims_lora.csv", "beyond.md", "beyond.csv",
+                       "claims_readings.md", "claims_readings.csv"}
     card = (tmp_path / "figures" / "smoke_variants" / "claims_lora.md").read_text()
     assert "fine-tuning method `lora`" in card and "training seeds, then items" in card
