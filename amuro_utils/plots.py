@@ -335,9 +335,12 @@ def tick_label(profile: Profile, ckpt: str) -> str:
 
 
 def _ladder_axis(ax, profile: Profile) -> None:
-    ax.set_xticks(range(len(profile.ckpts)), [tick_label(profile, c) for c in profile.ckpts])
-    if len(profile.ckpts) > 5:  # eight rungs with two-line labels: smaller and turned, so they do not overlap
-        ax.tick_params(axis="x", labelsize=8, labelrotation=45)
+    labels = [tick_label(profile, c) for c in profile.ckpts]
+    if len(profile.ckpts) > 5:  # eight rungs: one line each, smaller and upright, so neighbours do not overlap
+        labels = [label.replace("\n", " ") for label in labels]
+    ax.set_xticks(range(len(profile.ckpts)), labels)
+    if len(profile.ckpts) > 5:
+        ax.tick_params(axis="x", labelsize=8, labelrotation=90)
     ax.set_xlim(-0.4, len(profile.ckpts) - 0.6)
     ax.set_xlabel(LADDER_XLABEL + (RUNG_XLABEL if profile.rungs else ""))
     ax.grid(axis="y", alpha=0.3)
