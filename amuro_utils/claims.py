@@ -1341,7 +1341,7 @@ def reading_why_not(part: Part) -> str:
 def evaluate_readings(df: pd.DataFrame, profile: Profile, *, paper: pd.DataFrame | None = None,
                       method: str = "full", ids=None, n_boot: int = N_BOOT, seed: int = 0) -> pd.DataFrame:
     """Every claim part about a direction of accuracy or ROUGE-L judged again on each continuous reading
-    (signal.CLAIM_READINGS: 'answer text' and 'discrimination', higher = better on every set) with the same
+    (signal.claim_view: 'answer text' and 'discrimination', higher = better on every set) with the same
     statistic, units, interval, rule and power column (one row per part and reading, READING_COLUMNS); parts whose
     boundary does not carry over are listed as NOT_ON_READING with why. `paper`: the scorecard on the paper's
     metric (its verdict beside each row). Empty where no record carries readings (the release)."""
@@ -1352,7 +1352,7 @@ def evaluate_readings(df: pd.DataFrame, profile: Profile, *, paper: pd.DataFrame
     paper_verdicts = {} if paper is None else {pid: part_row(paper, pid)["verdict"]
                                                for pid in paper["id"].tolist() + [
                                                    x for v in paper["also_decides"] for x in str(v).split(", ") if x]}
-    for measures in signal.CLAIM_READINGS:
+    for measures in signal.CLAIM_READING_LABELS:
         view = signal.claim_view(df, measures)
         if not len(view):
             continue

@@ -1196,9 +1196,9 @@ def scorecard(profile: Profile, inputs: dict | None = None) -> list[Path]:
                                              for n in table.loc[chosen, "note"]]
             tables["claims" if method == profile.method else f"claims_{method}"] = {
                 "rows": table.to_dict("records"), "attrs": dict(table.attrs)}
-        lead = tables["claims"]
-        readings = claims.evaluate_readings(inputs["df"], profile, method=profile.method,
-                                            paper=pd.DataFrame(lead["rows"], columns=list(claims.SCORECARD_COLUMNS)))
+            if method == profile.method:
+                lead = table
+        readings = claims.evaluate_readings(inputs["df"], profile, method=profile.method, paper=lead)
         tables[READINGS_STEM] = {"rows": readings.to_dict("records"), "attrs": dict(readings.attrs)}
         if _judges_beyond(inputs):
             study, converged = beyond_studies(profile, inputs)

@@ -118,21 +118,10 @@ def _select(df, profile: Profile, what: str = "df") -> pd.DataFrame:
 
 
 def _reading_frame(df, profile: Profile, measures: str) -> pd.DataFrame:
-    """The records of a figure drawn on continuous readings: each record's reading that shows `measures` ('answer
-    text' or 'discrimination'; signal.FIGURE_READINGS by its kind of scoring) as its scores, performance and std
-    (signal.metric_view); empty where the records carry none (the release)."""
-    frame = _check(df.df if isinstance(df, stats.Study) else df)
-    parts = []
-    for name in dict.fromkeys(signal.FIGURE_READINGS[measures].values()):
-        if name in frame.columns:
-            mine = frame[frame["metric"].map(lambda metric: signal.figure_reading(metric, measures) == name)]
-            parts.append(signal.metric_view(mine, name))
-    parts = [p for p in parts if len(p)]
-    if not parts:
-        return frame.iloc[0:0]
-    rows = pd.concat(parts, ignore_index=True)
-    rows.attrs = parts[0].attrs
-    return rows[rows["ckpt"].isin(profile.ckpts) & (rows["shots"] == profile.shots)]
+    """The records of a figure drawn on continuous readings (signal.reading_view, unsigned: each reading on its own
+    axis) on the profile's ladder and shots; empty where the records carry none (the release)."""
+    rows = signal.reading_view(_check(df.df if isinstance(df, stats.Study) else df), measures)
+    return rows[rows["ckpt"].isin(profile.ckpts) & (rows["shots"] == profile.shots)] if len(rows) else rows
 
 
 def _reading_rows(df, profile: Profile, measures: str) -> tuple[pd.DataFrame, stats.Study | None]:

@@ -134,14 +134,7 @@ def _kept(values, keep: np.ndarray):
     return [v for v, k in zip(values, keep) if k]
 
 
-# What a claim is also judged on, per thing a reading measures: per kind of scoring the reading and its sign, so
-# that higher is better on every set (a gain, a rise, a format gap keep the paper metric's direction).
-CLAIM_READINGS = {
-    "answer text": {"classification": ("gold_logprob", 1.0), "multiple_choice": ("gold_bpb", -1.0),
-                    "generation": ("gold_bpb", -1.0)},
-    "discrimination": {"classification": ("gold_share", 1.0), "multiple_choice": ("gold_share", 1.0)},
-}
-CLAIM_READING_LABELS = {
+CLAIM_READING_LABELS = {  # what a claim judged on each FIGURE_READINGS entry reads, signed higher = better
     "answer text": "answer text: gold label log-probability (classification, nats), −gold bits per byte (multiple "
                    "choice, generation)",
     "discrimination": "discrimination: gold share of probability (classification, multiple choice; generation has "
@@ -149,30 +142,36 @@ CLAIM_READING_LABELS = {
 }
 
 
-def claim_view(frame: pd.DataFrame, measures: str) -> pd.DataFrame:
-    """`frame` (per-item records) as a results frame whose scores measure `measures` ('answer text' or
-    'discrimination') on every set, higher = better (CLAIM_READINGS: bits per byte enter negated): what a claim is
-    judged on beside the paper's metric (claims.evaluate_readings). Sets whose kind of scoring has no such reading
-    (generation under discrimination) and records without readings are left out; empty for the release."""
-    if measures not in CLAIM_READINGS:
-        raise ValueError(f"a claim's reading measures {sorted(CLAIM_READINGS)}, not {measures!r}")
+def reading_view(frame: pd.DataFrame, measures: str, *, signed: bool = False) -> pd.DataFrame:
+    """`frame` (per-item records) as one results frame on the readings that show `measures` ('answer text' or
+    'discrimination'): each set on FIGURE_READINGS' reading for its kind of scoring (metric_view), sets of a kind
+    without one (generation under discrimination) and records without readings left out; empty for the release.
+    `signed`: higher = better on every set (a reading whose lower is better, bits per byte, enters negated and its
+    metric is named '−gold_bpb'), what a claim is judged on beside the paper's metric (claims.evaluate_readings)."""
+    if measures not in FIGURE_READINGS:
+        raise ValueError(f"a reading measures {sorted(FIGURE_READINGS)}, not {measures!r}")
     parts = []
-    for kind, (name, sign) in CLAIM_READINGS[measures].items():
+    for name in dict.fromkeys(FIGURE_READINGS[measures].values()):
         if name not in frame.columns:
             continue
-        mine = frame[frame["metric"].map(lambda m: metric_kind(m) == kind)]
+        mine = frame[frame["metric"].map(lambda metric: figure_reading(metric, measures) == name)]
         view = metric_view(mine, name) if len(mine) else mine.iloc[0:0]
         if not len(view):
             continue
-        if sign < 0:
+        if signed and not READINGS[name].higher_is_better:
             view = view.assign(scores=[-v for v in view["scores"]], performance=-view["performance"],
-                               mean=-view["mean"])
-        parts.append(view.assign(metric=("−" if sign < 0 else "") + name))
+                               mean=-view["mean"], metric="−" + name)
+        parts.append(view)
     if not parts:
         return frame.iloc[0:0]
     out = pd.concat(parts, ignore_index=True)
     out.attrs = {**frame.attrs, "reading": measures}
     return out
+
+
+def claim_view(frame: pd.DataFrame, measures: str) -> pd.DataFrame:
+    """reading_view signed: what a claim is judged on beside the paper's metric (higher = better on every set)."""
+    return reading_view(frame, measures, signed=True)
 
 
 def readings_of(frame: pd.DataFrame) -> list[str]:
