@@ -26,6 +26,15 @@ def progress(what: str, **where) -> None:
         pass
 
 
+def tqdm(*args, disable: bool = False, **kwargs):
+    """tqdm.auto's progress bar, off where the runner tracks the job (PROGRESS_ENV set): a papermill kernel saves a
+    bar as a widget without its state, which reads "0%" in the executed notebook, and the runner's progress line
+    already says what the job is doing. In JupyterLab and by hand the bar shows as before."""
+    from tqdm.auto import tqdm as bar
+
+    return bar(*args, disable=disable or bool(os.environ.get(PROGRESS_ENV)), **kwargs)
+
+
 def read_progress(path: str | Path) -> list[dict]:
     """The events of a job's progress log, in order (a line cut short by a kill, or being written, is left out)."""
     try:

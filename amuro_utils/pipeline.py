@@ -289,7 +289,7 @@ def evaluate_requests(profile: Profile, model, tokenizer, requests: list[tuple[d
                       progress: bool = True, generate_fn=None, kind: str = "base") -> int:
     """Score `model` on every requested (key, identity) record and write each one (into the store of record `kind`);
     returns how many ran."""
-    from tqdm.auto import tqdm
+    from .nbtools import tqdm
 
     st = store(profile, kind)
     cache: dict[str, list[dict]] = {}

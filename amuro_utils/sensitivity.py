@@ -213,7 +213,7 @@ def probe(model, blocks, settings: SensitivitySettings, *, progress: bool = Fals
     `block_deltas` is the per-block perturbed − clean loss (same blocks, same order in every row); `delta_loss` its
     mean. The model is restored to its clean weights afterwards, even on error.
     """
-    from tqdm.auto import tqdm
+    from .nbtools import tqdm
 
     readings = settings.readings()
     clean = {name: p.detach().clone() for name, p in _parameters(model)}

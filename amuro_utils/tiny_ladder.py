@@ -251,7 +251,7 @@ def _plot_loss(log: dict, path_stem: Path) -> list[str]:
 def _pretrain(settings: TinyLadderSettings, docs, cache: Path, progress: bool) -> dict:
     import numpy as np
     import torch
-    from tqdm.auto import tqdm
+    from .nbtools import tqdm
     from transformers import OlmoConfig, OlmoForCausalLM
 
     ladder = LADDERS["tiny-olmo"]

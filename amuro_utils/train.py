@@ -321,7 +321,7 @@ def fine_tune(model, tokenizer, examples: Sequence[Mapping], settings: TrainSett
     """
     from accelerate import Accelerator
     from accelerate.utils import set_seed
-    from tqdm.auto import tqdm
+    from .nbtools import tqdm
 
     if device not in (None, "cpu", "cuda"):
         raise ValueError(f"unknown device {device!r}; use 'cpu', 'cuda' or None")

@@ -126,6 +126,10 @@ def test_smoke_run_executes_every_notebook_and_emits_every_figure(smoke_run):
         nb = nbformat.read(str(root / "results" / "smoke" / "notebooks" / f"{index:02d}_{name}.ipynb"), as_version=4)
         errors = [o for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
         assert not errors, f"{name}: {errors[:1]}"
+        # no progress-bar widget saved without its state (it reads "0%" in the executed notebook)
+        bars = [o for c in nb.cells for o in c.get("outputs", []) if "application/vnd.jupyter.widget-view+json"
+                in o.get("data", {}) or "0%|" in str(o.get("data", {}).get("text/plain", ""))]
+        assert not bars, f"{name}: {bars[:1]}"
     out = root / "figures" / "smoke"
     for stem in FIGURES:
         assert (out / f"{stem}.png").stat().st_size > 10_000 and (out / f"{stem}.pdf").exists(), stem
