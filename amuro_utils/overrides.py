@@ -40,7 +40,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from . import lmeval
-from .profiles import FORMATS, METHODS, NOISE_SCALINGS, PROFILES, Profile, get_profile, results_source_kind
+from .profiles import (FORMATS, METHODS, NOISE_SCALINGS, PROFILES, Profile, ckpt_step, get_profile, results_source_kind,
+                       tiny_rungs)
 
 PROFILE_FILE_SUFFIXES = (".toml", ".json")
 DTYPES = ("float32", "bfloat16", "float16")
@@ -100,12 +101,33 @@ def text(assignments: Sequence[tuple[str, object]]) -> str:
 
 def apply(profile: Profile, assignments: Sequence[tuple[str, object]]) -> Profile:
     """`profile` with each (dotted field, value) assignment applied, in order, checked against the field's type."""
+    before = profile
     for field, value in assignments:
         parts = field.split(".")
         if parts[0] in FIXED:
             raise OverrideError(f"{parts[0]!r} cannot be overridden: {FIXED[parts[0]]}")
         profile = _set(profile, parts, value, field, profile)
+    if not any(field.split(".")[0] == "rungs" for field, _ in assignments):
+        profile = _rescaled_rungs(before, profile)
     return profile
+
+
+def _rescaled_rungs(before: Profile, after: Profile) -> Profile:
+    """`after` with its rungs moved to the paper's fractions of its own pre-training when an override changed the
+    tiny ladder's length and the rungs were the ones profiles.tiny_rungs places on the old length (else the labels
+    would keep the old steps: `step342000` at step 139 of an 800-step ladder)."""
+    if before.tiny_ladder is None or after.tiny_ladder is None or not before.rungs:
+        return after
+    old, new = before.tiny_ladder.total_steps, after.tiny_ladder.total_steps
+    if old == new:
+        return after
+    early = tuple(ckpt_step(before.rungs[label]) for label in ("step1000", "step18000") if label in before.rungs)
+    if len(early) != 2 or None in early or dict(before.rungs) != tiny_rungs(old, early):
+        return after
+    try:
+        return dataclasses.replace(after, rungs=tiny_rungs(new, early))
+    except ValueError as err:
+        raise OverrideError(f"tiny_ladder.total_steps={new}: {err}") from None
 
 
 def _set(obj, parts: list[str], value, path: str, profile: Profile):
