@@ -501,7 +501,7 @@ def job_timeline(profile: Profile, nb) -> list[tuple[tuple, float]] | None:
         frame = cpu_estimate(profile)
         if frame is None:
             return None
-        rates = json.loads(CPU_THROUGHPUT_FILE.read_text())
+        rates = rates_for(profile, json.loads(CPU_THROUGHPUT_FILE.read_text()))
         units = _cpu_timeline(profile, nb, rates)
         start = rates["overhead"].get(nb.notebook, {}).get("start_s", 0.0) if nb.model_jobs else 0.0
         total = float(frame.set_index("job").loc[nb.id, "seconds"]) if nb.id in set(frame["job"]) else 0.0
@@ -614,6 +614,7 @@ def beyond_cpu(profile: Profile, rates: dict | None = None) -> dict[str, float] 
     rates = rates or _cpu_rates()
     if rates is None or cpu_estimate(profile, rates) is None:
         return None
+    rates = rates_for(profile, rates)
     out = {"probes": 0.0, "dynamics": 0.0, "converge": 0.0}
     for nb in notebook_jobs(profile):
         for job in nb.model_jobs:
@@ -627,6 +628,57 @@ def beyond_cpu(profile: Profile, rates: dict | None = None) -> dict[str, float] 
 
 def _cpu_rates() -> dict | None:
     return json.loads(CPU_THROUGHPUT_FILE.read_text()) if CPU_THROUGHPUT_FILE.exists() else None
+
+
+REFERENCE_BODY = "64x2"  # the body the rates of cpu_throughput.json were measured on (the tiny ladder's)
+
+
+def body_of(profile: Profile) -> str | None:
+    """A local ladder's body, "HIDDENxLAYERS" (None: a hub ladder)."""
+    st = profile.tiny_ladder
+    return None if st is None else f"{st.hidden_size}x{st.num_layers}"
+
+
+def rates_for(profile: Profile, rates: dict) -> dict:
+    """The rates a profile is priced with: the measured ones where its ladder has the body they were measured on;
+    for another body, each kind of work scaled by that body's measured cost over the reference body's
+    (`body_cost` in cpu_throughput.json: pre-training, fine-tuning, and the model's forward passes — evaluation,
+    held-out losses, probes, and the per-checkpoint loading and scoring of the overhead). KeyError where the body has
+    no measured factors (the profile cannot be priced: run it once, then --calibrate it)."""
+    body = body_of(profile)
+    measured_on = rates.get("body", REFERENCE_BODY)
+    if body is None or body == measured_on:
+        return rates
+    factors = rates.get("body_cost", {}).get("bodies", {}).get(body)
+    if factors is None:
+        raise KeyError(f"body {body}")
+    pre, train, forward = factors["pretrain"], factors["train"], factors["forward"]
+    scaled = {**rates, "body": body,
+              "pretrain_s_per_token": rates["pretrain_s_per_token"] * pre,
+              "train_s_per_example_epoch": {k: v * train for k, v in rates["train_s_per_example_epoch"].items()},
+              "eval_s_per_item": {k: (v * forward, n) for k, (v, n) in rates["eval_s_per_item"].items()},
+              "continuous_s_per_item": {k: v * forward for k, v in rates.get("continuous_s_per_item", {}).items()},
+              "overhead": {nb: {k: v * forward if k == "per_unit_s" else v for k, v in o.items()}
+                           for nb, o in rates["overhead"].items()}}
+    for key in ("heldout_s_per_token", "probe_s_per_row"):
+        if key in rates:
+            scaled[key] = rates[key] * forward
+    return scaled
+
+
+def _body_factors(reference: dict, measured: dict) -> dict[str, float]:
+    """A body's cost over the reference body's, per kind of work, from the rates two runs measured: pre-training per
+    token; fine-tuning and forward passes as the ratio of their summed rates over the train / eval sets both ran."""
+    def ratio(a: dict, b: dict) -> float:
+        common = sorted(set(a) & set(b))
+        if not common:
+            raise ValueError("the two calibrations share no set to compare")
+        return sum(b[k] for k in common) / sum(a[k] for k in common)
+
+    return {"pretrain": measured["pretrain_s_per_token"] / reference["pretrain_s_per_token"],
+            "train": ratio(reference["train_s_per_example_epoch"], measured["train_s_per_example_epoch"]),
+            "forward": ratio({k: v for k, (v, _) in reference["eval_s_per_item"].items()},
+                             {k: v for k, (v, _) in measured["eval_s_per_item"].items()})}
 
 
 def calibrate_cpu(profile: Profile, root: Path | None = None) -> dict:
@@ -726,6 +778,16 @@ def write_cpu_calibration(profile: Profile, root: Path | None = None, path: Path
     import time
 
     rates = calibrate_cpu(profile, root)
+    previous = json.loads(path.read_text()) if path.exists() else None
+    body = body_of(profile)
+    if previous is not None and body is not None and body != previous.get("body", REFERENCE_BODY):
+        # another body: its cost over the reference body's, per kind of work; the reference rates stay
+        factors = {**_body_factors(previous, rates),
+                   "measured_on": {"profile": profile.name, "date": time.strftime("%Y-%m-%d"),
+                                   "cpus": os.cpu_count()}}
+        previous.setdefault("body_cost", {}).setdefault("bodies", {})[body] = factors
+        path.write_text(json.dumps(previous, indent=1) + "\n")
+        return previous
     data = {"about": ("Per-unit CPU wall time measured from a finished run (python -m amuro_utils.cost --calibrate "
                       "PROFILE): seconds per pre-training token of the tiny ladder's architecture, per evaluated "
                       "item of each set (its 4-shot prompts, with the item count seen) and of its continuous "
@@ -736,6 +798,8 @@ def write_cpu_calibration(profile: Profile, root: Path | None = None, path: Path
             "measured_on": {"profile": profile.name, "date": time.strftime("%Y-%m-%d"), "cpus": os.cpu_count(),
                             "machine": platform.machine(), "python": platform.python_version()},
             **rates}
+    if previous is not None and "body_cost" in previous:  # the other bodies' measured factors are kept
+        data["body_cost"] = previous["body_cost"]
     path.write_text(json.dumps(data, indent=1) + "\n")
     return data
 
@@ -749,6 +813,10 @@ def cpu_estimate(profile: Profile, rates: dict | None = None) -> pd.DataFrame | 
         return None
     rates = rates or (json.loads(CPU_THROUGHPUT_FILE.read_text()) if CPU_THROUGHPUT_FILE.exists() else None)
     if rates is None:
+        return None
+    try:
+        rates = rates_for(profile, rates)
+    except KeyError:
         return None
     rows = []
     for nb in notebook_jobs(profile):

@@ -7,8 +7,8 @@
 Each trade spends the 10-minute study budget differently: the default spends it on the paper's eight rungs (plus
 step550000, Springer et al.'s pair); the others give up rungs and buy items per set, a second fine-tuning seed,
 longer pre-training or a larger body with what that frees. The cost model (amuro_utils.cost, the rates measured in
-data/cpu_throughput.json) prices every trade but the body's, whose rates it does not have: that one is sized by
-`bench_tiny_ladder.py`'s measured cost of a rung (128 × 2: 1.85 × the 64 × 2 body's) and checked by its wall time.
+data/cpu_throughput.json; a larger body's with its measured cost per kind of work, `body_cost`) prices each trade
+from scratch, and each is sized to the default's price.
 
 Every trade runs the whole study with `./run_all.sh --profile-file` under results/trades/ (figures in
 results/trades/figures/; nothing in the repository's figures/ changes). A trade that keeps the default's ladder
@@ -42,7 +42,6 @@ DECISIVE = ("supported", "contradicted")
 SIX_RUNGS = ["step1000", "step18000", "step342000", "step424000", "step592000", "main"]
 FIVE_RUNGS = ["step1000", "step18000", "step342000", "step424000", "main"]
 FOUR_RUNGS = ["step1000", "step342000", "step424000", "main"]
-BODY_RUNG_COST = 1.85  # one rung's fine-tuning + evaluation on a 128 × 2 body over the 64 × 2 body's (README)
 
 # name -> (what it buys, what pays for it, the profile file's fields beyond `profile = "tiny"`)
 TRADES = {
@@ -130,9 +129,6 @@ def table(names) -> str:
         path = profile_file(name, fields)
         priced = price(path)
         priced_text = "—" if priced is None else f"{priced:.0f}"
-        if name == "body":
-            small = price(profile_file("body-as-64x2", {k: v for k, v in fields.items() if k != "tiny_ladder"}))
-            priced_text = f"~{small * BODY_RUNG_COST:.0f} (≤ {small:.0f} × {BODY_RUNG_COST})"
         wall_file = (DEFAULT_RESULTS if name == "default" else ROOT / f"trade-{name}") / "trade_wall_s.json"
         wall = f"{json.loads(wall_file.read_text())['wall_s']:.0f}" if wall_file.exists() else "not run"
         if name == "default" and not wall_file.exists():

@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 
 from amuro_utils import cost, plan, tasks
-from amuro_utils.profiles import PAPER, TINY, FineTune, TrainSettings
+from amuro_utils.profiles import PAPER, SMALL, TINY, FineTune, TrainSettings
 
 
 @pytest.fixture(scope="module")
@@ -276,6 +276,35 @@ def test_tiny_profile_fits_its_budget_by_the_committed_measurement():
     assert frame is not None, "data/cpu_throughput.json lacks a rate for a set of the tiny profile: recalibrate"
     assert TINY.budget_s == 600 and frame["seconds"].sum() <= TINY.budget_s
     assert "within its budget of 600 s" in cost.budget_report(TINY)
+    # the small profile's larger body is priced with its measured factors, against its hour
+    assert cost.cpu_estimate(SMALL)["seconds"].sum() <= SMALL.budget_s == 3600
+
+
+def test_a_larger_body_is_priced_with_its_measured_cost_per_kind_of_work(tmp_path):
+    rates = _toy_rates(TINY)
+    bigger = replace(TINY, tiny_ladder=replace(TINY.tiny_ladder, hidden_size=128, num_layers=4, num_heads=4,
+                                               intermediate_size=512))
+    assert cost.body_of(TINY) == "64x2" and cost.body_of(bigger) == "128x4" and cost.body_of(PAPER) is None
+    assert cost.cpu_estimate(bigger, rates) is None  # no measured factors for that body: it cannot be priced
+    rates["body_cost"] = {"bodies": {"128x4": {"pretrain": 2.0, "train": 3.0, "forward": 5.0}}}
+    same, scaled = (cost.cpu_estimate(p, rates).set_index("job") for p in (TINY, bigger))
+    st = TINY.tiny_ladder
+    ladder = 1e-4 * st.total_steps * st.batch_size * st.seq_len  # the pre-training tokens at the toy rate
+    n = sum(j.notebook == "pretrain_probe" for j in plan.jobs(TINY))  # the base checkpoints
+    base_evals = sum(0.01 * TINY.eval_limit * len(j.evals) for j in plan.jobs(TINY) if j.notebook == "pretrain_probe")
+    probes = 0.002 * (TINY.probes.n_train + TINY.probes.n_test) * 2 * n
+    # pre-training × 2; every forward pass (evaluations, probes) and the per-checkpoint overhead × 5
+    assert scaled.loc["01_pretrain_probe", "seconds"] == pytest.approx(
+        2 * ladder + 5 * (base_evals + probes + 5.0 * n))
+    assert same.loc["01_pretrain_probe", "seconds"] == pytest.approx(ladder + base_evals + probes + 5.0 * n)
+    assert scaled.loc["07_beyond", "seconds"] == same.loc["07_beyond", "seconds"]  # figures: no model
+    assert cost.rates_for(bigger, cost.rates_for(bigger, rates)) == cost.rates_for(bigger, rates)  # scaled once
+    # a finished run of that body calibrates its factors against the reference rates, which stay as they were
+    reference = {**rates, "pretrain_s_per_token": 1e-4}
+    measured = {**_toy_rates(TINY), "pretrain_s_per_token": 3e-4,
+                "train_s_per_example_epoch": {k: 4 * v for k, v in rates["train_s_per_example_epoch"].items()},
+                "eval_s_per_item": {k: (6 * v, n) for k, (v, n) in rates["eval_s_per_item"].items()}}
+    assert cost._body_factors(reference, measured) == pytest.approx({"pretrain": 3.0, "train": 4.0, "forward": 6.0})
 
 
 def test_a_profile_over_its_budget_is_refused_before_anything_runs(monkeypatch, tmp_path, capsys):

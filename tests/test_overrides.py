@@ -13,7 +13,7 @@ import pytest
 
 from amuro_utils import identity, overrides, plan, slurm
 from amuro_utils.overrides import OverrideError
-from amuro_utils.profiles import PAPER, SMOKE, TINY
+from amuro_utils.profiles import PAPER, SMOKE, TINY, tiny_rungs
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -118,3 +118,14 @@ def test_the_command_lines_take_the_same_options(tmp_path):
 def test_tiny_and_smoke_name_no_override_of_their_own():
     assert TINY.params == SMOKE.params == PAPER.params == ()
     assert dataclasses.replace(TINY, eval_limit=5).params == ()
+
+
+def test_a_longer_tiny_ladder_keeps_its_rungs_at_the_papers_fractions():
+    longer = overrides.load("tiny", "tiny_ladder.total_steps=800")
+    assert longer.rungs == tiny_rungs(800, (5, 10)) and longer.rungs["step342000"] == "step371"  # 46 % of 800
+    assert TINY.rungs["step342000"] == "step139"  # 46 % of 300
+    # rungs given with the length are kept as given, and a length the early rungs do not fit is refused
+    mine = overrides.load("tiny", "tiny_ladder.total_steps=800;rungs.step342000=step300")
+    assert mine.rungs["step342000"] == "step300" and mine.rungs["step424000"] == "step172"
+    with pytest.raises(OverrideError, match="total_steps=8"):
+        overrides.load("tiny", "tiny_ladder.total_steps=8")
