@@ -16,7 +16,8 @@ import nbformat
 import papermill
 import pytest
 
-from amuro_utils.nbtools import paired_text
+from checks import mixed_settings, paired_text
+
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ["pretrain_probe", "instruction_tuning", "sft", "format", "transfer", "ood", "beyond"]  # run_all's order
@@ -285,7 +286,7 @@ def test_a_changed_evaluation_setting_recomputes_exactly_its_records_and_the_run
 
     monkeypatch.setattr(paths, "RESULTS_ROOT", tmp_path / "results")  # this process reads the copy the run wrote
     frame = pipeline.load_frame(profile, items=True, stale=True)
-    assert results.mixed_settings(frame) == [] and len(frame) == len(keys)  # one setting in the whole store
+    assert mixed_settings(frame) == [] and len(frame) == len(keys)  # one setting in the whole store
     for index, name in enumerate(NOTEBOOKS, start=1):
         drawn = _notebook_lines(tmp_path, f"{index:02d}_{name}", "drawn from")
         assert len(drawn) == 1 and "made under today's settings." in drawn[0] and "Left out" not in drawn[0], drawn
