@@ -1439,9 +1439,7 @@ def write_readings(table: pd.DataFrame, profile: Profile, stem: str = "claims_re
     """figures/<profile>/<stem>.csv (every column) and <stem>.md (readings_markdown)."""
     from . import plots
 
-    paths_ = plots.write_table(table, profile, stem)
-    paths_[1].write_text(readings_markdown(table, profile))
-    return paths_
+    return plots.write_table(table, profile, stem, markdown=readings_markdown(table, profile))
 
 
 def part_row(table: pd.DataFrame, pid: str) -> pd.Series:
@@ -1672,13 +1670,13 @@ def scorecard_markdown(table: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_scorecard(table: pd.DataFrame, profile: Profile, stem: str = "claims") -> list:
-    """figures/<profile>/<stem>.csv (every column) and <stem>.md (source header, table, definitions)."""
+def write_scorecard(table: pd.DataFrame, profile: Profile, stem: str = "claims", sections: tuple[str, ...] = ()) -> list:
+    """figures/<profile>/<stem>.csv (every column) and <stem>.md (source header, table, definitions, then each of
+    `sections`), each written once."""
     from . import plots
 
-    paths_ = plots.write_table(table, profile, stem)
-    paths_[1].write_text(_header(table, profile) + "\n" + scorecard_markdown(table) + "\n" + _definitions(table))
-    return paths_
+    text = _header(table, profile) + "\n" + scorecard_markdown(table) + "\n" + _definitions(table)
+    return plots.write_table(table, profile, stem, markdown="\n".join((text, *sections)))
 
 
 def notebook_verdicts(notebook: str, df: pd.DataFrame, profile: Profile, *, sensitivity=None, forgetting=None,

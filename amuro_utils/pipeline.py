@@ -1146,7 +1146,7 @@ def beyond_studies(profile: Profile, inputs: dict, method: str | None = None) ->
 def stored_beyond_table(profile: Profile, inputs: dict | None = None) -> pd.DataFrame:
     """The questions beyond the paper judged on this run (beyond.evaluate), as the scorecard stores them (judged
     first if the stored scorecard is not current)."""
-    from . import beyond, claims
+    from . import claims
 
     scorecard(profile, inputs)
     stored = artifacts.read(plan.scorecard_path(profile))[0]["tables"][BEYOND_STEM]
@@ -1206,34 +1206,27 @@ def scorecard(profile: Profile, inputs: dict | None = None) -> list[Path]:
             tables[BEYOND_STEM] = {"rows": table.to_dict("records"), "attrs": dict(table.attrs)}
         _write_scorecard(profile, wanted, tables)
     stored = artifacts.read(path)[0]  # drawn from what is stored: the same files whether judged now or before
-    written = []
-    beyond_table = None
-    readings_table = None
+    tables = {}
     for stem, stored_table in stored["tables"].items():
         columns = ([*claims.SCORECARD_COLUMNS, "hypothesis"] if stem == BEYOND_STEM else
                    list(claims.READING_COLUMNS) if stem == READINGS_STEM else list(claims.SCORECARD_COLUMNS))
-        table = pd.DataFrame(stored_table["rows"], columns=columns)
-        table.attrs.update(stored_table["attrs"])
-        if stem == BEYOND_STEM:
-            beyond_table = table
-        elif stem == READINGS_STEM:
-            readings_table = table
-        else:
-            written += claims.write_scorecard(table, profile, stem=stem)
+        tables[stem] = pd.DataFrame(stored_table["rows"], columns=columns)
+        tables[stem].attrs.update(stored_table["attrs"])
+    written, sections = [], []  # claims.md ends with the readings' summary and the questions beyond the paper
+    readings_table, beyond_table = tables.pop(READINGS_STEM, None), tables.pop(BEYOND_STEM, None)
     if readings_table is not None and len(readings_table):  # beside the paper's metric: its own files
         written += claims.write_readings(readings_table, profile, stem=READINGS_STEM)
-        lead = next(p for p in written if p.name == "claims.md")
-        lead.write_text(lead.read_text() + "\n" + claims.readings_summary(readings_table))
+        sections.append(claims.readings_summary(readings_table))
     if beyond_table is not None:  # kept apart from the paper's claims: its own section and its own files
         from . import plots
 
         section = beyond.section_markdown(beyond_table)
-        out = plots.write_table(beyond_table, profile, BEYOND_STEM)
-        out[1].write_text(section)
-        lead = next(p for p in written if p.name == "claims.md")
-        lead.write_text(lead.read_text() + "\n" + section)
-        written += out
-    return written
+        written += plots.write_table(beyond_table, profile, BEYOND_STEM, markdown=section)
+        sections.append(section)
+    scorecards = []  # each file written once; the lead method's claims.md ends with the sections
+    for stem, table in tables.items():
+        scorecards += claims.write_scorecard(table, profile, stem=stem, sections=tuple(sections) if stem == "claims" else ())
+    return scorecards + written
 
 
 QUESTION_PREFIXES = {"D": ("D1", "D2", "D3"), "P": ("P1",), "R": ("R-",), "C": ("C-",)}
