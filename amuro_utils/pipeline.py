@@ -992,6 +992,7 @@ class Drawn:
     files: list[Path]
     tables: dict[str, pd.DataFrame]
     note: str = ""
+    study: "stats.Study | None" = None  # what the leading method's figures and tables read (show.numbers)
 
     def _repr_markdown_(self) -> str:
         files = "\n".join(f"- `{p}`" for p in self.files) or "(nothing drawn: make_figures=False)"
@@ -1035,8 +1036,10 @@ def draw(profile: Profile, notebook: str, *, overlay_paper: bool = False, enable
         leading.attrs.update(method=profile.method, label=f"{profile.method} fine-tuning")
         rest = tuple(m for m in profile.methods if m != other)
         variants.append((dataclasses.replace(profile, methods=(other, *rest)), leading, f"_{other}"))
+    lead = None
     for shown, over, suffix in variants:
         study = stats.Study(df, shown, method=shown.method)  # one study per method: figures and tables read it
+        lead = lead or study
         for stem, maker in stage.figures.items():
             fig = stages.resolve(maker)(study, shown, overlay=over)
             if fig is not None:
@@ -1060,7 +1063,7 @@ def draw(profile: Profile, notebook: str, *, overlay_paper: bool = False, enable
               f"{len(df)} records ({', '.join(stage.record_reads)}) made under today's settings")
     note = " ".join([f"Figures of {notebook} drawn from {source}."] + notes)
     print(note)
-    return Drawn(files, tables, note)
+    return Drawn(files, tables, note, lead)
 
 
 # ---------------------------------------------------------------------------------------------------------------

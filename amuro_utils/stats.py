@@ -1157,6 +1157,12 @@ def block_table(study: Study, which: str) -> pd.DataFrame:
     return _caption(table, "Δ held-out loss (nats/token); 95 % CI resampling seeds, then held-out blocks")
 
 
+def best_probe_rows(rows: pd.DataFrame) -> pd.DataFrame:
+    """The linear probes' best layer per (checkpoint, task): the row of highest held-out accuracy (the first such
+    layer on a tie), in the rows' order of checkpoints and tasks."""
+    return rows.loc[rows.groupby(["ckpt", "task"], sort=False)["accuracy"].idxmax()]
+
+
 def sensitivity_table(frame: pd.DataFrame, profile: Profile, *, n_boot: int = N_BOOT, seed: int = 0) -> pd.DataFrame:
     """The probe's rows (pipeline.sensitivity) as block_table(…, 'sensitivity'): per (scaling, magnitude, ckpt),
     the mean Δ held-out loss over noise seeds with its 95 % CI (seeds, then blocks: claim S1's cells)."""
