@@ -420,29 +420,35 @@ CONVERGE_LOG = ("validation", "best_step", "best_loss", "stopped_step", "kept_st
                 "total_steps")
 
 
+def put(profile: Profile, kind: str, ckpt: ladder.Checkpoint, payload: dict, spec: FineTune | None = None) -> Path:
+    """Store one artifact of `kind` (plan.ARTIFACTS: training, forgetting, dynamics, sensitivity, probes) of a
+    checkpoint or of one fine-tuning of it: where the plan puts it, under the identity the plan gives it, with the
+    checkpoint (and the fine-tuning's name, method and seed) beside `payload`; one atomic write (artifacts.write)."""
+    path, wanted = plan.artifact(profile, kind, ckpt, spec)
+    head = {"ckpt": ckpt.label, "step": ckpt.step}
+    if spec is not None:
+        head.update(fine_tune=spec.name, method=spec.method, seed=spec.seed)
+    return artifacts.write(results_dir(profile.name), path, wanted, {**head, **payload})
+
+
 def _write_training_record(profile: Profile, ckpt: ladder.Checkpoint, spec: FineTune, train_log: dict,
                            provenance: dict) -> None:
     """The fine-tuning's own record: its loss curve and zero-step loss (the fine-tune-to-convergence schedule: and its
     validation curve, where it stopped and which step's weights it kept), under the identity of the training that
     made it."""
-    artifacts.write(results_dir(profile.name), plan.training_path(profile, ckpt.label, spec),
-                    plan.training_identity(profile, ckpt, spec),
-                    {"ckpt": ckpt.label, "step": ckpt.step, "fine_tune": spec.name, "method": spec.method,
-                     "seed": spec.seed, "schedule": spec.schedule, "provenance": provenance, "loss": train_log["loss"],
-                     "lr": train_log["lr"], "zero_step_loss": train_log["zero_step_loss"],
-                     "n_examples": train_log["n_examples"], "steps": len(train_log["loss"]),
-                     "seconds": train_log.get("seconds"), **{k: train_log[k] for k in CONVERGE_LOG if k in train_log}})
+    put(profile, "training", ckpt, {
+        "schedule": spec.schedule, "provenance": provenance, "loss": train_log["loss"], "lr": train_log["lr"],
+        "zero_step_loss": train_log["zero_step_loss"], "n_examples": train_log["n_examples"],
+        "steps": len(train_log["loss"]), "seconds": train_log.get("seconds"),
+        **{k: train_log[k] for k in CONVERGE_LOG if k in train_log}}, spec)
 
 
 def _write_forgetting(profile: Profile, ckpt: ladder.Checkpoint, spec: FineTune, base_losses: np.ndarray,
                       tuned_losses: np.ndarray, provenance: dict) -> None:
     """How much a fine-tuning forgot of the pre-training text (Springer S3): the held-out loss per block of the
     fine-tuned model and of its base, under the identity of the weights and the held-out text."""
-    artifacts.write(results_dir(profile.name), plan.forgetting_path(profile, ckpt.label, spec),
-                    plan.forgetting_identity(profile, ckpt, spec),
-                    {"ckpt": ckpt.label, "step": ckpt.step, "fine_tune": spec.name, "method": spec.method,
-                     "seed": spec.seed, "provenance": provenance, "base_heldout": base_losses.tolist(),
-                     "heldout": tuned_losses.tolist()})
+    put(profile, "forgetting", ckpt, {"provenance": provenance, "base_heldout": base_losses.tolist(),
+                                      "heldout": tuned_losses.tolist()}, spec)
 
 
 def _save_weights(profile: Profile, ckpt: ladder.Checkpoint, spec: FineTune, save, train_log: dict, summary: dict,
@@ -514,12 +520,9 @@ class _Dynamics:
 
     def write(self, ckpt: ladder.Checkpoint, total_steps: int, provenance: dict) -> None:
         """Every point, under the identity of the training, the points, the evaluations and the held-out text."""
-        artifacts.write(results_dir(self.profile.name), plan.dynamics_path(self.profile, ckpt.label, self.spec),
-                        plan.dynamics_identity(self.profile, ckpt, self.spec),
-                        {"ckpt": ckpt.label, "step": ckpt.step, "fine_tune": self.spec.name,
-                         "method": self.spec.method, "seed": self.spec.seed, "schedule": self.spec.schedule,
-                         "total_steps": total_steps, "shots": self.profile.shots, "provenance": provenance,
-                         "points": self.points})
+        put(self.profile, "dynamics", ckpt, {"schedule": self.spec.schedule, "total_steps": total_steps,
+                                             "shots": self.profile.shots, "provenance": provenance,
+                                             "points": self.points}, self.spec)
 
 
 def _zero_step_loss(profile: Profile, ckpt: ladder.Checkpoint, spec: FineTune) -> float:
@@ -546,8 +549,7 @@ def fine_tuned_model(profile: Profile, ckpt: ladder.Checkpoint, spec: FineTune, 
 
     out = plan.weights_dir(profile, ckpt.label, spec)
     wanted = plan.weights_identity(profile, ckpt, spec)
-    measure = plan.measures_forgetting(spec) and not _current(plan.forgetting_path(profile, ckpt.label, spec),
-                                                              plan.forgetting_identity(profile, ckpt, spec))
+    measure = plan.measures_forgetting(spec) and not _current(*plan.artifact(profile, "forgetting", ckpt, spec))
     dtype = ladder.torch_dtype(profile.eval_dtype, profile.device)
     done = None if dynamics else artifacts.load(out / artifacts.DONE, wanted, "fine-tuned model")
     if done is not None:  # the folder holds weights and tokenizer (LoRA: the adapter), its DONE their identity
@@ -559,7 +561,7 @@ def fine_tuned_model(profile: Profile, ckpt: ladder.Checkpoint, spec: FineTune, 
         else:
             model = AutoModelForCausalLM.from_pretrained(out, dtype=dtype).to(profile.device).eval()
         loaded = Loaded(model, AutoTokenizer.from_pretrained(out), done["provenance"])
-        if not _current(plan.training_path(profile, ckpt.label, spec), plan.training_identity(profile, ckpt, spec)):
+        if not _current(*plan.artifact(profile, "training", ckpt, spec)):
             train_log = json.loads((out / "train_log.json").read_text())
             if "zero_step_loss" not in train_log:  # trained before the zero-step loss was recorded
                 train_log["zero_step_loss"] = _zero_step_loss(profile, ckpt, spec)
@@ -606,7 +608,7 @@ def fine_tuned_model(profile: Profile, ckpt: ladder.Checkpoint, spec: FineTune, 
     elif not kept:
         _save_weights(profile, ckpt, spec, lambda folder: train.save_fine_tuned(
             loaded.model, loaded.tokenizer, folder, dtype=profile.eval_dtype), train_log, summary, loaded.provenance)
-    if not _current(plan.training_path(profile, ckpt.label, spec), plan.training_identity(profile, ckpt, spec)):
+    if not _current(*plan.artifact(profile, "training", ckpt, spec)):
         _write_training_record(profile, ckpt, spec, train_log, loaded.provenance)
     if along is not None:
         along.write(ckpt, train_log["total_steps"], loaded.provenance)
@@ -633,12 +635,11 @@ def _fine_tune_and_evaluate(profile: Profile, job: plan.Job, ckpt: ladder.Checkp
         single = dataclasses.replace(job, fine_tunes=(spec,))
         todo = pending(profile, single, ckpt)
         row = {"ckpt": ckpt.label, "task": spec.name, "method": spec.method, "seed": spec.seed}
-        trained = _current(plan.training_path(profile, ckpt.label, spec), plan.training_identity(profile, ckpt, spec))
-        forgetting = artifacts.status(plan.forgetting_path(profile, ckpt.label, spec),
-                                      plan.forgetting_identity(profile, ckpt, spec))
+        trained = _current(*plan.artifact(profile, "training", ckpt, spec))
+        forgetting = artifacts.status(*plan.artifact(profile, "forgetting", ckpt, spec))
         forgotten = forgetting.state == "done" or not plan.measures_forgetting(spec)
         along = None if not plan.has_dynamics(profile, spec) else artifacts.status(
-            plan.dynamics_path(profile, ckpt.label, spec), plan.dynamics_identity(profile, ckpt, spec))
+            *plan.artifact(profile, "dynamics", ckpt, spec))
         # records along a finished training that went stale only with the held-out text (the probe's settings) are
         # never a reason to retrain: only the training can redo them, so they are reported with the fix (forgetting
         # rows likewise where the weights were not kept). Missing ones (the switch just turned on) and ones whose own
@@ -759,9 +760,7 @@ def _frames(parts: list[pd.DataFrame], columns, digests: list[str], notes: list[
 
 def _write_sensitivity(profile: Profile, point: ladder.Checkpoint, rows: pd.DataFrame, provenance: dict) -> None:
     """A checkpoint's sensitivity rows, under the identity of the checkpoint, the noise and the held-out text."""
-    artifacts.write(results_dir(profile.name), plan.sensitivity_path(profile, point.label),
-                    plan.sensitivity_identity(profile, point),
-                    {"ckpt": point.label, "step": point.step, "provenance": provenance, "rows": rows.to_dict("records")})
+    put(profile, "sensitivity", point, {"provenance": provenance, "rows": rows.to_dict("records")})
 
 
 def sensitivity(profile: Profile, ckpt="all", *, enabled: bool = True, progress: bool = True) -> pd.DataFrame:
@@ -776,7 +775,7 @@ def sensitivity(profile: Profile, ckpt="all", *, enabled: bool = True, progress:
         return pd.DataFrame(columns=columns)
     settings, frames, blocks = profile.sensitivity, [], None
     for point in checkpoints(profile, ckpt):
-        path, wanted = plan.sensitivity_path(profile, point.label), plan.sensitivity_identity(profile, point)
+        path, wanted = plan.artifact(profile, "sensitivity", point)
         stored = artifacts.load(path, wanted, "sensitivity rows")
         if stored is None:
             loaded = load_base(profile, point, dtype=settings.dtype)
@@ -870,7 +869,7 @@ def probes(profile: Profile, ckpt="all", *, enabled: bool = True) -> pd.DataFram
         return pd.DataFrame(columns=list(PROBE_FRAME_COLUMNS))
     frames = []
     for point in checkpoints(profile, ckpt):
-        path, wanted = plan.probes_path(profile, point.label), plan.probes_identity(profile, point)
+        path, wanted = plan.artifact(profile, "probes", point)
         stored = artifacts.load(path, wanted, "probe rows")
         if stored is None:
             nbtools.progress("probing the frozen hidden states", ckpt=point.label, unit="probes")
@@ -878,10 +877,9 @@ def probes(profile: Profile, ckpt="all", *, enabled: bool = True) -> pd.DataFram
             loaded = load_base(profile, point)
             rows = linear.probe_model(loaded.model, loaded.tokenizer, chosen, profile.probes,
                                       source=profile.data_source, max_length=profile.max_length)
-            artifacts.write(results_dir(profile.name), path, wanted,
-                            {"ckpt": point.label, "step": point.step, "provenance": _provenance(profile, loaded, None),
-                             "seconds": round(time.perf_counter() - start, 3),
-                             "rows": rows.assign(scores=[s.tolist() for s in rows["scores"]]).to_dict("records")})
+            put(profile, "probes", point, {"provenance": _provenance(profile, loaded, None),
+                                           "seconds": round(time.perf_counter() - start, 3),
+                                           "rows": rows.assign(scores=[s.tolist() for s in rows["scores"]]).to_dict("records")})
             _release(loaded)
             stored = artifacts.read(path)[0]  # as stored: the same frame whether computed now or read back
         frames.append(_probe_frame(stored))
