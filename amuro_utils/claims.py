@@ -469,13 +469,6 @@ def claim_a2(study: Study) -> list[Part]:
                  degenerate=TUNED_SIDE)]
 
 
-def forgetting_groups(profile: Profile) -> dict[str, list]:
-    """A3's groups: Class→Gen, Gen→Class (Fig. 6) and each OOD group (Fig. 7)."""
-    groups = stats.cross_task_groups(profile)
-    groups.update({f"OOD {k}": v for k, v in analysis.ood_groups(profile).items()})
-    return groups
-
-
 def claim_a3(study: Study) -> list[Part]:
     """A3 (abstract (iii); §6.2–6.3, Figs. 6–7): fine-tuning can forget — performance on a task or domain not seen
     in fine-tuning drops.
@@ -486,7 +479,7 @@ def claim_a3(study: Study) -> list[Part]:
     group's own interval lies above it). Units within a group: pairs × checkpoints. Reading: some pair drops (each
     pair's mean change over the ladder, checkpoints resampled).
     """
-    groups = forgetting_groups(study.profile)
+    groups = stats.forgetting_groups(study.profile)
     names = list(groups)
     every_pair = list(dict.fromkeys(p for pairs in groups.values() for p in pairs))
 

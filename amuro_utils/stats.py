@@ -1092,6 +1092,14 @@ def cross_task_groups(profile: Profile) -> dict[str, list]:
     return {"Class→Gen": analysis.class_to_gen_pairs(profile), "Gen→Class": analysis.gen_to_class_pairs(profile)}
 
 
+def forgetting_groups(profile: Profile) -> dict[str, list]:
+    """Claim A3's groups, every group of pairs where a model is scored off its own task or domain: Class→Gen,
+    Gen→Class (Fig. 6) and each OOD group of Fig. 7 ("OOD NLI", …)."""
+    groups = cross_task_groups(profile)
+    groups.update({f"OOD {k}": v for k, v in analysis.ood_groups(profile).items()})
+    return groups
+
+
 def ood_table(study: Study) -> pd.DataFrame:
     """Fig. 7 (B): per OOD task group, the mean raw change over its (set, checkpoint) rows with the 95 % CI
     resampling sets × checkpoints, then items (the interval of claim B7)."""
