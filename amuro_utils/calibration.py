@@ -327,7 +327,7 @@ def scenario(study: stats.Study, part_id: str, levels: dict, offsets=offsets) ->
         pt = gains(pt_pairs, lambda v, e, f, c: 0.0)
         return (lambda value_of, key, level: ft(value_of, key, level) + pt(value_of, key, level)), []
     if part_id == "A3":
-        named = claims.forgetting_groups(profile)
+        named = stats.forgetting_groups(profile)
         effects = {name: gains(pairs, lambda v, e, f, c, name=name: v(name)) for name, pairs in named.items()}
         return (lambda value_of, key, level: sum(fn(value_of, key, level) for fn in effects.values())), list(named)
     if part_id in ("B2", "B3"):

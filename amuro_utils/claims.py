@@ -469,13 +469,6 @@ def claim_a2(study: Study) -> list[Part]:
                  degenerate=TUNED_SIDE)]
 
 
-def forgetting_groups(profile: Profile) -> dict[str, list]:
-    """A3's groups: Class→Gen, Gen→Class (Fig. 6) and each OOD group (Fig. 7)."""
-    groups = stats.cross_task_groups(profile)
-    groups.update({f"OOD {k}": v for k, v in analysis.ood_groups(profile).items()})
-    return groups
-
-
 def claim_a3(study: Study) -> list[Part]:
     """A3 (abstract (iii); §6.2–6.3, Figs. 6–7): fine-tuning can forget — performance on a task or domain not seen
     in fine-tuning drops.
@@ -486,7 +479,7 @@ def claim_a3(study: Study) -> list[Part]:
     group's own interval lies above it). Units within a group: pairs × checkpoints. Reading: some pair drops (each
     pair's mean change over the ladder, checkpoints resampled).
     """
-    groups = forgetting_groups(study.profile)
+    groups = stats.forgetting_groups(study.profile)
     names = list(groups)
     every_pair = list(dict.fromkeys(p for pairs in groups.values() for p in pairs))
 
@@ -1439,9 +1432,7 @@ def write_readings(table: pd.DataFrame, profile: Profile, stem: str = "claims_re
     """figures/<profile>/<stem>.csv (every column) and <stem>.md (readings_markdown)."""
     from . import plots
 
-    paths_ = plots.write_table(table, profile, stem)
-    paths_[1].write_text(readings_markdown(table, profile))
-    return paths_
+    return plots.write_table(table, profile, stem, markdown=readings_markdown(table, profile))
 
 
 def part_row(table: pd.DataFrame, pid: str) -> pd.Series:
@@ -1672,13 +1663,13 @@ def scorecard_markdown(table: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_scorecard(table: pd.DataFrame, profile: Profile, stem: str = "claims") -> list:
-    """figures/<profile>/<stem>.csv (every column) and <stem>.md (source header, table, definitions)."""
+def write_scorecard(table: pd.DataFrame, profile: Profile, stem: str = "claims", sections: tuple[str, ...] = ()) -> list:
+    """figures/<profile>/<stem>.csv (every column) and <stem>.md (source header, table, definitions, then each of
+    `sections`), each written once."""
     from . import plots
 
-    paths_ = plots.write_table(table, profile, stem)
-    paths_[1].write_text(_header(table, profile) + "\n" + scorecard_markdown(table) + "\n" + _definitions(table))
-    return paths_
+    text = _header(table, profile) + "\n" + scorecard_markdown(table) + "\n" + _definitions(table)
+    return plots.write_table(table, profile, stem, markdown="\n".join((text, *sections)))
 
 
 def notebook_verdicts(notebook: str, df: pd.DataFrame, profile: Profile, *, sensitivity=None, forgetting=None,

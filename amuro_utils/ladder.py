@@ -175,14 +175,6 @@ def _step(ladder: Ladder, branch: str) -> int | None:
     return int(match.group("step")) if match else None
 
 
-def step_of(ladder, branch: str, *, cache_dir=None, listing_dir=None) -> int | None:
-    """Training step of a branch: from its name, or (`main`) from the step branch sharing its commit; else None."""
-    ladder = get_ladder(ladder)
-    if _step(ladder, branch) is not None:
-        return _step(ladder, branch)
-    return _twin_step(ladder, branch, available_branches(ladder, cache_dir=cache_dir, listing_dir=listing_dir)[0])
-
-
 def _twin_step(ladder: Ladder, branch: str, branches: dict[str, str]) -> int | None:
     """Step of a branch named without one (`main`): the latest step branch pointing at the same commit."""
     if _step(ladder, branch) is not None:

@@ -64,13 +64,6 @@ def cell_error(path: str | Path) -> str:
     return f"no cell of {path} holds an error (the kernel may have died or been killed)"
 
 
-def paired_text(ipynb: str | Path) -> str:
-    """The py:percent text jupytext makes from a notebook (what the paired .py must hold)."""
-    import jupytext
-
-    return jupytext.writes(jupytext.read(str(ipynb)), fmt="py:percent")
-
-
 def main(argv: list[str]) -> int:
     """`python -m amuro_utils.nbtools error NOTEBOOK` prints the failing cell's error."""
     if len(argv) == 2 and argv[0] == "error":

@@ -420,29 +420,35 @@ CONVERGE_LOG = ("validation", "best_step", "best_loss", "stopped_step", "kept_st
                 "total_steps")
 
 
+def put(profile: Profile, kind: str, ckpt: ladder.Checkpoint, payload: dict, spec: FineTune | None = None) -> Path:
+    """Store one artifact of `kind` (plan.ARTIFACTS: training, forgetting, dynamics, sensitivity, probes) of a
+    checkpoint or of one fine-tuning of it: where the plan puts it, under the identity the plan gives it, with the
+    checkpoint (and the fine-tuning's name, method and seed) beside `payload`; one atomic write (artifacts.write)."""
+    path, wanted = plan.artifact(profile, kind, ckpt, spec)
+    head = {"ckpt": ckpt.label, "step": ckpt.step}
+    if spec is not None:
+        head.update(fine_tune=spec.name, method=spec.method, seed=spec.seed)
+    return artifacts.write(results_dir(profile.name), path, wanted, {**head, **payload})
+
+
 def _write_training_record(profile: Profile, ckpt: ladder.Checkpoint, spec: FineTune, train_log: dict,
                            provenance: dict) -> None:
     """The fine-tuning's own record: its loss curve and zero-step loss (the fine-tune-to-convergence schedule: and its
     validation curve, where it stopped and which step's weights it kept), under the identity of the training that
     made it."""
-    artifacts.write(results_dir(profile.name), plan.training_path(profile, ckpt.label, spec),
-                    plan.training_identity(profile, ckpt, spec),
-                    {"ckpt": ckpt.label, "step": ckpt.step, "fine_tune": spec.name, "method": spec.method,
-                     "seed": spec.seed, "schedule": spec.schedule, "provenance": provenance, "loss": train_log["loss"],
-                     "lr": train_log["lr"], "zero_step_loss": train_log["zero_step_loss"],
-                     "n_examples": train_log["n_examples"], "steps": len(train_log["loss"]),
-                     "seconds": train_log.get("seconds"), **{k: train_log[k] for k in CONVERGE_LOG if k in train_log}})
+    put(profile, "training", ckpt, {
+        "schedule": spec.schedule, "provenance": provenance, "loss": train_log["loss"], "lr": train_log["lr"],
+        "zero_step_loss": train_log["zero_step_loss"], "n_examples": train_log["n_examples"],
+        "steps": len(train_log["loss"]), "seconds": train_log.get("seconds"),
+        **{k: train_log[k] for k in CONVERGE_LOG if k in train_log}}, spec)
 
 
 def _write_forgetting(profile: Profile, ckpt: ladder.Checkpoint, spec: FineTune, base_losses: np.ndarray,
                       tuned_losses: np.ndarray, provenance: dict) -> None:
     """How much a fine-tuning forgot of the pre-training text (Springer S3): the held-out loss per block of the
     fine-tuned model and of its base, under the identity of the weights and the held-out text."""
-    artifacts.write(results_dir(profile.name), plan.forgetting_path(profile, ckpt.label, spec),
-                    plan.forgetting_identity(profile, ckpt, spec),
-                    {"ckpt": ckpt.label, "step": ckpt.step, "fine_tune": spec.name, "method": spec.method,
-                     "seed": spec.seed, "provenance": provenance, "base_heldout": base_losses.tolist(),
-                     "heldout": tuned_losses.tolist()})
+    put(profile, "forgetting", ckpt, {"provenance": provenance, "base_heldout": base_losses.tolist(),
+                                      "heldout": tuned_losses.tolist()}, spec)
 
 
 def _save_weights(profile: Profile, ckpt: ladder.Checkpoint, spec: FineTune, save, train_log: dict, summary: dict,
@@ -514,12 +520,9 @@ class _Dynamics:
 
     def write(self, ckpt: ladder.Checkpoint, total_steps: int, provenance: dict) -> None:
         """Every point, under the identity of the training, the points, the evaluations and the held-out text."""
-        artifacts.write(results_dir(self.profile.name), plan.dynamics_path(self.profile, ckpt.label, self.spec),
-                        plan.dynamics_identity(self.profile, ckpt, self.spec),
-                        {"ckpt": ckpt.label, "step": ckpt.step, "fine_tune": self.spec.name,
-                         "method": self.spec.method, "seed": self.spec.seed, "schedule": self.spec.schedule,
-                         "total_steps": total_steps, "shots": self.profile.shots, "provenance": provenance,
-                         "points": self.points})
+        put(self.profile, "dynamics", ckpt, {"schedule": self.spec.schedule, "total_steps": total_steps,
+                                             "shots": self.profile.shots, "provenance": provenance,
+                                             "points": self.points}, self.spec)
 
 
 def _zero_step_loss(profile: Profile, ckpt: ladder.Checkpoint, spec: FineTune) -> float:
@@ -546,8 +549,7 @@ def fine_tuned_model(profile: Profile, ckpt: ladder.Checkpoint, spec: FineTune, 
 
     out = plan.weights_dir(profile, ckpt.label, spec)
     wanted = plan.weights_identity(profile, ckpt, spec)
-    measure = plan.measures_forgetting(spec) and not _current(plan.forgetting_path(profile, ckpt.label, spec),
-                                                              plan.forgetting_identity(profile, ckpt, spec))
+    measure = plan.measures_forgetting(spec) and not _current(*plan.artifact(profile, "forgetting", ckpt, spec))
     dtype = ladder.torch_dtype(profile.eval_dtype, profile.device)
     done = None if dynamics else artifacts.load(out / artifacts.DONE, wanted, "fine-tuned model")
     if done is not None:  # the folder holds weights and tokenizer (LoRA: the adapter), its DONE their identity
@@ -559,7 +561,7 @@ def fine_tuned_model(profile: Profile, ckpt: ladder.Checkpoint, spec: FineTune, 
         else:
             model = AutoModelForCausalLM.from_pretrained(out, dtype=dtype).to(profile.device).eval()
         loaded = Loaded(model, AutoTokenizer.from_pretrained(out), done["provenance"])
-        if not _current(plan.training_path(profile, ckpt.label, spec), plan.training_identity(profile, ckpt, spec)):
+        if not _current(*plan.artifact(profile, "training", ckpt, spec)):
             train_log = json.loads((out / "train_log.json").read_text())
             if "zero_step_loss" not in train_log:  # trained before the zero-step loss was recorded
                 train_log["zero_step_loss"] = _zero_step_loss(profile, ckpt, spec)
@@ -606,7 +608,7 @@ def fine_tuned_model(profile: Profile, ckpt: ladder.Checkpoint, spec: FineTune, 
     elif not kept:
         _save_weights(profile, ckpt, spec, lambda folder: train.save_fine_tuned(
             loaded.model, loaded.tokenizer, folder, dtype=profile.eval_dtype), train_log, summary, loaded.provenance)
-    if not _current(plan.training_path(profile, ckpt.label, spec), plan.training_identity(profile, ckpt, spec)):
+    if not _current(*plan.artifact(profile, "training", ckpt, spec)):
         _write_training_record(profile, ckpt, spec, train_log, loaded.provenance)
     if along is not None:
         along.write(ckpt, train_log["total_steps"], loaded.provenance)
@@ -633,12 +635,11 @@ def _fine_tune_and_evaluate(profile: Profile, job: plan.Job, ckpt: ladder.Checkp
         single = dataclasses.replace(job, fine_tunes=(spec,))
         todo = pending(profile, single, ckpt)
         row = {"ckpt": ckpt.label, "task": spec.name, "method": spec.method, "seed": spec.seed}
-        trained = _current(plan.training_path(profile, ckpt.label, spec), plan.training_identity(profile, ckpt, spec))
-        forgetting = artifacts.status(plan.forgetting_path(profile, ckpt.label, spec),
-                                      plan.forgetting_identity(profile, ckpt, spec))
+        trained = _current(*plan.artifact(profile, "training", ckpt, spec))
+        forgetting = artifacts.status(*plan.artifact(profile, "forgetting", ckpt, spec))
         forgotten = forgetting.state == "done" or not plan.measures_forgetting(spec)
         along = None if not plan.has_dynamics(profile, spec) else artifacts.status(
-            plan.dynamics_path(profile, ckpt.label, spec), plan.dynamics_identity(profile, ckpt, spec))
+            *plan.artifact(profile, "dynamics", ckpt, spec))
         # records along a finished training that went stale only with the held-out text (the probe's settings) are
         # never a reason to retrain: only the training can redo them, so they are reported with the fix (forgetting
         # rows likewise where the weights were not kept). Missing ones (the switch just turned on) and ones whose own
@@ -759,9 +760,7 @@ def _frames(parts: list[pd.DataFrame], columns, digests: list[str], notes: list[
 
 def _write_sensitivity(profile: Profile, point: ladder.Checkpoint, rows: pd.DataFrame, provenance: dict) -> None:
     """A checkpoint's sensitivity rows, under the identity of the checkpoint, the noise and the held-out text."""
-    artifacts.write(results_dir(profile.name), plan.sensitivity_path(profile, point.label),
-                    plan.sensitivity_identity(profile, point),
-                    {"ckpt": point.label, "step": point.step, "provenance": provenance, "rows": rows.to_dict("records")})
+    put(profile, "sensitivity", point, {"provenance": provenance, "rows": rows.to_dict("records")})
 
 
 def sensitivity(profile: Profile, ckpt="all", *, enabled: bool = True, progress: bool = True) -> pd.DataFrame:
@@ -776,7 +775,7 @@ def sensitivity(profile: Profile, ckpt="all", *, enabled: bool = True, progress:
         return pd.DataFrame(columns=columns)
     settings, frames, blocks = profile.sensitivity, [], None
     for point in checkpoints(profile, ckpt):
-        path, wanted = plan.sensitivity_path(profile, point.label), plan.sensitivity_identity(profile, point)
+        path, wanted = plan.artifact(profile, "sensitivity", point)
         stored = artifacts.load(path, wanted, "sensitivity rows")
         if stored is None:
             loaded = load_base(profile, point, dtype=settings.dtype)
@@ -870,7 +869,7 @@ def probes(profile: Profile, ckpt="all", *, enabled: bool = True) -> pd.DataFram
         return pd.DataFrame(columns=list(PROBE_FRAME_COLUMNS))
     frames = []
     for point in checkpoints(profile, ckpt):
-        path, wanted = plan.probes_path(profile, point.label), plan.probes_identity(profile, point)
+        path, wanted = plan.artifact(profile, "probes", point)
         stored = artifacts.load(path, wanted, "probe rows")
         if stored is None:
             nbtools.progress("probing the frozen hidden states", ckpt=point.label, unit="probes")
@@ -878,10 +877,9 @@ def probes(profile: Profile, ckpt="all", *, enabled: bool = True) -> pd.DataFram
             loaded = load_base(profile, point)
             rows = linear.probe_model(loaded.model, loaded.tokenizer, chosen, profile.probes,
                                       source=profile.data_source, max_length=profile.max_length)
-            artifacts.write(results_dir(profile.name), path, wanted,
-                            {"ckpt": point.label, "step": point.step, "provenance": _provenance(profile, loaded, None),
-                             "seconds": round(time.perf_counter() - start, 3),
-                             "rows": rows.assign(scores=[s.tolist() for s in rows["scores"]]).to_dict("records")})
+            put(profile, "probes", point, {"provenance": _provenance(profile, loaded, None),
+                                           "seconds": round(time.perf_counter() - start, 3),
+                                           "rows": rows.assign(scores=[s.tolist() for s in rows["scores"]]).to_dict("records")})
             _release(loaded)
             stored = artifacts.read(path)[0]  # as stored: the same frame whether computed now or read back
         frames.append(_probe_frame(stored))
@@ -992,6 +990,7 @@ class Drawn:
     files: list[Path]
     tables: dict[str, pd.DataFrame]
     note: str = ""
+    study: "stats.Study | None" = None  # what the leading method's figures and tables read (show.numbers)
 
     def _repr_markdown_(self) -> str:
         files = "\n".join(f"- `{p}`" for p in self.files) or "(nothing drawn: make_figures=False)"
@@ -1035,8 +1034,10 @@ def draw(profile: Profile, notebook: str, *, overlay_paper: bool = False, enable
         leading.attrs.update(method=profile.method, label=f"{profile.method} fine-tuning")
         rest = tuple(m for m in profile.methods if m != other)
         variants.append((dataclasses.replace(profile, methods=(other, *rest)), leading, f"_{other}"))
+    lead = None
     for shown, over, suffix in variants:
         study = stats.Study(df, shown, method=shown.method)  # one study per method: figures and tables read it
+        lead = lead or study
         for stem, maker in stage.figures.items():
             fig = stages.resolve(maker)(study, shown, overlay=over)
             if fig is not None:
@@ -1060,7 +1061,7 @@ def draw(profile: Profile, notebook: str, *, overlay_paper: bool = False, enable
               f"{len(df)} records ({', '.join(stage.record_reads)}) made under today's settings")
     note = " ".join([f"Figures of {notebook} drawn from {source}."] + notes)
     print(note)
-    return Drawn(files, tables, note)
+    return Drawn(files, tables, note, lead)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -1146,7 +1147,7 @@ def beyond_studies(profile: Profile, inputs: dict, method: str | None = None) ->
 def stored_beyond_table(profile: Profile, inputs: dict | None = None) -> pd.DataFrame:
     """The questions beyond the paper judged on this run (beyond.evaluate), as the scorecard stores them (judged
     first if the stored scorecard is not current)."""
-    from . import beyond, claims
+    from . import claims
 
     scorecard(profile, inputs)
     stored = artifacts.read(plan.scorecard_path(profile))[0]["tables"][BEYOND_STEM]
@@ -1206,34 +1207,27 @@ def scorecard(profile: Profile, inputs: dict | None = None) -> list[Path]:
             tables[BEYOND_STEM] = {"rows": table.to_dict("records"), "attrs": dict(table.attrs)}
         _write_scorecard(profile, wanted, tables)
     stored = artifacts.read(path)[0]  # drawn from what is stored: the same files whether judged now or before
-    written = []
-    beyond_table = None
-    readings_table = None
+    tables = {}
     for stem, stored_table in stored["tables"].items():
         columns = ([*claims.SCORECARD_COLUMNS, "hypothesis"] if stem == BEYOND_STEM else
                    list(claims.READING_COLUMNS) if stem == READINGS_STEM else list(claims.SCORECARD_COLUMNS))
-        table = pd.DataFrame(stored_table["rows"], columns=columns)
-        table.attrs.update(stored_table["attrs"])
-        if stem == BEYOND_STEM:
-            beyond_table = table
-        elif stem == READINGS_STEM:
-            readings_table = table
-        else:
-            written += claims.write_scorecard(table, profile, stem=stem)
+        tables[stem] = pd.DataFrame(stored_table["rows"], columns=columns)
+        tables[stem].attrs.update(stored_table["attrs"])
+    written, sections = [], []  # claims.md ends with the readings' summary and the questions beyond the paper
+    readings_table, beyond_table = tables.pop(READINGS_STEM, None), tables.pop(BEYOND_STEM, None)
     if readings_table is not None and len(readings_table):  # beside the paper's metric: its own files
         written += claims.write_readings(readings_table, profile, stem=READINGS_STEM)
-        lead = next(p for p in written if p.name == "claims.md")
-        lead.write_text(lead.read_text() + "\n" + claims.readings_summary(readings_table))
+        sections.append(claims.readings_summary(readings_table))
     if beyond_table is not None:  # kept apart from the paper's claims: its own section and its own files
         from . import plots
 
         section = beyond.section_markdown(beyond_table)
-        out = plots.write_table(beyond_table, profile, BEYOND_STEM)
-        out[1].write_text(section)
-        lead = next(p for p in written if p.name == "claims.md")
-        lead.write_text(lead.read_text() + "\n" + section)
-        written += out
-    return written
+        written += plots.write_table(beyond_table, profile, BEYOND_STEM, markdown=section)
+        sections.append(section)
+    scorecards = []  # each file written once; the lead method's claims.md ends with the sections
+    for stem, table in tables.items():
+        scorecards += claims.write_scorecard(table, profile, stem=stem, sections=tuple(sections) if stem == "claims" else ())
+    return scorecards + written
 
 
 QUESTION_PREFIXES = {"D": ("D1", "D2", "D3"), "P": ("P1",), "R": ("R-",), "C": ("C-",)}

@@ -165,6 +165,26 @@ def scorecard_path(profile: Profile) -> Path:
     return results_dir(profile.name) / "scorecard.json"
 
 
+# Each kind of per-model artifact: where it lives and the identity it carries, (profile, ckpt, spec) -> …; the
+# checkpoint's artifacts (sensitivity, probes) take no fine-tuning.
+ARTIFACTS = {
+    "training": (lambda p, c, s: training_path(p, c.label, s), training_identity),
+    "forgetting": (lambda p, c, s: forgetting_path(p, c.label, s), forgetting_identity),
+    "dynamics": (lambda p, c, s: dynamics_path(p, c.label, s), dynamics_identity),
+    "sensitivity": (lambda p, c, s: sensitivity_path(p, c.label), lambda p, c, s: sensitivity_identity(p, c)),
+    "probes": (lambda p, c, s: probes_path(p, c.label), lambda p, c, s: probes_identity(p, c)),
+}
+
+
+def artifact(profile: Profile, kind: str, ckpt: ladder.Checkpoint, spec: FineTune | None = None) -> tuple[Path, dict]:
+    """(where, under which identity) one artifact of `kind` (ARTIFACTS) of a checkpoint, or of a fine-tuning of it."""
+    try:
+        where, what = ARTIFACTS[kind]
+    except KeyError:
+        raise ValueError(f"unknown artifact kind {kind!r}; kinds: {sorted(ARTIFACTS)}") from None
+    return where(profile, ckpt, spec), what(profile, ckpt, spec)
+
+
 def forgetting_fix(profile: Profile, job_id: str = "JOB", what: str = "forgetting") -> str:
     """How to re-measure forgetting rows whose fine-tuned weights were not kept, or the records along a fine-tuning
     (`what`; only its training can redo them): neither is ever retrained for unasked."""

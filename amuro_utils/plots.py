@@ -20,7 +20,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, PathPatch
 from matplotlib.path import Path as MplPath
 
-from . import analysis, signal, stats, tasks
+from . import analysis, artifacts, signal, stats, tasks
 from .paths import figures_dir
 from .profiles import Profile, ckpt_step
 from .results import BASE_METHOD, model_cells
@@ -1098,12 +1098,13 @@ def _markdown(table: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n" + (f"\n{caption}.\n" if caption else "")
 
 
-def write_table(table: pd.DataFrame, profile, stem: str) -> list[Path]:
-    """Write `table` as <stem>.csv and <stem>.md (GitHub markdown) into figures/<profile>/; returns both paths."""
+def write_table(table: pd.DataFrame, profile, stem: str, markdown: str | None = None) -> list[Path]:
+    """Write `table` as <stem>.csv and <stem>.md into figures/<profile>/, each once and atomically; the markdown is
+    `markdown` where given (a scorecard's page), else the table in GitHub markdown. Returns both paths."""
     out = _out_dir(profile)
     paths = [out / f"{stem}.csv", out / f"{stem}.md"]
-    table.to_csv(paths[0], index=False)
-    paths[1].write_text(_markdown(table))
+    artifacts.atomic_write(paths[0], table.to_csv(index=False))
+    artifacts.atomic_write(paths[1], _markdown(table) if markdown is None else markdown)
     return paths
 
 

@@ -14,21 +14,16 @@ import html
 import re
 from pathlib import Path
 
+from . import stages
 from .paths import figures_dir, results_dir
 
 # Which figure and table files belong to which notebook, by their stems' prefixes (one section per notebook).
-SECTIONS = (
-    ("Pre-training probe (Fig. 2, Springer sensitivity, signal-to-noise)",
-     ("fig2_", "figS_sensitivity", "tiny_ladder_loss", "snr_base")),
-    ("Instruction tuning (Fig. 4)", ("fig4_", "figT_instruction")),
-    ("Supervised fine-tuning (Fig. 3, Table 5, forgetting, signal-to-noise)",
-     ("fig3", "table5", "figT_sft", "figS3_", "snr_fine_tuned")),
-    ("Prompt format (Fig. 5)", ("fig5_", "format_gap")),
-    ("Cross-task transfer (Fig. 6)", ("fig6_", "mrc_")),
-    ("Out-of-domain (Fig. 7)", ("fig7_", "ood_")),
-    ("Beyond the paper", ("figB_", "beyond")),
+# The report's sections: one per stage of the study, in run order (amuro_utils.stages: its title and the stems of
+# what it writes), then the folders no stage writes.
+OTHER_SECTIONS = (
     ("Real ladders: Pythia's published evaluations (B1 across 16 ladders, what depends on size)", ("ladders_",)),
 )
+OTHER = "Other figures and tables"
 STYLE = """body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}
 img{max-width:100%;border:1px solid #ddd;margin:.5em 0}table{border-collapse:collapse;font-size:.85em}
 td,th{border:1px solid #ccc;padding:.2em .4em;vertical-align:top}h2{border-bottom:1px solid #ccc}
@@ -67,11 +62,20 @@ def render_notebooks(profile_name: str, out: Path) -> list[Path]:
     return written
 
 
-def _section_of(stem: str) -> str:
-    for title, prefixes in SECTIONS:
+def sections() -> list[str]:
+    """The report's section titles in order: the stages', the other folders', then the rest."""
+    return [stage.title for stage in stages.STAGES] + [title for title, _ in OTHER_SECTIONS] + [OTHER]
+
+
+def section_of(stem: str) -> str:
+    """The section a figure or table file belongs to: the stage that writes its stem (or a method's variant of it)."""
+    for stage in stages.STAGES:
+        if any(stem == name or stem.startswith(name + "_") for name in stage.stems):
+            return stage.title
+    for title, prefixes in OTHER_SECTIONS:
         if stem.startswith(prefixes):
             return title
-    return "Other figures and tables"
+    return OTHER
 
 
 def write_report(profile_name: str, *, notebooks: bool = True, scorecard: bool = True) -> Path:
@@ -111,7 +115,7 @@ def write_report(profile_name: str, *, notebooks: bool = True, scorecard: bool =
         parts.append('<p class="note">No scorecard yet: it is written by the last notebook of the run.</p>')
     groups: dict[str, list[str]] = {}
     for png in sorted(out.glob("*.png")):
-        groups.setdefault(_section_of(png.stem), []).append(
+        groups.setdefault(section_of(png.stem), []).append(
             f'<figure><img src="{html.escape(png.name)}" alt="{html.escape(png.stem)}">'
             f'<figcaption><a href="{html.escape(png.with_suffix(".pdf").name)}">{html.escape(png.stem)}.pdf</a>'
             "</figcaption></figure>" if png.with_suffix(".pdf").is_file() else
@@ -119,11 +123,11 @@ def write_report(profile_name: str, *, notebooks: bool = True, scorecard: bool =
     for table in sorted(out.glob("*.md")):
         if table.stem.startswith(("claims", "calibration")):
             continue
-        groups.setdefault(_section_of(table.stem), []).append(
+        groups.setdefault(section_of(table.stem), []).append(
             f"<h3>{html.escape(table.stem)}</h3>{_markdown(table.read_text(encoding='utf-8'))}"
             + (f'<p><a href="{html.escape(table.stem)}.csv">{html.escape(table.stem)}.csv</a></p>'
                if (out / f"{table.stem}.csv").is_file() else ""))
-    for title in [t for t, _ in SECTIONS] + ["Other figures and tables"]:
+    for title in sections():
         if title in groups:
             parts.append(f"<h2>{html.escape(title)}</h2>" + "\n".join(groups[title]))
     if rendered:

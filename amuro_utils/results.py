@@ -333,48 +333,6 @@ def _as_frame(rows: list[dict], items: bool = False) -> pd.DataFrame:
     return frame
 
 
-# Which records must agree on which settings: (identity path prefix, the key columns within which it must agree).
-_AGREEMENT = (("eval.items", ()), ("eval.scoring", ()), ("eval.data", ("eval_set", "format")), ("model", ("ckpt",)),
-              ("fine_tune", ("fine_tune", "method", "seed")), ("saved_dtype", ("fine_tune", "method", "seed")))
-
-
-def _flat(tree, prefix: str = "") -> dict[str, str]:
-    if isinstance(tree, dict):
-        return {k: v for key, value in tree.items() for k, v in _flat(value, f"{prefix}.{key}" if prefix else key).items()}
-    return {prefix: json.dumps(tree, sort_keys=True)}
-
-
-def mixed_settings(frame: pd.DataFrame) -> list[str]:
-    """Settings that take more than one value among records that must share them (one line each, with counts).
-
-    Every record must agree on the item limit, shots and scoring settings; records of one eval set and format on
-    its data and template; records of one checkpoint on its commit; records of one fine-tune (method, seed) on its
-    training. Records without an identity (schema 1) cannot be checked and are named when mixed with others.
-    """
-    if "identity" not in frame.columns or frame.empty:
-        return []
-    known = frame["identity"].notna()
-    lines = []
-    if not known.all() and known.any():
-        lines.append(f"{int((~known).sum())} records carry no settings identity (schema 1) beside {int(known.sum())} "
-                     "that do")
-    rows = frame[known]
-    flat = [_flat(i) for i in rows["identity"]]
-    for prefix, by in _AGREEMENT:
-        groups: dict[tuple, dict[str, dict[str, int]]] = {}
-        for (_, row), fields in zip(rows.iterrows(), flat):
-            group = groups.setdefault(tuple(row[c] if pd.notna(row[c]) else None for c in by), {})
-            for path, value in fields.items():
-                if path == prefix or path.startswith(prefix + "."):
-                    counts = group.setdefault(path, {})
-                    counts[value] = counts.get(value, 0) + 1
-        for group_key, paths in groups.items():
-            for path, counts in paths.items():
-                if len(counts) > 1:
-                    where = f" (within {dict(zip(by, group_key))})" if by else ""
-                    values = ", ".join(f"{v} ×{n}" for v, n in sorted(counts.items(), key=lambda kv: -kv[1])[:3])
-                    lines.append(f"{path}{where}: {values}")
-    return lines
 
 
 def standard_cells(rows: pd.DataFrame, key: list[str]) -> pd.DataFrame:
@@ -409,16 +367,6 @@ def model_cells(rows: pd.DataFrame, key: list[str], method: str = "full") -> pd.
     merged["seed_std"] = grouped["performance"].std(ddof=1)
     merged["n_seeds"] = grouped["performance"].size()
     return merged.reset_index()
-
-
-def combined(run: pd.DataFrame, paper: pd.DataFrame) -> pd.DataFrame:
-    """A run's frame and the paper's rows in one frame (tell them apart by `source`), e.g. to overlay curves."""
-    for name, frame in (("run", run), ("paper", paper)):
-        absent = [c for c in COLUMNS if c not in frame.columns]
-        if absent:
-            raise ValueError(f"{name} frame lacks columns {absent}; build it with Store.frame() / load_paper_results()")
-    parts = [f[list(COLUMNS)] for f in (run, paper) if len(f)]
-    return _as_frame([]) if not parts else pd.concat(parts, ignore_index=True)
 
 
 # ---------------------------------------------------------------------------------------------------------------

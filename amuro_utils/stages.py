@@ -49,8 +49,15 @@ class Stage:
     # questions' verdict table (beyond.evaluate)
     beyond_figures: Mapping[str, tuple[str, str]] = field(default_factory=dict)
     claims: tuple[str, ...] = ()  # the claims whose verdicts end the notebook (amuro_utils.claims ids)
+    title: str = ""  # its section of the report (amuro_utils.report)
+    other_files: tuple[str, ...] = ()  # file stems it writes besides its figures and tables (the report places them)
     # the cost model: what a job's measured overhead (loading, saving, probing) scales with
     cost_unit: str | None = None  # "checkpoint" | "fine_tune" | None (a fixed overhead)
+
+    @property
+    def stems(self) -> tuple[str, ...]:
+        """Every figure and table file stem it writes (a method's variant adds `_<method>`)."""
+        return (*self.figures, *self.artifact_figures, *self.tables, *self.beyond_figures, *self.other_files)
 
     @property
     def record_reads(self) -> tuple[str, ...]:
@@ -68,12 +75,13 @@ STAGES = (
                    "fig2_pretrain_probe_discrimination": "plots:fig2_discrimination"},
           artifact_figures={"figS_sensitivity": ("sensitivity", "plots:fig_sensitivity")},
           tables={"snr_base": "signal:snr_base"},
-          claims=("B1", "S1"), cost_unit="checkpoint"),
+          claims=("B1", "S1"), cost_unit="checkpoint", other_files=("tiny_ladder_loss",),
+          title="Pre-training probe (Fig. 2, Springer sensitivity, signal-to-noise)"),
     Stage("instruction_tuning", runs="instruction", writes=("instruction", "training", "forgetting"),
           reads=("base", "instruction", "training"),
           figures={"fig4_instruction_tuning": "plots:fig4_instruction_tuning"},
           artifact_figures={"figT_instruction_training_loss": ("training", "plots:fig_training_loss")},
-          claims=("B8", "S2"), cost_unit="fine_tune"),
+          claims=("B8", "S2"), cost_unit="fine_tune", title="Instruction tuning (Fig. 4)"),
     Stage("sft", runs="sft", writes=("sft", "training", "forgetting", "dynamics"),
           reads=("base", "instruction", "sft", "training", "forgetting"),
           figures={"fig3_sft": "plots:fig3_sft", "fig3_sft_answer_text": "plots:fig3_answer_text",
@@ -81,16 +89,17 @@ STAGES = (
           artifact_figures={"figT_sft_training_loss": ("training", "plots:fig_training_loss"),
                             "figS3_forgetting": ("forgetting", "plots:fig_forgetting")},
           tables={"table5_learned_groups": "stats:table5", "snr_fine_tuned": "signal:snr_fine_tuned"},
-          claims=("A1", "A2", "B2", "B3", "B4", "S3"), cost_unit="fine_tune"),
+          claims=("A1", "A2", "B2", "B3", "B4", "S3"), cost_unit="fine_tune",
+          title="Supervised fine-tuning (Fig. 3, Table 5, forgetting, signal-to-noise)"),
     Stage("format", runs=None, writes=(), reads=("base", "sft"),
           figures={"fig5_format": "plots:fig5_format"}, tables={"format_gap": "stats:format_gap_table"},
-          claims=("A4", "B5")),
+          claims=("A4", "B5"), title="Prompt format (Fig. 5)"),
     Stage("transfer", runs=None, writes=(), reads=("base", "sft"),
           figures={"fig6_transfer": "plots:fig6_transfer"}, tables={"mrc_cross_task": "stats:mrc_table"},
-          claims=("B6", "A3")),
+          claims=("B6", "A3"), title="Cross-task transfer (Fig. 6)"),
     Stage("ood", runs=None, writes=(), reads=("base", "sft"),
           figures={"fig7_ood": "plots:fig7_ood"}, tables={"ood_groups": "stats:ood_table"},
-          claims=("B7", "A3")),
+          claims=("B7", "A3"), title="Out-of-domain (Fig. 7)"),
     # Beyond the paper: the open questions, judged apart from the paper's claims. It runs the models of the
     # fine-tune-to-convergence schedule when the profile switches it on; as the last notebook it writes the whole
     # scorecard, so it reads everything a claim or a question reads.
@@ -101,7 +110,7 @@ STAGES = (
           beyond_figures={"figB_dynamics": ("study", "plots:fig_dynamics"), "figB_probes": ("study", "plots:fig_probes"),
                           "figB_predictors": ("table", "plots:fig_predictors"),
                           "figB_converge": ("studies", "plots:fig_converge")},
-          cost_unit="fine_tune"),
+          other_files=("beyond",), cost_unit="fine_tune", title="Beyond the paper"),
 )
 
 RUN_ORDER = tuple(s.notebook for s in STAGES)

@@ -1092,6 +1092,14 @@ def cross_task_groups(profile: Profile) -> dict[str, list]:
     return {"Class→Gen": analysis.class_to_gen_pairs(profile), "Gen→Class": analysis.gen_to_class_pairs(profile)}
 
 
+def forgetting_groups(profile: Profile) -> dict[str, list]:
+    """Claim A3's groups, every group of pairs where a model is scored off its own task or domain: Class→Gen,
+    Gen→Class (Fig. 6) and each OOD group of Fig. 7 ("OOD NLI", …)."""
+    groups = cross_task_groups(profile)
+    groups.update({f"OOD {k}": v for k, v in analysis.ood_groups(profile).items()})
+    return groups
+
+
 def ood_table(study: Study) -> pd.DataFrame:
     """Fig. 7 (B): per OOD task group, the mean raw change over its (set, checkpoint) rows with the 95 % CI
     resampling sets × checkpoints, then items (the interval of claim B7)."""
@@ -1155,6 +1163,12 @@ def block_table(study: Study, which: str) -> pd.DataFrame:
     table = pd.DataFrame(rows, columns=[*columns, "step", "delta_loss", "ci_low", "ci_high", "n_seeds", "n_blocks",
                                         "base_loss", "n_tokens"])
     return _caption(table, "Δ held-out loss (nats/token); 95 % CI resampling seeds, then held-out blocks")
+
+
+def best_probe_rows(rows: pd.DataFrame) -> pd.DataFrame:
+    """The linear probes' best layer per (checkpoint, task): the row of highest held-out accuracy (the first such
+    layer on a tie), in the rows' order of checkpoints and tasks."""
+    return rows.loc[rows.groupby(["ckpt", "task"], sort=False)["accuracy"].idxmax()]
 
 
 def sensitivity_table(frame: pd.DataFrame, profile: Profile, *, n_boot: int = N_BOOT, seed: int = 0) -> pd.DataFrame:

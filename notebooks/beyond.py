@@ -22,8 +22,8 @@
 # (Discussion), for "model internals during pre-training dynamics and how they relate to the effects of fine-tuning",
 # and notes that with fixed epochs "the model may converge at a different speed" (Limitations). This notebook asks
 # those questions of this run. Each is stated with its hypothesis and direction before anything is computed
-# (`amuro_utils/beyond.py`), judged by the rules of the paper's claims (a 95 % interval resampling the units, then
-# items; leave-one-out; other readings) and counted apart from them, in the scorecard's "Beyond the paper" section.
+# (`amuro_utils/beyond.py`), judged by the rules of the paper's claims (the scorecard's interval resampling the units,
+# then items; leave-one-out; other readings) and counted apart from them, in the scorecard's "Beyond the paper" section.
 #
 # What each question reads, and its switch (per profile, `./run_all.sh --set …`): records along every supervised
 # fine-tuning (`dynamics`, written by `sft`; off: `dynamics=none`), linear probes of every study checkpoint
@@ -92,13 +92,13 @@ if run:
 # (claim A1)?
 #
 # **Hypothesis.** On the classification tasks, the fitted change over the ladder of the best layer's probe accuracy
-# minus that of the 4-shot base accuracy > 0.
+# minus that of the few-shot base accuracy > 0.
 #
 # **Method.** Per rung, a fixed budget of each classification task's training rows (`probes.n_train` to fit,
 # `probes.n_test` held out, a seeded split) is rendered in the default template; the hidden state at the prompt's
 # last token is read at every layer, and a cross-validated L2 logistic regression (scikit-learn) is fit on the
 # probe-training rows and scored on the held-out rows. The figure draws probe accuracy by layer and rung, and the
-# best layer's beside the 4-shot base and the fine-tuned accuracy.
+# best layer's beside the few-shot base and the fine-tuned accuracy.
 
 # %%
 if run:
@@ -110,11 +110,11 @@ if run:
 # **Question.** Which measure available before fine-tuning predicts the fine-tuned score, and the gain?
 #
 # **Hypotheses.** Across (rung, task) units, Spearman's ρ of each measure with the fine-tuned score and with the gain
-# has the sign listed per measure: the 4-shot base score (> 0 with the score, < 0 with the gain), the best probe
+# has the sign listed per measure: the few-shot base score (> 0 with the score, < 0 with the gain), the best probe
 # accuracy (> 0, > 0), the held-out pre-training loss (< 0, < 0), Springer et al.'s sensitivity (< 0, < 0) and the
 # zero-step loss — the base model's training loss on the fine-tuning examples before any update (< 0, > 0).
 #
-# **Method.** ρ with a 95 % interval resampling the (rung, task) units, then items; the other reading is the mean ρ
+# **Method.** ρ with the scorecard's interval resampling the (rung, task) units, then items; the other reading is the mean ρ
 # within each task across rungs. The figure draws every ρ with its interval; the table ranks the measures by |ρ|.
 
 # %%

@@ -14,14 +14,16 @@
 #     name: python3
 # ---
 
+# %%
+
 # %% [markdown]
 # # Sensitivity to the prompt format (Figure 5)
 #
 # **Question.** Does fine-tuning make a model depend on the exact prompt format it was trained with?
 #
-# **Method.** Base and fine-tuned models were scored (by the sft notebook) on each task's in-domain set in three
-# formats: the training format ("### Input: …"), an instruction phrasing, and bare input-output concatenation.
-# Here we only read the records.
+# **Method.** Base and fine-tuned models were scored (by the sft notebook) on each task's in-domain set in every
+# format of the profile: the training format ("### Input: …"), an instruction phrasing, and bare input-output
+# concatenation. Fine-tuning uses the first only. Here we only read the records.
 
 # %% tags=["parameters"]
 profile: str = "tiny"  # tiny (offline CPU demo), smoke (CI), paper (OLMo-1B on a GPU), paper-reference (released numbers), or a profile file (.toml/.json)
@@ -32,30 +34,35 @@ overlay_paper: bool = False  # draw the paper's released curves (dotted) beside 
 # %%
 from IPython.display import Markdown, display
 
-from amuro_utils import pipeline
+from amuro_utils import pipeline, show
 
 prof = pipeline.setup(profile, results_source, overrides)
 
 # %% [markdown]
-# ## Figure 5
+# ## The formats, side by side
+# One item of each task's primary in-domain set, as each format renders it (the demos before it are rendered in
+# the same format).
+
+# %%
+display(Markdown(f"Formats of this profile: {', '.join(prof.formats)}; the models are fine-tuned in "
+                 f"`{prof.formats[0]}` only."))
+for plan_ in prof.tasks:
+    display(Markdown(show.eval_prompts(prof, plan_.primary)))
+
+# %% [markdown]
+# ## Figure 5, and the numbers behind it
+# Each task's base and fine-tuned model on its in-domain sets, in every format, over the ladder; the table after
+# the figure gives the gap between the training format and the others.
 
 # %%
 drawn = pipeline.draw(prof, "format", overlay_paper=overlay_paper)
 display(*drawn.tables.values())
+if drawn.study is not None:
+    display(show.by_format(drawn.study, [(who, s) for t in prof.tasks for s in t.in_domain for who in ("base", t.name)]))
 
 # %% [markdown]
 # ## What this run shows
-# The claims of both papers that these figures bear on, judged on this run's own records. A verdict on one
-# statistic rests on its 95 % interval, resampling the units the claim ranges over (task pairs, sets, tasks,
-# checkpoints), then items, then training seeds; a claim about *every* unit (or *some* unit) is judged unit by unit,
-# and its row names the deciding unit. Beside each verdict: the measurement-only interval (the paper's own
-# bootstrap), whether the verdict survives leaving out any one unit and the sentence's other readings, and the power
-# of this run's design (the smallest true effect it decides 80 % of the time) next to the effect in the authors'
-# release. Degenerate cells (constant predictors on the side where they make the statistic measure something else)
-# make a verdict *uninformative*; one that a named defect decides is counted apart. The bands on the line figures
-# above are each cell's 95 % interval from the same resamples; the bar figures draw the interval of the very
-# statistic a verdict judges. Definitions: `amuro_utils/claims.py`, `amuro_utils/stats.py`; every claim, and each
-# rule's measured error rate at its boundary: `figures/<profile>/claims.md`, `calibration.md`.
 
 # %%
+display(Markdown(show.verdict_guide()))
 display(Markdown(pipeline.verdicts(prof, "format")))

@@ -14,17 +14,18 @@
 #     name: python3
 # ---
 
+# %%
+
 # %% [markdown]
 # # Instruction tuning across the ladder (Figure 4, LLMBar)
 #
 # **Question.** Does instruction tuning help every checkpoint equally, and does the final, longest-trained model
-# gain the most? (Springer et al. 2025 report the 3T-token OLMo-1B doing *worse* after instruction tuning than
-# its 2.3T-token checkpoint.)
+# gain the most? (Springer et al. report the final OLMo-1B doing *worse* after instruction tuning than an earlier
+# checkpoint at about three quarters of its pre-training.)
 #
-# **Method.** Each checkpoint is tuned on the instruction mixture (TULU v2, 5 %, in the paper; Tulu chat format,
-# loss on assistant turns only, 5 epochs) and scored, like its base, on ARC-Easy, ARC-Challenge, OpenBookQA,
-# HellaSwag, BoolQ and SciQ by rank classification (4-shot, the task's primary metric), and on LLMBar
-# (instruction following, next-token choice between outputs 1 and 2).
+# **Method.** Each checkpoint is tuned on the instruction mixture (a share of TULU v2 in the paper; Tulu chat
+# format, loss on the assistant turns only) and scored, like its base, on the benchmarks by rank classification
+# (the task's primary metric) and on LLMBar (instruction following: a next-token choice between outputs 1 and 2).
 
 # %% tags=["parameters"]
 profile: str = "tiny"  # tiny (offline CPU demo), smoke (CI), paper (OLMo-1B on a GPU), paper-reference (released numbers), or a profile file (.toml/.json)
@@ -37,37 +38,60 @@ make_figures: bool = True  # False for per-checkpoint cluster jobs; a final job 
 # %%
 from IPython.display import Markdown, display
 
-from amuro_utils import pipeline
+from amuro_utils import pipeline, show
 
 prof = pipeline.setup(profile, results_source, overrides)
 print(prof.description)
 
 # %% [markdown]
+# ## The recipe and what the model sees
+# Read from the profile: the mixture, its size and the training settings; the sets it is scored on; one training
+# chat as the training loop gets it, and one evaluation item of a benchmark and of LLMBar in every format they have.
+
+# %%
+instruction = prof.instruction
+pair = f" and `{prof.overtraining_pair[0]}`, Springer et al.'s earlier rung" if prof.overtraining_pair else ""
+display(Markdown(f"Instruction tuning on `{instruction.train_set}` at every checkpoint{pair}; scored on "
+                 f"{', '.join(instruction.benchmarks)} and {', '.join(instruction.llmbar)}."))
+display(show.recipe(prof, "instruction"))
+display(show.evaluation(prof))
+display(Markdown(show.training_example(prof, instruction.name)))
+display(Markdown(show.eval_prompts(prof, instruction.benchmarks[0])))
+display(Markdown(show.eval_prompts(prof, instruction.llmbar[0])))
+
+# %% [markdown]
 # ## Instruction-tune and evaluate
 
 # %%
-pipeline.run_instruction_tuning(prof, ckpt)
+pipeline.run_instruction_tuning(prof, ckpt=ckpt)
+
+# %% [markdown]
+# ## Predictions against gold
+# The instruction-tuned model at the last checkpoint on the first benchmark and on LLMBar: its choice, the gold
+# one, and the item's score.
+
+# %%
+records = pipeline.load_frame(prof, items=True, kinds=("instruction",))
+for eval_set in (instruction.benchmarks[0], instruction.llmbar[0]):
+    sample = show.predictions(records, instruction.name, eval_set)
+    if len(sample):
+        display(Markdown(f"*{sample.attrs['caption']}*"), sample)
 
 # %% [markdown]
 # ## Figure 4, and the training-loss curves
-# The loss curves (`figT_instruction_training_loss`) show whether instruction tuning fitted its mixture.
+# The loss curves (`figT_instruction_training_loss`) show whether instruction tuning fitted its mixture. Below:
+# the numbers Fig. 4 draws, base and instruction-tuned, per set over the ladder.
 
 # %%
-pipeline.draw(prof, "instruction_tuning", overlay_paper=overlay_paper, enabled=make_figures)
+drawn = pipeline.draw(prof, "instruction_tuning", overlay_paper=overlay_paper, enabled=make_figures)
+display(drawn)
+if drawn.study is not None:
+    sets = [*instruction.benchmarks, *instruction.llmbar]
+    display(show.numbers(drawn.study, [(who, s) for s in sets for who in ("base", instruction.name)]))
 
 # %% [markdown]
 # ## What this run shows
-# The claims of both papers that these figures bear on, judged on this run's own records. A verdict on one
-# statistic rests on its 95 % interval, resampling the units the claim ranges over (task pairs, sets, tasks,
-# checkpoints), then items, then training seeds; a claim about *every* unit (or *some* unit) is judged unit by unit,
-# and its row names the deciding unit. Beside each verdict: the measurement-only interval (the paper's own
-# bootstrap), whether the verdict survives leaving out any one unit and the sentence's other readings, and the power
-# of this run's design (the smallest true effect it decides 80 % of the time) next to the effect in the authors'
-# release. Degenerate cells (constant predictors on the side where they make the statistic measure something else)
-# make a verdict *uninformative*; one that a named defect decides is counted apart. The bands on the line figures
-# above are each cell's 95 % interval from the same resamples; the bar figures draw the interval of the very
-# statistic a verdict judges. Definitions: `amuro_utils/claims.py`, `amuro_utils/stats.py`; every claim, and each
-# rule's measured error rate at its boundary: `figures/<profile>/claims.md`, `calibration.md`.
 
 # %%
+display(Markdown(show.verdict_guide()))
 display(Markdown(pipeline.verdicts(prof, "instruction_tuning")))

@@ -14,14 +14,16 @@
 #     name: python3
 # ---
 
+# %%
+
 # %% [markdown]
 # # Out-of-domain generalisation (Figure 7)
 #
 # **Question.** Does what a model learns in fine-tuning carry over to other datasets of the same task?
 #
 # **Method.** For each task, the raw change (fine-tuned − base) on its out-of-domain sets, per checkpoint, and the
-# mean per task group (NLI, summary generation, question generation, paraphrase detection) with its 95 %
-# interval (OOD sets × checkpoints, then items: claim B7's interval).
+# mean per task group (NLI, summary generation, question generation, paraphrase detection) with its interval
+# (OOD sets × checkpoints, then items: claim B7's interval).
 
 # %% tags=["parameters"]
 profile: str = "tiny"  # tiny (offline CPU demo), smoke (CI), paper (OLMo-1B on a GPU), paper-reference (released numbers), or a profile file (.toml/.json)
@@ -32,30 +34,35 @@ overlay_paper: bool = False  # draw the paper's released curves (dotted) beside 
 # %%
 from IPython.display import Markdown, display
 
-from amuro_utils import pipeline
+from amuro_utils import pipeline, show
 
 prof = pipeline.setup(profile, results_source, overrides)
 
 # %% [markdown]
+# ## The out-of-domain sets
+# Read from the profile: each task's training set, its in-domain sets and the out-of-domain sets of the same task
+# it is tested on (the fine-tuned models were scored on them by the sft notebook, in the default format); then one
+# item of each out-of-domain set as the model sees it.
+
+# %%
+display(show.sets(prof))
+for eval_set in dict.fromkeys(s for t in prof.tasks for s in t.ood):
+    display(Markdown(show.eval_prompts(prof, eval_set)))
+
+# %% [markdown]
 # ## Out-of-domain change per task group and Figure 7
+# The group table, then the numbers behind the figure: base and fine-tuned scores on each out-of-domain set over
+# the ladder.
 
 # %%
 drawn = pipeline.draw(prof, "ood", overlay_paper=overlay_paper)
 display(*drawn.tables.values())
+if drawn.study is not None:
+    display(show.numbers(drawn.study, [(who, s) for t in prof.tasks for s in t.ood for who in ("base", t.name)]))
 
 # %% [markdown]
 # ## What this run shows
-# The claims of both papers that these figures bear on, judged on this run's own records. A verdict on one
-# statistic rests on its 95 % interval, resampling the units the claim ranges over (task pairs, sets, tasks,
-# checkpoints), then items, then training seeds; a claim about *every* unit (or *some* unit) is judged unit by unit,
-# and its row names the deciding unit. Beside each verdict: the measurement-only interval (the paper's own
-# bootstrap), whether the verdict survives leaving out any one unit and the sentence's other readings, and the power
-# of this run's design (the smallest true effect it decides 80 % of the time) next to the effect in the authors'
-# release. Degenerate cells (constant predictors on the side where they make the statistic measure something else)
-# make a verdict *uninformative*; one that a named defect decides is counted apart. The bands on the line figures
-# above are each cell's 95 % interval from the same resamples; the bar figures draw the interval of the very
-# statistic a verdict judges. Definitions: `amuro_utils/claims.py`, `amuro_utils/stats.py`; every claim, and each
-# rule's measured error rate at its boundary: `figures/<profile>/claims.md`, `calibration.md`.
 
 # %%
+display(Markdown(show.verdict_guide()))
 display(Markdown(pipeline.verdicts(prof, "ood")))

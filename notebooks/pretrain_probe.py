@@ -21,10 +21,9 @@
 # flat until it is fine-tuned?
 #
 # **Method.** Every checkpoint of the ladder is evaluated, without any fine-tuning, on every evaluation set of the
-# study (4-shot; demos = the first four items of each set, as in the paper). Classification sets are scored by
-# next-token argmax over the label words, generation sets by ROUGE-L F1 of greedy 60-token outputs, benchmarks by
-# rank classification. We also run the probe of Springer et al. (2025): add Gaussian noise to every weight and
-# measure how much the held-out pre-training loss rises — later checkpoints are expected to be more sensitive.
+# study, scored as the cell after the set-up says. We also run the probe of Springer et al.: add Gaussian noise to
+# every weight and measure how much the held-out pre-training loss rises — later checkpoints are expected to be
+# more sensitive.
 
 # %% tags=["parameters"]
 profile: str = "tiny"  # tiny (offline CPU demo), smoke (CI), paper (OLMo-1B on a GPU), paper-reference (released numbers), or a profile file (.toml/.json)
@@ -40,10 +39,20 @@ make_figures: bool = True  # False for per-checkpoint cluster jobs; a final job 
 import pandas as pd
 from IPython.display import Markdown, display
 
-from amuro_utils import pipeline, stats
+from amuro_utils import pipeline, show, stats
 
 prof = pipeline.setup(profile, results_source, overrides)
 print(prof.description)
+display(show.evaluation(prof))
+display(Markdown(show.scoring(prof)))
+
+# %% [markdown]
+# ## What the model sees
+# One item of each task's primary set in the default format, after its demos.
+
+# %%
+for plan_ in prof.tasks:
+    display(Markdown(show.eval_prompts(prof, plan_.primary)))
 
 # %% [markdown]
 # ## The checkpoint ladder
@@ -59,31 +68,40 @@ display(Markdown(pipeline.ladder_report(prof)))
 # ## Base checkpoints on every evaluation set
 
 # %%
-print(f"{pipeline.run_base(prof, ckpt)} new evaluation records")
+print(f"{pipeline.run_base(prof, ckpt=ckpt)} new evaluation records")
+records = pipeline.load_frame(prof, items=True, kinds=("base",))
+for plan_ in prof.tasks:  # the last checkpoint's outputs against gold on each task's primary set
+    sample = show.predictions(records, "base", plan_.primary)
+    if len(sample):
+        display(Markdown(f"*{sample.attrs['caption']}*"), sample)
 
 # %% [markdown]
 # ## Progressive sensitivity (Springer et al., 2025)
 # Gaussian noise of a fixed magnitude is added to every weight — by default, as Springer et al. (§3.3) define it,
 # γ times the standard deviation each tensor was initialised with — for several noise seeds, and the loss on
 # held-out passages (never trained on) is compared with the unperturbed checkpoint's, block by block. The table
-# gives the mean loss rise Δ with its 95 % CI (bootstrap over noise seeds and text blocks); the claim is that Δ
+# gives the mean loss rise Δ with its interval (bootstrap over noise seeds and text blocks); the claim is that Δ
 # grows along the ladder.
 
 # %%
-sens = pipeline.sensitivity(prof, ckpt, enabled=sensitivity)
+probe_settings = prof.sensitivity
+display(Markdown(f"Noise `{probe_settings.scaling}`, magnitudes {', '.join(map(str, probe_settings.magnitudes))}, "
+                 f"{probe_settings.seeds} noise seeds, {probe_settings.tokens} held-out tokens in blocks of "
+                 f"{probe_settings.block}; {stats.CONFIDENCE:.0%} intervals."))
+sens = pipeline.sensitivity(prof, ckpt=ckpt, enabled=sensitivity)
 stats.sensitivity_table(sens, prof).round(4)
 
 # %% [markdown]
 # ## What the base model already knows: linear probes (beyond the paper)
 # For each classification task, a cross-validated logistic regression is fit on the frozen hidden states (the
 # prompt's last token, every layer) of a fixed budget of the task's training rows and scored on held-out rows: a
-# probe above chance where 4-shot prompting sits at chance is knowledge prompting does not surface. The table gives
+# probe above chance where few-shot prompting sits at chance is knowledge prompting does not surface. The table gives
 # the best layer per (checkpoint, task); the `beyond` notebook draws and judges them (question P1).
 
 # %%
-probe_rows = pipeline.probes(prof, ckpt, enabled=probes)
+probe_rows = pipeline.probes(prof, ckpt=ckpt, enabled=probes)
 if len(probe_rows):
-    best = probe_rows.loc[probe_rows.groupby(["ckpt", "task"])["accuracy"].idxmax()]
+    best = stats.best_probe_rows(probe_rows)
     display(best[["ckpt", "task", "layer", "accuracy", "chance", "majority", "n_train", "n_test", "C"]].round(3))
 
 # %% [markdown]
@@ -106,7 +124,7 @@ display(drawn)
 # over its last training checkpoints; their ratio (SNR) predicts whether the benchmark can rank models. On a ladder
 # the spread across checkpoints is the signal itself, so here the noise is the standard error each score carries
 # (its items resampled; the spread across training seeds where there are several), and SNR = (max − min over the
-# ladder) / noise. Below 1, a set moves less over the whole of pre-training than one score's own noise; even with
+# ladder) / noise. Below one, a set moves less over the whole of pre-training than one score's own noise; even with
 # no signal at all, noise alone gives an SNR of about `no_signal_snr` (the expected range of that many noisy
 # scores), so only an SNR well above that column says the ladder moved the set. Rows: the base models, format
 # default, in the paper's metric and in each continuous reading (`amuro_utils/signal.py`).
@@ -123,17 +141,7 @@ if "snr_base" in drawn.tables:
 
 # %% [markdown]
 # ## What this run shows
-# The claims of both papers that these figures bear on, judged on this run's own records. A verdict on one
-# statistic rests on its 95 % interval, resampling the units the claim ranges over (task pairs, sets, tasks,
-# checkpoints), then items, then training seeds; a claim about *every* unit (or *some* unit) is judged unit by unit,
-# and its row names the deciding unit. Beside each verdict: the measurement-only interval (the paper's own
-# bootstrap), whether the verdict survives leaving out any one unit and the sentence's other readings, and the power
-# of this run's design (the smallest true effect it decides 80 % of the time) next to the effect in the authors'
-# release. Degenerate cells (constant predictors on the side where they make the statistic measure something else)
-# make a verdict *uninformative*; one that a named defect decides is counted apart. The bands on the line figures
-# above are each cell's 95 % interval from the same resamples; the bar figures draw the interval of the very
-# statistic a verdict judges. Definitions: `amuro_utils/claims.py`, `amuro_utils/stats.py`; every claim, and each
-# rule's measured error rate at its boundary: `figures/<profile>/claims.md`, `calibration.md`.
 
 # %%
+display(Markdown(show.verdict_guide()))
 display(Markdown(pipeline.verdicts(prof, "pretrain_probe")))

@@ -14,17 +14,18 @@
 #     name: python3
 # ---
 
+# %%
+
 # %% [markdown]
 # # Supervised fine-tuning across the ladder (Figure 3, Table 5)
 #
 # **Question.** Does a checkpoint that pre-trained longer also fine-tune better — and for which tasks?
 #
-# **Method.** Each checkpoint is fine-tuned on each of the four tasks (NLI, paraphrase detection, summarisation,
-# question generation) with the paper's recipe (completion-only loss with EOS, AdamW, linear schedule with 3 %
-# warmup, effective batch 8; the profile holds the exact numbers). Every fine-tuned model then runs its whole
-# evaluation plan once — in-domain and out-of-domain sets in every prompt format, and the other tasks' sets — so
-# that the format, transfer and ood notebooks only analyse recorded results. Base and fine-tuned models are scored
-# identically (4-shot).
+# **Method.** Each checkpoint is fine-tuned on each task (NLI, paraphrase detection, summarisation, question
+# generation) with the paper's recipe: completion-only loss with EOS, AdamW, a linear schedule with warm-up. Every
+# fine-tuned model then runs its whole evaluation plan once — in-domain and out-of-domain sets in every prompt
+# format, and the other tasks' sets — so that the format, transfer and ood notebooks only analyse recorded
+# results. Base and fine-tuned models are scored identically.
 
 # %% tags=["parameters"]
 profile: str = "tiny"  # tiny (offline CPU demo), smoke (CI), paper (OLMo-1B on a GPU), paper-reference (released numbers), or a profile file (.toml/.json)
@@ -38,10 +39,31 @@ make_figures: bool = True  # False for per-checkpoint cluster jobs; a final job 
 # %%
 from IPython.display import Markdown, display
 
-from amuro_utils import pipeline
+from amuro_utils import pipeline, show
 
 prof = pipeline.setup(profile, results_source, overrides)
 print(prof.description)
+
+# %% [markdown]
+# ## The recipe
+# Every number below is read from the profile (`amuro_utils/profiles.py`; `--set` changes it, README: Profiles):
+# one row per task, each trained once per checkpoint (and per seed and method where the profile has several).
+
+# %%
+display(show.recipe(prof, "sft"))
+display(show.evaluation(prof))
+display(Markdown(show.scoring(prof)))
+
+# %% [markdown]
+# ## What the model sees
+# One training example of each task as the training loop gets it (the default template; the loss is taken on the
+# completion only), then one evaluation item of each task's in-domain set in every prompt format: the paper
+# trains in one format and tests in all of them (the `format` notebook compares them).
+
+# %%
+for plan_ in prof.tasks:
+    display(Markdown(show.training_example(prof, plan_.name)))
+    display(Markdown(show.eval_prompts(prof, plan_.primary)))
 
 # %% [markdown]
 # ## Fine-tune and evaluate
@@ -51,7 +73,19 @@ print(prof.description)
 # training unchanged), and every training record holds its zero-step loss; the `beyond` notebook reads both.
 
 # %%
-pipeline.run_sft(prof, ckpt, task)
+pipeline.run_sft(prof, ckpt=ckpt, task=task)
+
+# %% [markdown]
+# ## Predictions against gold
+# A sample of each fine-tuned model's outputs on its own in-domain set at the last checkpoint, beside the gold
+# answer and the item's score (accuracy, or ROUGE-L F1).
+
+# %%
+records = pipeline.load_frame(prof, items=True, kinds=("sft",))
+for plan_ in prof.tasks:
+    sample = show.predictions(records, plan_.name, plan_.primary)
+    if len(sample):
+        display(Markdown(f"*{sample.attrs['caption']}*"), sample)
 
 # %% [markdown]
 # ## Figure 3, Table 5, the training-loss curves and forgetting
@@ -59,26 +93,19 @@ pipeline.run_sft(prof, ckpt, task)
 # `figS3_forgetting` how much it raised the loss on held-out pre-training text (Springer et al.'s forgetting).
 # `fig3_sft_answer_text` and `fig3_sft_discrimination` draw Fig. 3 on the continuous readings beside the paper's
 # metric (as in `pretrain_probe`), and `snr_fine_tuned` gives each fine-tuned (set, metric) series' signal-to-noise
-# over the ladder (Heineman et al. 2025; noise: each score's item standard error and, with several training seeds,
-# their spread).
+# over the ladder (Heineman et al.; noise: each score's item standard error and, with several training seeds,
+# their spread). Below the figures: the numbers Fig. 3 draws, each fine-tuned model on its own in-domain sets.
 
 # %%
 drawn = pipeline.draw(prof, "sft", overlay_paper=overlay_paper, enabled=make_figures)
 display(*drawn.tables.values())
+if drawn.study is not None:
+    own = [(who, s) for t in prof.tasks for s in t.in_domain for who in ("base", t.name)]
+    display(show.numbers(drawn.study, own))
 
 # %% [markdown]
 # ## What this run shows
-# The claims of both papers that these figures bear on, judged on this run's own records. A verdict on one
-# statistic rests on its 95 % interval, resampling the units the claim ranges over (task pairs, sets, tasks,
-# checkpoints), then items, then training seeds; a claim about *every* unit (or *some* unit) is judged unit by unit,
-# and its row names the deciding unit. Beside each verdict: the measurement-only interval (the paper's own
-# bootstrap), whether the verdict survives leaving out any one unit and the sentence's other readings, and the power
-# of this run's design (the smallest true effect it decides 80 % of the time) next to the effect in the authors'
-# release. Degenerate cells (constant predictors on the side where they make the statistic measure something else)
-# make a verdict *uninformative*; one that a named defect decides is counted apart. The bands on the line figures
-# above are each cell's 95 % interval from the same resamples; the bar figures draw the interval of the very
-# statistic a verdict judges. Definitions: `amuro_utils/claims.py`, `amuro_utils/stats.py`; every claim, and each
-# rule's measured error rate at its boundary: `figures/<profile>/claims.md`, `calibration.md`.
 
 # %%
+display(Markdown(show.verdict_guide()))
 display(Markdown(pipeline.verdicts(prof, "sft")))

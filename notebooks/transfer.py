@@ -14,6 +14,8 @@
 #     name: python3
 # ---
 
+# %%
+
 # %% [markdown]
 # # Cross-task transfer and forgetting (Figure 6)
 #
@@ -23,7 +25,7 @@
 # relative change (fine-tuned − base) / base. The paper's headline numbers are the *mean relative change* (MRC)
 # over the classification→generation pairs (fine-tuned on NLI or paraphrase, evaluated on summarisation or
 # question generation) and over the generation→classification pairs, averaged over all checkpoints including the
-# final one: −61.4 % and +0.3 % in the paper.
+# final one.
 
 # %% tags=["parameters"]
 profile: str = "tiny"  # tiny (offline CPU demo), smoke (CI), paper (OLMo-1B on a GPU), paper-reference (released numbers), or a profile file (.toml/.json)
@@ -34,30 +36,34 @@ overlay_paper: bool = False  # draw the paper's released curves (dotted) beside 
 # %%
 from IPython.display import Markdown, display
 
-from amuro_utils import pipeline
+from amuro_utils import pipeline, show
 
 prof = pipeline.setup(profile, results_source, overrides)
 
 # %% [markdown]
-# ## Mean relative change and Figure 6
+# ## The cross-task matrix
+# Every fine-tuned model was scored (by the sft notebook) on every other task's primary set: rows the models (base
+# first), columns the sets, at the last checkpoint; the figure follows each off-diagonal cell over the ladder.
 
 # %%
 drawn = pipeline.draw(prof, "transfer", overlay_paper=overlay_paper)
+if drawn.study is not None:
+    primaries = [t.primary for t in prof.tasks]
+    display(show.matrix(drawn.study, ["base", *[t.name for t in prof.tasks]], primaries))
+
+# %% [markdown]
+# ## Figure 6 and the mean relative change
+# The MRC table of this run, then the same table from the authors' released numbers.
+
+# %%
 display(*drawn.tables.values())
+release = show.release_table("mrc_cross_task")
+display(Markdown("The authors' release: " + "; ".join(f"{r.direction} {r.mrc_pct:+.1f} %"
+                                                      for r in release.itertuples()) + "."))
 
 # %% [markdown]
 # ## What this run shows
-# The claims of both papers that these figures bear on, judged on this run's own records. A verdict on one
-# statistic rests on its 95 % interval, resampling the units the claim ranges over (task pairs, sets, tasks,
-# checkpoints), then items, then training seeds; a claim about *every* unit (or *some* unit) is judged unit by unit,
-# and its row names the deciding unit. Beside each verdict: the measurement-only interval (the paper's own
-# bootstrap), whether the verdict survives leaving out any one unit and the sentence's other readings, and the power
-# of this run's design (the smallest true effect it decides 80 % of the time) next to the effect in the authors'
-# release. Degenerate cells (constant predictors on the side where they make the statistic measure something else)
-# make a verdict *uninformative*; one that a named defect decides is counted apart. The bands on the line figures
-# above are each cell's 95 % interval from the same resamples; the bar figures draw the interval of the very
-# statistic a verdict judges. Definitions: `amuro_utils/claims.py`, `amuro_utils/stats.py`; every claim, and each
-# rule's measured error rate at its boundary: `figures/<profile>/claims.md`, `calibration.md`.
 
 # %%
+display(Markdown(show.verdict_guide()))
 display(Markdown(pipeline.verdicts(prof, "transfer")))

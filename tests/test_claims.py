@@ -4,6 +4,7 @@ the chance / majority / constant-predictor helpers, and how figures show them.""
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import matplotlib
 
@@ -577,3 +578,21 @@ def test_figures_draw_the_scorecards_intervals():
     expected = [table5.loc[("Learned in FT", c), "raw_change"] for c in SMALL.ckpts]
     assert sorted(np.round(heights, 12)) == sorted(np.round(expected, 12))
     plt.close(fig)
+
+
+def test_the_scorecard_files_are_written_once_each_and_atomically(tmp_path, monkeypatch):
+    """claims.md ends with the readings' summary and the questions beyond the paper: composed first, then written in
+    one atomic write (it used to be written, then read back and appended to twice)."""
+    from amuro_utils import artifacts, pipeline
+
+    monkeypatch.setattr(paths, "RESULTS_ROOT", tmp_path / "results")
+    monkeypatch.setattr(paths, "FIGURES_ROOT", tmp_path / "figures")
+    writes = []
+    real = artifacts.atomic_write
+    monkeypatch.setattr(artifacts, "atomic_write", lambda path, text: (writes.append(Path(path)), real(path, text)))
+    monkeypatch.setattr(Path, "write_text", lambda *a, **k: pytest.fail(f"{a[0]} written outside atomic_write"))
+    written = pipeline.scorecard(get_profile("paper-reference"))
+    figures = [p for p in writes if p.parent == tmp_path / "figures" / "paper_reference"]
+    assert sorted(figures) == sorted(written) and len(figures) == len(set(figures))  # each file once
+    text = (tmp_path / "figures" / "paper_reference" / "claims.md").read_text()
+    assert text.index("| A1a") < text.index("## Beyond the paper")

@@ -12,6 +12,7 @@ import pytest
 
 from amuro_utils import artifacts, identity, ladder, paths, pipeline, plan, results, tasks
 from amuro_utils.profiles import PAPER, SMOKE, SensitivitySettings, fixed_paraphrase
+from checks import mixed_settings
 
 TINY = SMOKE  # the tiny profile at its smallest: two checkpoints, so every test writes ~200 records, not ~700
 
@@ -377,14 +378,14 @@ def test_load_frame_reads_only_current_records_and_says_how_many_are_left_out(tm
             store.write(key, METRICS, {}, identity=wanted)
     frame = pipeline.load_frame(smaller, kinds=("base",))
     assert len(frame) == len(base) and frame.attrs["left_out"] == {}
-    assert results.mixed_settings(pipeline.load_frame(smaller, items=True)) == []
+    assert mixed_settings(pipeline.load_frame(smaller, items=True)) == []
     both = pipeline.load_frame(smaller, kinds=("base", "sft"))
     assert len(both) == len(base) and both.attrs["left_out"] == {"sft": len(tuned)}
     assert f"Left out: {len(tuned)} sft records made under other settings" in both.attrs["note"]
     assert "the sft job(s) recompute them" in both.attrs["note"]
     everything = pipeline.load_frame(smaller, stale=True)
     assert len(everything) == len(base) + len(tuned)
-    assert any("eval.items.limit" in line for line in results.mixed_settings(
+    assert any("eval.items.limit" in line for line in mixed_settings(
         pipeline.load_frame(smaller, items=True, stale=True)))
     # records of a model today's profile does not make (another training seed) are not current either
     reseeded = dataclasses.replace(smaller, seeds=(7,))

@@ -16,7 +16,8 @@ import nbformat
 import papermill
 import pytest
 
-from amuro_utils.nbtools import paired_text
+from checks import mixed_settings, paired_text
+
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ["pretrain_probe", "instruction_tuning", "sft", "format", "transfer", "ood", "beyond"]  # run_all's order
@@ -41,6 +42,33 @@ def test_pair_in_sync_and_without_outputs(name):
     assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), f"{ipynb.name} carries outputs"
     tagged = [c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
     assert len(tagged) == 1, f"{ipynb.name} needs exactly one cell tagged 'parameters'"
+
+
+# A number of the profile typed into prose drifts from the run ("5 epochs" where the profile trains 8): prose states
+# such numbers through Markdown(f"...") from the profile (amuro_utils.show), never typed in.
+PROFILE_NUMBER = re.compile(r"\d+(\s*-shot|\s*-token|\s*%|\s+epochs?\b|\s+items?\b|\s+seeds?\b|\s+steps?\b|"
+                            r"\s+examples?\b|\s+checkpoints?\b|\s+rungs?\b)")
+
+
+def profile_numbers_in_prose(text: str) -> list[str]:
+    """The numbers of a profile setting typed into a notebook's markdown (code spans aside)."""
+    import jupytext
+
+    nb = jupytext.reads(text, fmt="py:percent")
+    return [m.group(0) for c in nb.cells if c.cell_type == "markdown"
+            for m in PROFILE_NUMBER.finditer(re.sub(r"`[^`]*`", "", c.source))]
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_prose_states_no_number_of_the_profile(name):
+    found = profile_numbers_in_prose((REPO / "notebooks" / f"{name}.py").read_text())
+    assert not found, f"{name}.py types {found} into its prose: state them from the profile (amuro_utils.show)"
+
+
+def test_the_prose_check_catches_typed_numbers():
+    typed = "# %% [markdown]\n# Tuned for 5 epochs, 4-shot, greedy 60-token outputs, a 90 % CI.\n"
+    assert profile_numbers_in_prose(typed) == ["5 epochs", "4-shot", "60-token", "90 %"]
+    assert profile_numbers_in_prose("# %% [markdown]\n# Figure 3, Table 5, `n_train=64`, claim B7.\n") == []
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
@@ -285,7 +313,7 @@ def test_a_changed_evaluation_setting_recomputes_exactly_its_records_and_the_run
 
     monkeypatch.setattr(paths, "RESULTS_ROOT", tmp_path / "results")  # this process reads the copy the run wrote
     frame = pipeline.load_frame(profile, items=True, stale=True)
-    assert results.mixed_settings(frame) == [] and len(frame) == len(keys)  # one setting in the whole store
+    assert mixed_settings(frame) == [] and len(frame) == len(keys)  # one setting in the whole store
     for index, name in enumerate(NOTEBOOKS, start=1):
         drawn = _notebook_lines(tmp_path, f"{index:02d}_{name}", "drawn from")
         assert len(drawn) == 1 and "made under today's settings." in drawn[0] and "Left out" not in drawn[0], drawn

@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from amuro_utils import identity, plan
+from amuro_utils import identity, plan, stages
 from amuro_utils.profiles import PAPER, PAPER_REFERENCE, TINY
 
 
@@ -57,8 +57,8 @@ def test_record_requests_carry_the_settings_that_decide_each_record():
 
 def test_notebook_jobs_follow_the_run_order():
     ids = [j.id for j in plan.notebook_jobs(TINY)]
-    assert ids == ["01_pretrain_probe", "02_instruction_tuning", "03_sft", "04_format", "05_transfer", "06_ood",
-                   "07_beyond"]
+    assert ids == [f"{index:02d}_{notebook}" for index, notebook in enumerate(stages.RUN_ORDER, start=1)]
+    assert ids[0] == "01_pretrain_probe"
     paper = plan.notebook_jobs(PAPER)
     assert paper[0].id == "01_pretrain_probe_step1000" and paper[0].model_jobs[0].ckpt == "step1000"
     figures = [j for j in paper if j.id.endswith("_figures")]

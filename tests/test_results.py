@@ -9,12 +9,11 @@ import logging
 import math
 from importlib import metadata
 
-import pandas as pd
 import pytest
 
 from amuro_utils import artifacts, results
 from amuro_utils.identity import config_hash
-from amuro_utils.results import COLUMNS, Store, combined, load_paper_results, parse_model_id
+from amuro_utils.results import COLUMNS, Store, load_paper_results, parse_model_id
 
 KEY = dict(model="allenai/OLMo-1B-hf", ckpt="step1000", fine_tune="mnli", method="full", seed=42, eval_set="xsum",
            format="default", shots=4)
@@ -268,13 +267,3 @@ def test_unparsed_rows_are_reported(tmp_path, caplog):
 def test_missing_release_files_name_the_fix(tmp_path):
     with pytest.raises(FileNotFoundError, match="data/paper_results"):
         load_paper_results(tmp_path)
-
-
-def test_combined_overlays_run_and_paper(tmp_path, paper):
-    store = Store(tmp_path)
-    store.write(KEY, METRICS, PROVENANCE)
-    both = combined(store.frame(), paper)
-    assert list(both.columns) == list(COLUMNS)
-    assert both["source"].value_counts().to_dict() == {"paper": 756, "run": 1}
-    with pytest.raises(ValueError, match="lacks columns"):
-        combined(pd.DataFrame({"model": []}), paper)

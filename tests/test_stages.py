@@ -4,11 +4,12 @@ the claims read it (adding a notebook is one entry plus the notebook file)."""
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 
 import pytest
 
-from amuro_utils import claims, cost, identity, ladder, plan, runner, slurm, stages
+from amuro_utils import claims, cost, identity, ladder, plan, report, runner, slurm, stages
 from amuro_utils.profiles import PAPER, SMOKE
 
 REPO = Path(__file__).resolve().parents[1]
@@ -59,6 +60,31 @@ def test_a_new_notebook_is_one_entry(monkeypatch):
     wanted = runner.job_identity(SMOKE, jobs[-1])
     assert set(wanted) == {"reads", "writes", "training", "analysis"} and len(wanted["training"]) == 8
     assert wanted["analysis"]["claims_version"] == identity.CLAIMS_VERSION
+    # the report gives it a section of its own, after the stages before it, with its figures in it
+    extra = dataclasses.replace(extra, title="Fine-tuning dynamics (toy)")
+    monkeypatch.setattr(stages, "STAGES", (*stages.STAGES[:-1], extra))
+    assert report.sections()[len(stages.STAGES) - 1] == "Fine-tuning dynamics (toy)"
+    assert report.section_of("figD_dynamics") == report.section_of("figD_dynamics_lora") == extra.title
+
+
+def test_the_report_sections_are_the_stages():
+    assert report.sections()[:len(stages.STAGES)] == [s.title for s in stages.STAGES] and all(report.sections())
+    for stage in stages.STAGES:
+        for stem in stage.stems:
+            assert report.section_of(stem) == stage.title, stem
+
+
+def test_the_readme_lists_the_notebooks_in_run_order():
+    """Every list of the notebooks in the README (five names or more in one line) is the registry's run order."""
+    names = set(stages.RUN_ORDER)
+    lists = []
+    for line in (REPO / "README.md").read_text().splitlines():
+        found = [w for w in re.findall(r"[a-z_]+", line) if w in names]
+        if len(set(found)) >= 5:
+            lists.append(list(dict.fromkeys(found)))
+    assert lists, "the README lists the notebooks somewhere"
+    for found in lists:
+        assert found == [n for n in stages.RUN_ORDER if n in found], found
 
 
 def test_per_checkpoint_jobs_split_where_a_stage_runs_models():

@@ -13,7 +13,7 @@ import pytest
 from amuro_utils import analysis, claims, stats
 from amuro_utils.paths import DATA_DIR
 from amuro_utils.profiles import PAPER, TINY
-from amuro_utils.results import combined, load_paper_results
+from amuro_utils.results import load_paper_results
 
 CKPTS = ["1000", "18000", "342000", "424000", "505000", "592000", "738000", "main"]
 
@@ -157,7 +157,7 @@ def test_a_statistic_without_its_cells_is_unmeasurable(study):
 
 def test_duplicated_cells_need_one_source(paper):
     with pytest.raises(ValueError, match="df.source == 'run'"):
-        stats.Study(combined(paper, paper.assign(source="run")), PAPER)
+        stats.Study(pd.concat([paper, paper.assign(source="run")], ignore_index=True), PAPER)
 
 
 def test_zero_base_gives_nan_ratio_and_is_left_out_of_the_mean_relative_change():
