@@ -915,10 +915,13 @@ def main(argv=None) -> None:
     parser.add_argument("--profile", default="paper")
     parser.add_argument("--gpu", default=None, help="throughput entry to use (default: the first; measured wins)")
     parser.add_argument("--calibrate", metavar="PROFILE",
-                        help=f"measure the CPU rates from PROFILE's finished run into {CPU_THROUGHPUT_FILE.name}")
+                        help=f"measure the CPU rates from PROFILE's finished run (a named profile or a profile file) "
+                             f"into {CPU_THROUGHPUT_FILE.name}; another body's run records that body's cost factors")
     args = parser.parse_args(argv)
     if args.calibrate:
-        profile = get_profile(args.calibrate)
+        from .overrides import is_profile_file, load
+
+        profile = load(args.calibrate) if is_profile_file(args.calibrate) else get_profile(args.calibrate)
         write_cpu_calibration(profile)
         print(f"wrote {CPU_THROUGHPUT_FILE}\n" + (budget_report(profile) or ""))
         return

@@ -294,6 +294,9 @@ def _flatten(tree: dict, prefix: str = "") -> list[tuple[str, object]]:
     return out
 
 
+SELF_DESCRIBING = ("description", "figure_note")  # fields that describe the study rather than change it
+
+
 def load(profile: str | Path, overrides: str | Sequence[str] | None = None) -> Profile:
     """The profile called `profile`, or the study of a profile file (.toml / .json), with `overrides` applied;
     it remembers how to rebuild itself (`Profile.params`) so that every notebook of a run gets the same one."""
@@ -308,9 +311,11 @@ def load(profile: str | Path, overrides: str | Sequence[str] | None = None) -> P
     out = lmeval.bind(apply(apply(base, from_file), sets))
     if not sets and not from_file:
         return out
-    changed = text(from_file + sets)
-    out = dataclasses.replace(out, description=f"{out.description} Overrides: {changed}.",
-                              figure_note=f"{out.figure_note} ({changed})" if out.figure_note else changed,
+    # what was changed, named on every figure and in the description (the study's own words are not repeated)
+    changed = text([(k, v) for k, v in from_file + sets if k not in SELF_DESCRIBING])
+    out = dataclasses.replace(out, description=f"{out.description} Overrides: {changed}." if changed else out.description,
+                              figure_note=(f"{out.figure_note} ({changed})" if out.figure_note else changed) if changed
+                              else out.figure_note,
                               params=(("profile", source),) + ((("overrides", text(sets)),) if sets else ()))
     return out
 

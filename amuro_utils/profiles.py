@@ -530,32 +530,6 @@ SMOKE = replace(SMOKE, dynamics=DynamicsSettings(fractions=(0.5,), eval_limit=5)
                 convergence=ConvergeSettings(max_epochs=3, n_val=16))
 
 
-# An hour on a 2-core CPU instead of ten minutes, spent as the trades measured (benchmarks/bench_trades.py, README
-# "A default sized by power"): within the tiny budget, items per set and a second seed bought no decisive claim part,
-# longer pre-training lowered the held-out loss (6.35 -> 5.64 nats/token) without one either; what limits the claims is
-# what the model learns, so the hour goes to the model: a 128 x 4 body (2.10M parameters, 3.2 x tiny's) pre-trained
-# 5 x longer (1,500 steps, 3.1M tokens, 4.3 epochs of its training split), more fine-tuning examples (all shipped
-# but the 64 rows a convergence run validates on), the paper's eight rungs and 100 items per set. Priced by the cost
-# model with the body's measured cost (data/cpu_throughput.json, body_cost) against budget_s.
-_SMALL_LADDER = replace(_TINY_LADDER, hidden_size=128, num_layers=4, num_heads=4, intermediate_size=512,
-                        total_steps=1500)
-_SMALL_TRAIN = {"mnli": 236, "qqp": 136, "xsum": 96, "socialiqa": 400}
-SMALL = replace(
-    TINY,
-    name="small",
-    description=("Offline CPU, about an hour: the tiny profile's study on a larger OLMo-architecture body (128 x 4) "
-                 "pre-trained 5 x longer, with more fine-tuning examples and 100 items per set. Not the paper's "
-                 "numbers."),
-    tasks=tuple(replace(t, n_train=_SMALL_TRAIN[t.name]) for t in TINY.tasks),
-    instruction=replace(TINY.instruction, n_train=128),
-    eval_limit=100,
-    figure_note="small profile (offline CPU, ~1 h) — not the paper's numbers",
-    tiny_ladder=_SMALL_LADDER,
-    rungs=tiny_rungs(_SMALL_LADDER.total_steps, _TINY_EARLY),
-    budget_s=3600,
-)
-
-
 def fixed_paraphrase(profile: Profile, name: str | None = None) -> Profile:
     """`profile` with the paper's unlabelled paraphrase OOD sets (SetFit QQP/STS-B test, every gold label "no")
     swapped for their labelled GLUE validation entries (`qqp_glue`, `stsb_glue`): a named deviation."""
@@ -568,7 +542,7 @@ def fixed_paraphrase(profile: Profile, name: str | None = None) -> Profile:
 
 PAPER_FIXED = fixed_paraphrase(PAPER)
 
-PROFILES = {p.name: p for p in (PAPER, PAPER_FIXED, TINY, SMALL, PAPER_REFERENCE, SMOKE)}
+PROFILES = {p.name: p for p in (PAPER, PAPER_FIXED, TINY, PAPER_REFERENCE, SMOKE)}
 
 
 def get_profile(name: str) -> Profile:
