@@ -84,12 +84,9 @@ def _curves(study: Study, g, task, ckpt: str, what: str):
             vals = [_curve_value(g, s, task.name, ckpt, "default", f) for s in task.ood]
             vals = [v for v in vals if v is not None]
             out.append(np.mean(vals, axis=0) if vals else None)
-        else:
-            default = _curve_value(g, task.primary, task.name, ckpt, "default", f)
-            rest = [_curve_value(g, task.primary, task.name, ckpt, fmt, f) for fmt in study.profile.formats
-                    if fmt != "default"]
-            rest = [v for v in rest if v is not None]
-            out.append(default - np.mean(rest, axis=0) if default is not None and rest else None)
+        else:  # the format gap of stats, on the scores at this fraction
+            out.append(stats.format_gap(lambda s, model, c, fmt, f=f: _curve_value(g, s, model, c, fmt, f),
+                                        task, task.name, ckpt, study.profile.formats))
     return out
 
 
@@ -184,7 +181,7 @@ def measure(study: Study, g, name: str, task, ckpt: str) -> np.ndarray | None:
     if name == "probe":
         return _best_probe(g, task.name, ckpt, _layers(study)) if task.kind == "classification" else None
     if name == "heldout_loss":
-        return _fixed(study, g, "heldout", ckpt)
+        return study.fixed_measure("heldout", ckpt)
     if name == "sensitivity":
         frame = study.sensitivity_frame
         if frame is None:
@@ -193,26 +190,8 @@ def measure(study: Study, g, name: str, task, ckpt: str) -> np.ndarray | None:
         magnitudes = sorted(frame.loc[frame["scaling"] == scaling, "magnitude"])
         return g("sens", scaling, magnitudes[0], ckpt) if magnitudes else None
     if name == "zero_step_loss":
-        return _fixed(study, g, "zero_step", task.name, ckpt)
+        return study.fixed_measure("zero_step", task.name, ckpt)
     raise ValueError(f"unknown measure {name!r}; known: {list(PREDICTORS)}")
-
-
-def _fixed(study: Study, g, kind: str, *key) -> np.ndarray | None:
-    """A scalar measure without resamples (held-out loss of a rung, zero-step loss of a fine-tune), as a vector. Read
-    from the study's forgetting rows once per (kind, key): every resample of every leave-one-out asks again."""
-    cache = study.__dict__.setdefault("_fixed_measures", {})
-    if (kind, *key) not in cache:
-        frame, value = study.forgetting_frame, None
-        if frame is not None and (kind == "heldout" or "zero_step_loss" in frame):
-            if kind == "heldout":
-                rows = frame.loc[frame["ckpt"] == key[0], "base_loss"]
-            else:
-                rows = frame.loc[(frame["fine_tune"] == key[0]) & (frame["ckpt"] == key[1]), "zero_step_loss"]
-            rows = rows.dropna()
-            value = None if rows.empty else float(rows.mean())
-        cache[(kind, *key)] = value
-    value = cache[(kind, *key)]
-    return None if value is None else np.full(study.n_boot + 1, value)
 
 
 def _target(g, task, ckpt: str, target: str):

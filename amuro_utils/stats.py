@@ -688,6 +688,25 @@ class Study:
         self.probe_frame = None if probes is None or not len(probes) else probes
         self._blocks: dict[str, Cells] = {}
         self._union: CellsUnion | None = None
+        self._fixed: dict[tuple, float | None] = {}
+
+    def fixed_measure(self, kind: str, *key) -> np.ndarray | None:
+        """A scalar measure read from the forgetting rows, without resamples, as a vector of n_boot + 1 equal values:
+        'heldout' (key: ckpt) the base checkpoint's held-out pre-training loss, 'zero_step' (key: fine_tune, ckpt) a
+        fine-tuning's loss before its first update; None where the rows lack it. Read once per key: every resample
+        of every leave-one-out asks again."""
+        if (kind, *key) not in self._fixed:
+            frame, value = self.forgetting_frame, None
+            if frame is not None and (kind == "heldout" or "zero_step_loss" in frame):
+                if kind == "heldout":
+                    rows = frame.loc[frame["ckpt"] == key[0], "base_loss"]
+                else:
+                    rows = frame.loc[(frame["fine_tune"] == key[0]) & (frame["ckpt"] == key[1]), "zero_step_loss"]
+                rows = rows.dropna()
+                value = None if rows.empty else float(rows.mean())
+            self._fixed[(kind, *key)] = value
+        value = self._fixed[(kind, *key)]
+        return None if value is None else np.full(self.n_boot + 1, value)
 
     @property
     def ladder(self) -> list[str]:
