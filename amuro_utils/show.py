@@ -103,9 +103,10 @@ def eval_prompts(profile: Profile, eval_set: str, item: int | None = None) -> st
 
 
 def predictions(df: pd.DataFrame, fine_tune: str, eval_set: str, *, ckpt: str | None = None, fmt: str = "default",
-                n: int = 6) -> pd.DataFrame:
+                n: int = 6, profile: Profile | None = None) -> pd.DataFrame:
     """A sample of one model's predictions against gold (a results frame with items: pipeline.load_frame(...,
-    items=True)), the last checkpoint of the ladder unless `ckpt` is given; the item's score beside each."""
+    items=True)), the last checkpoint of the ladder unless `ckpt` is given; the item's score beside each. With the
+    profile, a multiple-choice set's gold and chosen indices are shown with their choice's text."""
     rows = df[(df["fine_tune"] == fine_tune) & (df["eval_set"] == eval_set) & (df["format"] == fmt)]
     if ckpt is not None:
         rows = rows[rows["ckpt"] == ckpt]
@@ -115,6 +116,18 @@ def predictions(df: pd.DataFrame, fine_tune: str, eval_set: str, *, ckpt: str | 
     preds, refs, scores = row["predictions"], row["references"], row["scores"]
     if preds is None or refs is None:
         return pd.DataFrame(columns=["item", "gold", "prediction", "score"])
+    if profile is not None and tasks.get(eval_set).kind == "multiple_choice":
+        from . import pipeline
+
+        choices = [ex["choices"] for ex in pipeline._examples(profile, eval_set)]
+
+        def text(i, index):
+            try:
+                return f"{int(index)}: {choices[i][int(index)].strip()}"
+            except (ValueError, IndexError, TypeError):
+                return str(index)
+
+        refs, preds = [text(i, r) for i, r in enumerate(refs)], [text(i, p) for i, p in enumerate(preds)]
     out = pd.DataFrame({"item": range(len(preds)), "gold": [textwrap.shorten(str(r), 120) for r in refs],
                         "prediction": [textwrap.shorten(str(p), 120) or "(empty)" for p in preds],
                         "score": list(scores) if scores is not None else None})

@@ -73,7 +73,7 @@ pipeline.run_instruction_tuning(prof, ckpt=ckpt)
 # %%
 records = pipeline.load_frame(prof, items=True, kinds=("instruction",))
 for eval_set in (instruction.benchmarks[0], instruction.llmbar[0]):
-    sample = show.predictions(records, instruction.name, eval_set)
+    sample = show.predictions(records, instruction.name, eval_set, profile=prof)
     if len(sample):
         display(Markdown(f"*{sample.attrs['caption']}*"), sample)
 

@@ -71,7 +71,7 @@ display(Markdown(pipeline.ladder_report(prof)))
 print(f"{pipeline.run_base(prof, ckpt=ckpt)} new evaluation records")
 records = pipeline.load_frame(prof, items=True, kinds=("base",))
 for plan_ in prof.tasks:  # the last checkpoint's outputs against gold on each task's primary set
-    sample = show.predictions(records, "base", plan_.primary)
+    sample = show.predictions(records, "base", plan_.primary, profile=prof)
     if len(sample):
         display(Markdown(f"*{sample.attrs['caption']}*"), sample)
 

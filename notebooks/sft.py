@@ -83,7 +83,7 @@ pipeline.run_sft(prof, ckpt=ckpt, task=task)
 # %%
 records = pipeline.load_frame(prof, items=True, kinds=("sft",))
 for plan_ in prof.tasks:
-    sample = show.predictions(records, plan_.name, plan_.primary)
+    sample = show.predictions(records, plan_.name, plan_.primary, profile=prof)
     if len(sample):
         display(Markdown(f"*{sample.attrs['caption']}*"), sample)
 

@@ -60,3 +60,13 @@ def test_predictions_against_gold_and_the_numbers_behind_a_figure():
 def test_the_verdict_guide_states_the_rules_numbers():
     guide = show.verdict_guide()
     assert f"{stats.CONFIDENCE:.0%}".replace("%", " %") in guide
+
+
+def test_a_multiple_choice_prediction_is_shown_with_its_choice_text():
+    examples = tasks.load_examples("arc_easy", limit=3)
+    row = {"fine_tune": "base", "eval_set": "arc_easy", "format": "default", "ckpt": "main", "step": 1,
+           "metric": "acc", "predictions": [1, 0], "references": [examples[0]["gold"], examples[1]["gold"]],
+           "scores": np.array([0.0, 1.0])}
+    sample = show.predictions(pd.DataFrame([row]), "base", "arc_easy", profile=SMOKE)
+    assert sample.loc[0, "prediction"] == f"1: {examples[0]['choices'][1].strip()}"[:120]
+    assert sample.loc[1, "gold"].startswith(f"{examples[1]['gold']}: ")
