@@ -13,10 +13,19 @@ import textwrap
 import pandas as pd
 
 from . import plan, tasks
-from .profiles import FineTune, Profile
+from .profiles import FineTune, Profile, runs_models
 from .stats import CONFIDENCE
 
 SNIPPET = 600  # characters of a long text shown before "…"
+
+
+def _read_only(profile: Profile, what: str) -> str | None:
+    """Why a profile that reads its results (the release, lm-eval output) shows no `what`: its models never saw this
+    machine's data, and its datasets are the hub's (None for a profile that runs its models)."""
+    if runs_models(profile):
+        return None
+    return (f"*No {what} shown: profile `{profile.name}` reads its results ({profile.results_source}) and runs no "
+            "model here, so its datasets are not loaded; the offline `tiny` profile shows them.*")
 
 
 def _clip(text: str, limit: int = SNIPPET) -> str:
@@ -66,6 +75,8 @@ def training_example(profile: Profile, name: str, index: int = 0) -> str:
     the loss is taken on the completion (or the assistant turns) only."""
     from . import pipeline
 
+    if _read_only(profile, "training example"):
+        return _read_only(profile, "training example")
     run = next((r for kind in ("sft", "instruction") for r in fine_tunes(profile, kind) if r.name == name), None)
     if run is None:
         known = [r.name for kind in ("sft", "instruction") for r in fine_tunes(profile, kind)]
@@ -85,6 +96,8 @@ def eval_prompts(profile: Profile, eval_set: str, item: int | None = None) -> st
     the model sees it after the demos — and, once, the demos of the default format."""
     from . import evaluate, pipeline
 
+    if _read_only(profile, f"prompt of {eval_set}"):
+        return _read_only(profile, f"prompt of {eval_set}")
     dataset = tasks.get(eval_set)
     examples = pipeline._examples(profile, eval_set)
     item = profile.shots if item is None else item  # the first item that is not also a demo
@@ -100,6 +113,16 @@ def eval_prompts(profile: Profile, eval_set: str, item: int | None = None) -> st
     for fmt in formats:
         parts.append(f"the query, {fmt} format:\n\n```text\n{_clip(tasks.render(dataset, example, fmt))}\n```")
     return "\n\n".join(parts)
+
+
+def prompts(profile: Profile, eval_sets=(), training=()) -> str:
+    """Markdown: what the model sees — a training example of each fine-tune in `training`, then an item of each set
+    in `eval_sets` in every format (one note instead where the profile reads its results)."""
+    why = _read_only(profile, "prompt or training example")
+    if why:
+        return why
+    return "\n\n".join([*(training_example(profile, name) for name in training),
+                          *(eval_prompts(profile, s) for s in eval_sets)])
 
 
 def predictions(df: pd.DataFrame, fine_tune: str, eval_set: str, *, ckpt: str | None = None, fmt: str = "default",

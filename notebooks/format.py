@@ -46,8 +46,7 @@ prof = pipeline.setup(profile, results_source, overrides)
 # %%
 display(Markdown(f"Formats of this profile: {', '.join(prof.formats)}; the models are fine-tuned in "
                  f"`{prof.formats[0]}` only."))
-for plan_ in prof.tasks:
-    display(Markdown(show.eval_prompts(prof, plan_.primary)))
+display(Markdown(show.prompts(prof, [t.primary for t in prof.tasks])))
 
 # %% [markdown]
 # ## Figure 5, and the numbers behind it

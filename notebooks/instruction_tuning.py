@@ -55,9 +55,7 @@ display(Markdown(f"Instruction tuning on `{instruction.train_set}` at every chec
                  f"{', '.join(instruction.benchmarks)} and {', '.join(instruction.llmbar)}."))
 display(show.recipe(prof, "instruction"))
 display(show.evaluation(prof))
-display(Markdown(show.training_example(prof, instruction.name)))
-display(Markdown(show.eval_prompts(prof, instruction.benchmarks[0])))
-display(Markdown(show.eval_prompts(prof, instruction.llmbar[0])))
+display(Markdown(show.prompts(prof, [instruction.benchmarks[0], instruction.llmbar[0]], training=[instruction.name])))
 
 # %% [markdown]
 # ## Instruction-tune and evaluate

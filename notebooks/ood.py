@@ -46,8 +46,7 @@ prof = pipeline.setup(profile, results_source, overrides)
 
 # %%
 display(show.sets(prof))
-for eval_set in dict.fromkeys(s for t in prof.tasks for s in t.ood):
-    display(Markdown(show.eval_prompts(prof, eval_set)))
+display(Markdown(show.prompts(prof, list(dict.fromkeys(s for t in prof.tasks for s in t.ood)))))
 
 # %% [markdown]
 # ## Out-of-domain change per task group and Figure 7

@@ -51,8 +51,7 @@ display(Markdown(show.scoring(prof)))
 # One item of each task's primary set in the default format, after its demos.
 
 # %%
-for plan_ in prof.tasks:
-    display(Markdown(show.eval_prompts(prof, plan_.primary)))
+display(Markdown(show.prompts(prof, [t.primary for t in prof.tasks])))
 
 # %% [markdown]
 # ## The checkpoint ladder

@@ -61,9 +61,7 @@ display(Markdown(show.scoring(prof)))
 # trains in one format and tests in all of them (the `format` notebook compares them).
 
 # %%
-for plan_ in prof.tasks:
-    display(Markdown(show.training_example(prof, plan_.name)))
-    display(Markdown(show.eval_prompts(prof, plan_.primary)))
+display(Markdown(show.prompts(prof, [t.primary for t in prof.tasks], training=[t.name for t in prof.tasks])))
 
 # %% [markdown]
 # ## Fine-tune and evaluate

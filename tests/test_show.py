@@ -70,3 +70,12 @@ def test_a_multiple_choice_prediction_is_shown_with_its_choice_text():
     sample = show.predictions(pd.DataFrame([row]), "base", "arc_easy", profile=SMOKE)
     assert sample.loc[0, "prediction"] == f"1: {examples[0]['choices'][1].strip()}"[:120]
     assert sample.loc[1, "gold"].startswith(f"{examples[1]['gold']}: ")
+
+
+def test_a_profile_that_reads_its_results_shows_no_prompt_and_says_why():
+    from amuro_utils.profiles import get_profile
+
+    reference = get_profile("paper-reference")
+    assert "reads its results (paper)" in show.eval_prompts(reference, "xsum")
+    assert "runs no model here" in show.training_example(reference, "mnli")
+    assert not show.recipe(reference, "sft").empty  # the recipe is the profile's, shown anyway
