@@ -123,8 +123,12 @@ def write_report(profile_name: str, *, notebooks: bool = True, scorecard: bool =
     for table in sorted(out.glob("*.md")):
         if table.stem.startswith(("claims", "calibration")):
             continue
-        groups.setdefault(section_of(table.stem), []).append(
-            f"<h3>{html.escape(table.stem)}</h3>{_markdown(table.read_text(encoding='utf-8'))}"
+        section = section_of(table.stem)
+        text = table.read_text(encoding="utf-8")
+        if text.startswith(f"## {section}\n"):  # a page that opens with its section's own title (beyond.md)
+            text = text[len(section) + 4:]
+        groups.setdefault(section, []).append(
+            f"<h3>{html.escape(table.stem)}</h3>{_markdown(text)}"
             + (f'<p><a href="{html.escape(table.stem)}.csv">{html.escape(table.stem)}.csv</a></p>'
                if (out / f"{table.stem}.csv").is_file() else ""))
     for title in sections():

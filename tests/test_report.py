@@ -3,6 +3,7 @@ executed notebooks; in a real (headless) browser every image loads and every lin
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -40,6 +41,8 @@ def test_the_index_links_the_scorecard_figures_tables_and_notebooks(built):
     assert 'href="notebooks/03_sft.html"' in text
     assert (built.parent / "notebooks" / "03_sft.html").read_text().count("Supervised fine-tuning") >= 1
     assert "<table>" in (built.parent / "claims.html").read_text()
+    headings = re.findall(r"<h2>([^<]*)</h2>", text)  # one heading per section (beyond.md opens with its own title)
+    assert len(headings) == len(set(headings)) and "Beyond the paper" in headings
 
 
 @pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="no chromium: `apt-get install -y chromium` (CI installs it)")
