@@ -1,13 +1,12 @@
 """What a notebook shows its reader besides figures: the recipe drawn from the profile, a rendered training example,
 an evaluation prompt in each format, predictions against gold, and the numbers behind a figure.
 
-Every number a notebook states comes from here or from the profile (`prose` fills a sentence from the profile), so
-that the prose cannot drift from the run: a profile that trains 8 epochs says 8.
+Every number a notebook states comes from here or from the profile, so that the prose cannot drift from the run: a
+profile that trains 8 epochs says 8.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import textwrap
 
 import pandas as pd
@@ -75,8 +74,9 @@ def training_example(profile: Profile, name: str, index: int = 0) -> str:
     the loss is taken on the completion (or the assistant turns) only."""
     from . import pipeline
 
-    if _read_only(profile, "training example"):
-        return _read_only(profile, "training example")
+    why = _read_only(profile, "training example")
+    if why:
+        return why
     run = next((r for kind in ("sft", "instruction") for r in fine_tunes(profile, kind) if r.name == name), None)
     if run is None:
         known = [r.name for kind in ("sft", "instruction") for r in fine_tunes(profile, kind)]
@@ -96,8 +96,9 @@ def eval_prompts(profile: Profile, eval_set: str, item: int | None = None) -> st
     the model sees it after the demos — and, once, the demos of the default format."""
     from . import evaluate, pipeline
 
-    if _read_only(profile, f"prompt of {eval_set}"):
-        return _read_only(profile, f"prompt of {eval_set}")
+    why = _read_only(profile, f"prompt of {eval_set}")
+    if why:
+        return why
     dataset = tasks.get(eval_set)
     examples = pipeline._examples(profile, eval_set)
     item = profile.shots if item is None else item  # the first item that is not also a demo
@@ -158,29 +159,29 @@ def predictions(df: pd.DataFrame, fine_tune: str, eval_set: str, *, ckpt: str | 
     return out.head(n).set_index("item")
 
 
-def numbers(study, pairs=None, fmt: str = "default") -> pd.DataFrame:
-    """The numbers behind a line figure over the ladder: each cell's score (rows: fine-tune and set; columns: the
-    checkpoints in ladder order; training seeds averaged), read from the same stats.Study the figure reads. `pairs`:
-    the (fine_tune, eval_set) rows to keep (default: all)."""
+def _pivot(study, pairs, index: list[str], fmt: str | None) -> pd.DataFrame:
+    """Cell scores over the ladder (columns: checkpoints in ladder order; training seeds averaged) of the
+    (fine_tune, eval_set) `pairs` (all where None), in one format or (fmt None) every format."""
     cells = study.cells.rows
-    cells = cells[cells["format"] == fmt]
+    if fmt is not None:
+        cells = cells[cells["format"] == fmt]
     if pairs is not None:
         wanted = set(pairs)
         cells = cells[[pair in wanted for pair in zip(cells["fine_tune"], cells["eval_set"])]]
-    order = list(dict.fromkeys(cells.sort_values("step")["ckpt"])) if "step" in cells else None
-    table = cells.pivot_table(index=["fine_tune", "eval_set"], columns="ckpt", values="performance", aggfunc="mean")
-    return table[[c for c in (order or table.columns) if c in table.columns]].round(3)
+    order = list(dict.fromkeys(cells.sort_values("step")["ckpt"]))
+    table = cells.pivot_table(index=index, columns="ckpt", values="performance", aggfunc="mean")
+    return table[[c for c in order if c in table.columns]].round(3)
+
+
+def numbers(study, pairs=None, fmt: str = "default") -> pd.DataFrame:
+    """The numbers behind a line figure over the ladder: each cell's score (rows: fine-tune and set), read from the
+    same stats.Study the figure reads. `pairs`: the (fine_tune, eval_set) rows to keep (default: all)."""
+    return _pivot(study, pairs, ["fine_tune", "eval_set"], fmt)
 
 
 def by_format(study, pairs) -> pd.DataFrame:
     """The format figure's numbers: each (fine_tune, eval_set) of `pairs` in every prompt format, over the ladder."""
-    cells = study.cells.rows
-    wanted = set(pairs)
-    cells = cells[[pair in wanted for pair in zip(cells["fine_tune"], cells["eval_set"])]]
-    order = list(dict.fromkeys(cells.sort_values("step")["ckpt"]))
-    table = cells.pivot_table(index=["fine_tune", "eval_set", "format"], columns="ckpt", values="performance",
-                              aggfunc="mean")
-    return table[[c for c in order if c in table.columns]].round(3)
+    return _pivot(study, pairs, ["fine_tune", "eval_set", "format"], None)
 
 
 def matrix(study, fine_tunes, eval_sets, ckpt: str | None = None, fmt: str = "default") -> pd.DataFrame:
@@ -218,18 +219,6 @@ def release_table(stem: str) -> pd.DataFrame:
         raise ValueError(f"no stage writes a table {stem!r}")
     reference = get_profile("paper-reference")
     return stages.resolve(maker)(stats.Study(pipeline.load_frame(reference, items=True), reference))
-
-
-def prose(profile: Profile, text: str, **extra) -> str:
-    """`text` with {placeholders} filled from the profile (its fields, and `shots`, `formats`, `eval_limit`,
-    `max_new_tokens`, the tasks' names and the instruction tuning's epochs) and `extra`."""
-    values = {f.name: getattr(profile, f.name) for f in dataclasses.fields(profile)}
-    values.update(tasks=", ".join(t.name for t in profile.tasks), n_tasks=len(profile.tasks),
-                  instruction_epochs=profile.instruction.train.epochs,
-                  sft_epochs=", ".join(sorted({str(t.train.epochs) for t in profile.tasks})),
-                  items=profile.eval_limit if profile.eval_limit is not None else "every",
-                  n_ckpts=len(profile.ckpts), **extra)
-    return text.format_map(values)
 
 
 def scoring(profile: Profile) -> str:
