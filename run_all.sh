@@ -35,7 +35,7 @@ PROFILE="tiny"
 PROFILE_ARGS=()  # --profile-file and --set go to the runner and to the SLURM writer alike
 ARGS=()
 SLURM_DIR=""
-SLURM_ARGS=()  # handed to `python -m amuro_utils.slurm` untouched: sbatch judges partition, account and options
+SLURM_ARGS=()  # handed to `python -m amuro_utils.run.slurm` untouched: sbatch judges partition, account and options
 needs_value() { [ $# -ge 2 ] || { echo "$1 needs a value" >&2; exit 2; }; }
 from_caller() { case "$1" in /*) echo "$1" ;; *) echo "$CALLER_DIR/$1" ;; esac; }  # a path the user typed
 while [ $# -gt 0 ]; do
@@ -47,7 +47,7 @@ while [ $# -gt 0 ]; do
     --profile-file) needs_value "$@"; PROFILE_ARGS+=(--profile-file "$(from_caller "$2")"); shift 2 ;;
     --profile-file=*) PROFILE_ARGS+=(--profile-file "$(from_caller "${1#*=}")"); shift ;;
     --dry-run|--status|--over-budget|--check) ARGS+=("$1"); shift ;;
-    --allow-unpinned) export AMURO_ALLOW_UNPINNED=1; shift ;;  # read by amuro_utils.tasks in every notebook kernel
+    --allow-unpinned) export AMURO_ALLOW_UNPINNED=1; shift ;;  # read by amuro_utils.data.tasks in every notebook kernel
     --rerun) [ $# -ge 2 ] || { echo "--rerun needs a job id (see --status) or 'all'" >&2; exit 2; }; ARGS+=(--rerun "$2"); shift 2 ;;
     --rerun=*) ARGS+=(--rerun "${1#*=}"); shift ;;
     --slurm) needs_value "$@"; SLURM_DIR="$2"; shift 2 ;;
@@ -72,7 +72,7 @@ fi
 source scripts/setup_venv.sh
 export PYTHONUNBUFFERED=1
 if [ -n "$SLURM_DIR" ]; then
-  exec "$PY" -m amuro_utils.slurm --profile "$PROFILE" ${PROFILE_ARGS[@]+"${PROFILE_ARGS[@]}"} --out "$SLURM_DIR" \
+  exec "$PY" -m amuro_utils.run.slurm --profile "$PROFILE" ${PROFILE_ARGS[@]+"${PROFILE_ARGS[@]}"} --out "$SLURM_DIR" \
     ${SLURM_ARGS[@]+"${SLURM_ARGS[@]}"}
 fi
-exec "$PY" -m amuro_utils.runner --profile "$PROFILE" ${PROFILE_ARGS[@]+"${PROFILE_ARGS[@]}"} ${ARGS[@]+"${ARGS[@]}"}
+exec "$PY" -m amuro_utils.run.runner --profile "$PROFILE" ${PROFILE_ARGS[@]+"${PROFILE_ARGS[@]}"} ${ARGS[@]+"${ARGS[@]}"}

@@ -4,5 +4,5 @@ set -euo pipefail
 cd "$(dirname "$0")"
 # shellcheck source=scripts/setup_venv.sh
 source scripts/setup_venv.sh
-"$PY" -m amuro_utils.offline
+"$PY" -m amuro_utils.data.offline
 exec "$PY" -m pytest "$@"

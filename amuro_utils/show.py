@@ -11,9 +11,10 @@ import textwrap
 
 import pandas as pd
 
-from . import plan, tasks
-from .profiles import FineTune, Profile, runs_models
+from .config.profiles import FineTune, Profile, runs_models
+from .data import tasks
 from .stats import CONFIDENCE
+from .study import plan
 
 SNIPPET = 600  # characters of a long text shown before "…"
 
@@ -72,7 +73,7 @@ def evaluation(profile: Profile) -> pd.DataFrame:
 def training_example(profile: Profile, name: str, index: int = 0) -> str:
     """Markdown: one training example of a task (or the instruction mixture) exactly as the training loop gets it;
     the loss is taken on the completion (or the assistant turns) only."""
-    from . import pipeline
+    from .study import jobs
 
     why = _read_only(profile, "training example")
     if why:
@@ -81,7 +82,7 @@ def training_example(profile: Profile, name: str, index: int = 0) -> str:
     if run is None:
         known = [r.name for kind in ("sft", "instruction") for r in fine_tunes(profile, kind)]
         raise ValueError(f"no fine-tune {name!r} in profile {profile.name!r}; fine-tunes: {known}")
-    example = pipeline.train_examples(profile, run)[index]
+    example = jobs.train_examples(profile, run)[index]
     if "messages" in example:
         turns = "\n".join(f"<|{m['role']}|>\n{_clip(m['content'])}" for m in example["messages"])
         return (f"**{name}**, training example {index} of {run.n_train} (chat turns; the loss is taken on the "
@@ -94,13 +95,14 @@ def training_example(profile: Profile, name: str, index: int = 0) -> str:
 def eval_prompts(profile: Profile, eval_set: str, item: int | None = None) -> str:
     """Markdown: one evaluation item's prompt in every format the set has (of the profile's formats) — its query as
     the model sees it after the demos — and, once, the demos of the default format."""
-    from . import evaluate, pipeline
+    from .models import evaluate
+    from .study import jobs
 
     why = _read_only(profile, f"prompt of {eval_set}")
     if why:
         return why
     dataset = tasks.get(eval_set)
-    examples = pipeline._examples(profile, eval_set)
+    examples = jobs.eval_examples(profile, eval_set)
     item = profile.shots if item is None else item  # the first item that is not also a demo
     formats = [f for f in profile.formats if f in dataset.templates]
     example = examples[item]
@@ -141,9 +143,9 @@ def predictions(df: pd.DataFrame, fine_tune: str, eval_set: str, *, ckpt: str | 
     if preds is None or refs is None:
         return pd.DataFrame(columns=["item", "gold", "prediction", "score"])
     if profile is not None and tasks.get(eval_set).kind == "multiple_choice":
-        from . import pipeline
+        from .study import jobs
 
-        choices = [ex["choices"] for ex in pipeline._examples(profile, eval_set)]
+        choices = [ex["choices"] for ex in jobs.eval_examples(profile, eval_set)]
 
         def text(i, index):
             try:
@@ -211,14 +213,15 @@ def sets(profile: Profile) -> pd.DataFrame:
 def release_table(stem: str) -> pd.DataFrame:
     """A notebook's table (by its stem in the stage registry, e.g. 'mrc_cross_task') computed from the authors'
     released numbers, for a notebook to state the paper's values beside its own."""
-    from . import pipeline, stages, stats
-    from .profiles import get_profile
+    from . import stats
+    from .config.profiles import get_profile
+    from .study import frames, stages
 
     maker = next((m for stage in stages.STAGES for name, m in stage.tables.items() if name == stem), None)
     if maker is None:
         raise ValueError(f"no stage writes a table {stem!r}")
     reference = get_profile("paper-reference")
-    return stages.resolve(maker)(stats.Study(pipeline.load_frame(reference, items=True), reference))
+    return stages.resolve(maker)(stats.Study(frames.load_frame(reference, items=True), reference))
 
 
 def scoring(profile: Profile) -> str:
@@ -235,7 +238,7 @@ def scoring(profile: Profile) -> str:
 
 def verdict_guide() -> str:
     """Markdown: how to read the verdict tables every notebook ends with (numbers from claims and stats)."""
-    from .claims import POWER
+    from .verdicts.claims import POWER
 
     level, power = (f"{x:.0%}".replace("%", " %") for x in (CONFIDENCE, POWER))
     return (
@@ -249,5 +252,5 @@ def verdict_guide() -> str:
         "cells (constant predictors on the side where they make the statistic measure something else) make a "
         "verdict *uninformative*; one that a named defect decides is counted apart. The bands on the line figures "
         f"above are each cell's {level} interval from the same resamples; the bar figures draw the interval of the "
-        "very statistic a verdict judges. Definitions: `amuro_utils/claims.py`, `amuro_utils/stats.py`; every claim, "
+        "very statistic a verdict judges. Definitions: `amuro_utils/verdicts/claims.py`, `amuro_utils/stats/spine.py`; every claim, "
         "and each rule's measured error rate at its boundary: `figures/<profile>/claims.md`, `calibration.md`.")

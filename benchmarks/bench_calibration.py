@@ -1,5 +1,5 @@
 """The calibration table of the verdict rules: every claim part simulated under known truths with a real source's
-noise (amuro_utils.calibration), the verdicts counted, written to figures/<profile>/calibration.md and .csv.
+noise (amuro_utils.verdicts.calibration), the verdicts counted, written to figures/<profile>/calibration.md and .csv.
 
 Prints figures (not a test; tests/test_calibration.py checks five parts at the boundary at a fixed seed).
 `paper-reference` simulates the release's cells and standard errors; `tiny` the tiny profile's plan with 50 paired
@@ -19,8 +19,9 @@ from concurrent.futures import ProcessPoolExecutor
 
 import pandas as pd
 
-from amuro_utils import calibration, claims, pipeline, stats
-from amuro_utils.profiles import get_profile
+from amuro_utils import pipeline, stats
+from amuro_utils.config.profiles import get_profile
+from amuro_utils.verdicts import calibration, claims
 
 
 def source(args) -> calibration.Source:

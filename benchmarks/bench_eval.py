@@ -23,9 +23,9 @@ import time
 import torch
 from transformers import OlmoConfig, OlmoForCausalLM
 
-from amuro_utils import evaluate
-from amuro_utils.offline import olmo_tokenizer
-from amuro_utils.paths import DATA_DIR
+from amuro_utils.config.paths import DATA_DIR
+from amuro_utils.data.offline import olmo_tokenizer
+from amuro_utils.models import evaluate
 
 NLI_WORDS = ("entailment", "neutral", "contradiction", " entailment", " neutral", " contradiction")
 
@@ -60,14 +60,16 @@ def continuous_cost(ladder_rung: str | None, repeats: int) -> None:
     """Seconds of evaluate_examples without and with the continuous readings, per set, side by side."""
     import statistics
 
-    from amuro_utils import pipeline, tasks
-    from amuro_utils.profiles import get_profile
+    from amuro_utils import pipeline
+    from amuro_utils.config.profiles import get_profile
+    from amuro_utils.data import tasks
+    from amuro_utils.study import jobs
 
     profile = get_profile("tiny")
     if ladder_rung is None:
         model, tokenizer, what = tiny_model(), olmo_tokenizer(), "random h64 OLMo, OLMo tokenizer"
     else:
-        loaded = pipeline.load_base(profile, pipeline.checkpoints(profile, ladder_rung)[0])
+        loaded = jobs.load_base(profile, pipeline.checkpoints(profile, ladder_rung)[0])
         model, tokenizer, what = loaded.model, loaded.tokenizer, f"tiny ladder {ladder_rung}"
     print(f"{what}; {profile.shots}-shot, {profile.eval_limit} items, batch {profile.eval_batch_size}, shared prefix "
           f"{profile.shared_prefix}, {repeats} alternating repeats (medians), {torch.get_num_threads()} threads")

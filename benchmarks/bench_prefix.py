@@ -31,8 +31,9 @@ import numpy as np
 import torch
 from transformers import OlmoConfig, OlmoForCausalLM
 
-from amuro_utils import evaluate, tasks
-from amuro_utils.offline import olmo_tokenizer
+from amuro_utils.data import tasks
+from amuro_utils.data.offline import olmo_tokenizer
+from amuro_utils.models import evaluate
 
 SHOTS = 4
 MAX_LENGTH = 2048

@@ -33,8 +33,8 @@ STAGES = ("pre-training", "fine-tuning", "classification", "generation", "multip
 def breakdown(root: Path, profile_name: str) -> dict[str, dict[str, float]]:
     """job id -> stage -> wall seconds of a finished run under `root` (results/<profile>)."""
     sys.path.insert(0, str(REPO))
-    from amuro_utils import tasks
-    from amuro_utils.profiles import get_profile
+    from amuro_utils.config.profiles import get_profile
+    from amuro_utils.data import tasks
 
     instruction = get_profile(profile_name).instruction.name
 

@@ -43,8 +43,10 @@ def main() -> None:
     import numpy as np
     import pandas as pd
 
-    from amuro_utils import paths, pipeline, signal
-    from amuro_utils.profiles import get_profile
+    from amuro_utils import pipeline
+    from amuro_utils.config import paths
+    from amuro_utils.config.profiles import get_profile
+    from amuro_utils.stats import signal
 
     if not (SOURCE / "tiny_ladder.json").is_file():
         raise SystemExit(f"no finished tiny run at {SOURCE}: run ./run_all.sh first")

@@ -20,9 +20,10 @@ import time
 
 import numpy as np
 
-from amuro_utils import ladder, sensitivity, stats
-from amuro_utils.paths import results_dir
-from amuro_utils.profiles import SensitivitySettings, get_profile
+from amuro_utils import stats
+from amuro_utils.config.paths import results_dir
+from amuro_utils.config.profiles import SensitivitySettings, get_profile
+from amuro_utils.models import ladder, sensitivity
 
 READINGS = {"init": (0.5, 1.0, 2.0), "relative": (0.1,), "isotropic": (0.02,)}
 OUT = results_dir("tiny") / "sensitivity_sizing.json"

@@ -43,7 +43,7 @@ def body(settings, spec: str):
 
 def rung_work(profile):
     """(fine-tuning runs, (eval_set, format) pairs) of one rung: its base, fine-tuned and instruction-tuned models."""
-    from amuro_utils import plan
+    from amuro_utils.study import plan
 
     jobs = [j for j in plan.jobs(profile) if j.ckpt == profile.ckpts[-1]]
     runs = [spec for j in jobs for spec in j.fine_tunes]
@@ -53,7 +53,9 @@ def rung_work(profile):
 
 def time_rung(profile, model, tokenizer, runs, evals, examples) -> dict:
     """(wall, CPU) seconds of one rung's fine-tuning (scaled from N_TRAIN_SAMPLE examples) and evaluation, by kind."""
-    from amuro_utils import evaluate, pipeline, tasks, train
+    from amuro_utils import pipeline
+    from amuro_utils.data import tasks
+    from amuro_utils.models import evaluate, train
 
     out = {k: [0.0, 0.0] for k in ("fine-tuning", "classification", "generation", "multiple_choice")}
     for spec in runs:
@@ -90,7 +92,7 @@ def olmo_model(settings):
     import torch
     from transformers import OlmoConfig, OlmoForCausalLM
 
-    from amuro_utils.offline import olmo_tokenizer
+    from amuro_utils.data.offline import olmo_tokenizer
 
     torch.manual_seed(settings.seed)
     config = OlmoConfig(vocab_size=50304, hidden_size=settings.hidden_size, num_hidden_layers=settings.num_layers,
@@ -104,9 +106,10 @@ def main() -> None:
     """Pre-train each body, time one rung's work on it (interleaved repeats) and print the trade-off table."""
     import torch
 
-    from amuro_utils import ladder, tasks
-    from amuro_utils.profiles import get_profile
-    from amuro_utils.tiny_ladder import build_tiny_ladder, tiny_settings
+    from amuro_utils.config.profiles import get_profile
+    from amuro_utils.data import tasks
+    from amuro_utils.models import ladder
+    from amuro_utils.models.tiny_ladder import build_tiny_ladder, tiny_settings
 
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("--profile", default="tiny")

@@ -6,7 +6,7 @@
 
 Each trade spends the 10-minute study budget differently: the default spends it on the paper's eight rungs (plus
 step550000, Springer et al.'s pair); the others give up rungs and buy items per set, a second fine-tuning seed,
-longer pre-training or a larger body with what that frees. The cost model (amuro_utils.cost, the rates measured in
+longer pre-training or a larger body with what that frees. The cost model (amuro_utils.study.cost, the rates measured in
 data/cpu_throughput.json; a larger body's with its measured cost per kind of work, `body_cost`) prices each trade
 from scratch, and each is sized to the default's price.
 
@@ -79,7 +79,7 @@ def profile_file(name: str, fields: dict) -> Path:
 
 def price(path: Path) -> float | None:
     """The cost model's estimate of the trade from scratch (None where it has no rates)."""
-    from amuro_utils import cost, overrides
+    from amuro_utils.study import cost, overrides
 
     frame = cost.cpu_estimate(overrides.load(path))
     return None if frame is None else float(frame["seconds"].sum())

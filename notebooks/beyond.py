@@ -22,7 +22,7 @@
 # (Discussion), for "model internals during pre-training dynamics and how they relate to the effects of fine-tuning",
 # and notes that with fixed epochs "the model may converge at a different speed" (Limitations). This notebook asks
 # those questions of this run. Each is stated with its hypothesis and direction before anything is computed
-# (`amuro_utils/beyond.py`), judged by the rules of the paper's claims (the scorecard's interval resampling the units,
+# (`amuro_utils/verdicts/beyond.py`), judged by the rules of the paper's claims (the scorecard's interval resampling the units,
 # then items; leave-one-out; other readings) and counted apart from them, in the scorecard's "Beyond the paper" section.
 #
 # What each question reads, and its switch (per profile, `./run_all.sh --set …`): records along every supervised
@@ -145,4 +145,4 @@ if run:
 # predictors ranked. This notebook, the last of the study, also writes the whole scorecard.
 
 # %%
-display(Markdown(pipeline.verdicts(prof, "beyond")))
+display(Markdown(pipeline.verdicts(prof, "beyond", run)))

@@ -64,4 +64,4 @@ if drawn.study is not None:
 
 # %%
 display(Markdown(show.verdict_guide()))
-display(Markdown(pipeline.verdicts(prof, "format")))
+display(Markdown(pipeline.verdicts(prof, "format", drawn)))

@@ -92,4 +92,4 @@ if drawn.study is not None:
 
 # %%
 display(Markdown(show.verdict_guide()))
-display(Markdown(pipeline.verdicts(prof, "instruction_tuning")))
+display(Markdown(pipeline.verdicts(prof, "instruction_tuning", drawn)))

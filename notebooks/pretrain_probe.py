@@ -126,7 +126,7 @@ display(drawn)
 # ladder) / noise. Below one, a set moves less over the whole of pre-training than one score's own noise; even with
 # no signal at all, noise alone gives an SNR of about `no_signal_snr` (the expected range of that many noisy
 # scores), so only an SNR well above that column says the ladder moved the set. Rows: the base models, format
-# default, in the paper's metric and in each continuous reading (`amuro_utils/signal.py`).
+# default, in the paper's metric and in each continuous reading (`amuro_utils/stats/signal.py`).
 
 # %%
 if "snr_base" in drawn.tables:
@@ -143,4 +143,4 @@ if "snr_base" in drawn.tables:
 
 # %%
 display(Markdown(show.verdict_guide()))
-display(Markdown(pipeline.verdicts(prof, "pretrain_probe")))
+display(Markdown(pipeline.verdicts(prof, "pretrain_probe", drawn)))

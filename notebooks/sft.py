@@ -46,7 +46,7 @@ print(prof.description)
 
 # %% [markdown]
 # ## The recipe
-# Every number below is read from the profile (`amuro_utils/profiles.py`; `--set` changes it, README: Profiles):
+# Every number below is read from the profile (`amuro_utils/config/profiles.py`; `--set` changes it, README: Profiles):
 # one row per task, each trained once per checkpoint (and per seed and method where the profile has several).
 
 # %%
@@ -106,4 +106,4 @@ if drawn.study is not None:
 
 # %%
 display(Markdown(show.verdict_guide()))
-display(Markdown(pipeline.verdicts(prof, "sft")))
+display(Markdown(pipeline.verdicts(prof, "sft", drawn)))

@@ -66,4 +66,4 @@ display(Markdown("The authors' release: " + "; ".join(f"{r.direction} {r.mrc_pct
 
 # %%
 display(Markdown(show.verdict_guide()))
-display(Markdown(pipeline.verdicts(prof, "transfer")))
+display(Markdown(pipeline.verdicts(prof, "transfer", drawn)))

@@ -23,8 +23,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from amuro_utils import lmeval  # noqa: E402  (the repository's package, importable from a checkout)
-from amuro_utils.profiles import PYTHIA_EVAL_STEPS, PYTHIA_LADDERS  # noqa: E402
+from amuro_utils.config.profiles import PYTHIA_EVAL_STEPS, PYTHIA_LADDERS  # noqa: E402
+from amuro_utils.models import lmeval  # noqa: E402  (the repository's package, importable from a checkout)
 
 EVALS = "evals/pythia-v1"
 # The benchmarks kept: lm-eval task names as the files write them. Left out: MMLU's 57 subjects
@@ -117,7 +117,7 @@ def source_md(tree: Tree, n_rows: int) -> str:
   be reproducible with the current harness.
 
 Rebuild: `python scripts/build_pythia_extract.py --repo <clone or bare git dir> --commit {tree.commit[:7]}`.
-Read by `amuro_utils.lmeval.load_extract` (results source `pythia-evals`).
+Read by `amuro_utils.models.lmeval.load_extract` (results source `pythia-evals`).
 """
 
 

@@ -43,8 +43,8 @@ def olmo_hub_cache(tmp_path_factory) -> OfflineHub:
     Every branch of OLMO_HF_BRANCHES gets its own random weights (seed = its index) plus the real OLMo-1B
     tokenizer; `main` points at the last one. Use `offline_olmo_hub` to make a test load from it.
     """
-    from amuro_utils.ladder import write_hub_revision
-    from amuro_utils.offline import olmo_tokenizer
+    from amuro_utils.data.offline import olmo_tokenizer
+    from amuro_utils.models.ladder import write_hub_revision
 
     cache = tmp_path_factory.mktemp("hf_hub_cache")
     commits = {}
@@ -62,11 +62,11 @@ def offline_olmo_hub(olmo_hub_cache, monkeypatch, tmp_path) -> OfflineHub:
     Sets HF_HUB_OFFLINE=1 and HF_HUB_CACHE to `olmo_hub_cache` (environment, for subprocesses such as papermill
     kernels, and huggingface_hub's constants, which are read once at import), and points the saved branch
     listings at an empty folder. Then `AutoModelForCausalLM.from_pretrained("allenai/OLMo-1B-hf",
-    revision="step424000-tokens1778B")` and `amuro_utils.ladder.load("olmo-1b", "step424000")` run offline.
+    revision="step424000-tokens1778B")` and `amuro_utils.models.ladder.load("olmo-1b", "step424000")` run offline.
     """
     from huggingface_hub import constants
 
-    from amuro_utils import ladder
+    from amuro_utils.models import ladder
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_CACHE", str(olmo_hub_cache.cache_dir))
@@ -129,7 +129,7 @@ def tiny_olmo2(seed: int = 0, hidden: int = 32, layers: int = 2):
 def _olmo_tokenizer_json() -> dict:
     import json
 
-    from amuro_utils.offline import TOKENIZER_FILE, asset_path
+    from amuro_utils.data.offline import TOKENIZER_FILE, asset_path
 
     return json.loads(asset_path(TOKENIZER_FILE).read_text())
 
@@ -148,7 +148,7 @@ def pythia_tokenizer():
 
     The OLMo tokenizer file (GPT-NeoX-20B-derived) with ids 0 and 50279 swapped is GPT-NeoX-20B's special-token
     layout: `<|endoftext|>` = 0 (also bos and unk), `<|padding|>` = 1 (OLMo issues #597/#757). Like some Pythia
-    tokenizer_configs it declares no pad token: amuro_utils.ladder.load sets `<|padding|>`. 50,280 tokens (the real
+    tokenizer_configs it declares no pad token: amuro_utils.models.ladder.load sets `<|padding|>`. 50,280 tokens (the real
     one has 50,277), within the 50,304 embedding rows.
     """
     data = _olmo_tokenizer_json()
@@ -196,7 +196,7 @@ def write_legacy_pythia_revision(cache_dir, repo: str, branch: str, model, token
     import torch
     from safetensors.torch import load_file
 
-    from amuro_utils.ladder import repo_folder
+    from amuro_utils.models.ladder import repo_folder
 
     folder = repo_folder(Path(cache_dir), repo)
     (folder / "refs").mkdir(parents=True, exist_ok=True)
@@ -237,7 +237,7 @@ def family_hub_cache(tmp_path_factory) -> FamilyHub:
     safetensors) does. allenai/OLMo-2-0425-1B: an OLMo-2 per OLMO2_BRANCHES with `dolma2_tokenizer()`; `main` is
     the stage-2 branch. Use `offline_family_hub` to make a test load from it.
     """
-    from amuro_utils.ladder import write_hub_revision
+    from amuro_utils.models.ladder import write_hub_revision
 
     cache = tmp_path_factory.mktemp("family_hub_cache")
 
@@ -262,7 +262,7 @@ def offline_family_hub(family_hub_cache, monkeypatch, tmp_path) -> FamilyHub:
     HF_HUB_OFFLINE=1, HF_HUB_CACHE at the cache, saved branch listings pointed at an empty folder)."""
     from huggingface_hub import constants
 
-    from amuro_utils import ladder
+    from amuro_utils.models import ladder
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_CACHE", str(family_hub_cache.cache_dir))

@@ -7,9 +7,8 @@ import logging
 
 import pytest
 
-from amuro_utils import analysis
-from amuro_utils.profiles import PAPER, PAPER_REFERENCE, TINY
-
+from amuro_utils.config.profiles import PAPER, PAPER_REFERENCE, TINY
+from amuro_utils.stats import analysis
 
 # ---------------------------------------------------------------------------------------------------------------
 # pairs
@@ -50,7 +49,7 @@ def test_tiny_profile_pairs_follow_its_tasks(caplog):
     assert groups["Learned in FT"] == [("mnli_matched", "mnli"), ("qqp_glue", "qqp"), ("xsum", "xsum"),
                                        ("socialiqa", "socialiqa"), ("boolq", "instruct_mix")]
     without_own = dataclasses.replace(TINY, learned_in_ft=None)
-    with caplog.at_level(logging.INFO, logger="amuro_utils.analysis"):
+    with caplog.at_level(logging.INFO, logger="amuro_utils.stats.analysis"):
         groups = analysis.learned_groups(without_own)
     assert groups["Learned in FT"] == [("mnli_matched", "mnli"), ("xsum", "xsum"), ("socialiqa", "socialiqa"),
                                        ("boolq", "instruct_mix")]

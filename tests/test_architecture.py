@@ -1,55 +1,103 @@
-"""The package's shape: imports go one way, the docs name every module, no profile name is branched on."""
+"""The package's shape: one subpackage per layer, imports go one way (the import-linter contract in pyproject.toml),
+the docs name every module, figures resample nothing, no profile name is branched on."""
 
 from __future__ import annotations
 
 import ast
 import re
+import subprocess
+import sys
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parents[1] / "amuro_utils"
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+PACKAGE = REPO / "amuro_utils"
+sys.path.insert(0, str(REPO / "scripts"))
+import architecture  # noqa: E402  (scripts/architecture.py: the graph drawn from the source)
+
+LAYERS, FRONT = architecture.LAYERS, architecture.FRONT
 
 
-def _imports() -> dict[str, set[str]]:
-    """module -> the package modules it imports (at module level or inside functions)."""
-    graph = {}
-    for path in sorted(PACKAGE.glob("*.py")):
-        name, deps = path.stem, set()
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and node.level == 1:
-                deps |= {node.module} if node.module else {a.name for a in node.names}
-        graph[name] = deps - {name}
-    return graph
+def _modules() -> dict[str, Path]:
+    return architecture.modules()
 
 
-def test_imports_have_no_cycle():
-    graph = _imports()
+def test_every_module_sits_in_a_layer_and_each_subpackage_says_what_it_owns():
+    for name, path in _modules().items():
+        top = name.split(".")[0]
+        assert top in LAYERS or top in FRONT, f"amuro_utils.{name} is in no layer (tests/test_architecture.py)"
+    for layer in (*LAYERS, "run"):
+        doc = ast.get_docstring(ast.parse((PACKAGE / layer / "__init__.py").read_text()))
+        assert doc and len(doc.split()) >= 20, f"amuro_utils/{layer}/__init__.py lacks its paragraph"
 
-    def reach(start):
-        seen, todo = set(), [start]
-        while todo:
-            for dep in graph.get(todo.pop(), ()):
-                if dep not in seen:
-                    seen.add(dep)
-                    todo.append(dep)
-        return seen
 
-    cycles = sorted(m for m in graph if m in reach(m))
-    assert cycles == [], f"import cycle through {cycles}"
-    # the study description does not depend on what runs it, and figures do not depend on the pipeline
-    assert "pipeline" not in reach("plan") | reach("cost") | reach("plots") | reach("runner")
+def test_imports_go_one_way():
+    """The same rule as the import-linter contract, drawn from the source (lazy imports inside functions too): a
+    module imports from its own layer or those below, and the front ends import nothing of each other."""
+    assert architecture.upward() == []
+
+
+def test_an_upward_import_is_caught(tmp_path, monkeypatch):
+    """The rule can fail: a models module that imports the verdicts breaks it."""
+    real = architecture.imports()
+    monkeypatch.setattr(architecture, "imports", lambda: {**real, "models.train": {"verdicts.claims"}})
+    assert architecture.upward() == ["models.train -> verdicts.claims"]
+
+
+def test_the_doc_draws_the_real_graph():
+    doc = (REPO / "docs" / "ARCHITECTURE.md").read_text()
+    drawn = doc.partition(architecture.BEGIN)[2].partition(architecture.END)[0].strip()
+    assert drawn == architecture.block(), "docs/ARCHITECTURE.md: run `python scripts/architecture.py --write`"
+
+
+def test_the_import_linter_contract_is_kept():
+    """`lint-imports` (import-linter, declared in pyproject.toml) on the installed package: the layers, checked by
+    the tool the project documents."""
+    pytest.importorskip("importlinter")
+    declared = (REPO / "pyproject.toml").read_text()
+    block = re.search(r"layers = \[(.*?)\]", declared, re.S).group(1)
+    assert [re.sub(r"\s+", " ", x) for x in re.findall(r'"([^"]+)"', block)] == [" | ".join(FRONT), *LAYERS[::-1]]
+    result = subprocess.run([str(Path(sys.executable).parent / "lint-imports"), "--no-cache"], cwd=REPO,
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "1 kept, 0 broken" in result.stdout
+
+
+def test_figures_resample_nothing_and_verdict_rules_take_statistics():
+    """Figures draw what stats computed: no random numbers, no bootstrap of their own. The claims judge `stats`
+    estimates: no random numbers there either (calibration, which simulates frames, is the one exception)."""
+    offenders = []
+    for name, path in _modules().items():
+        if not (name.startswith("figures") or name in ("verdicts.claims", "verdicts.beyond", "verdicts.scorecard")):
+            continue
+        text = path.read_text()
+        for pattern in (r"\brandom\b", r"default_rng", r"\bbootstrap\(", r"\.sample\("):
+            offenders += [f"{name}: {pattern}" for line in text.splitlines()
+                          if re.search(pattern, line) and not line.lstrip().startswith("#")]
+    assert offenders == []
+
+
+def test_the_front_end_is_a_facade():
+    """pipeline.py holds no work of its own: it names what a notebook calls from the layers below."""
+    tree = ast.parse((PACKAGE / "pipeline.py").read_text())
+    functions = [n.name for n in tree.body if isinstance(n, ast.FunctionDef)]
+    assert len((PACKAGE / "pipeline.py").read_text().splitlines()) < 80 and functions == ["draw"]
 
 
 def test_architecture_doc_names_every_module():
-    doc = (PACKAGE.parent / "docs" / "ARCHITECTURE.md").read_text()
-    named = set(re.findall(r"\| `(\w+)` \|", doc))
-    modules = {p.stem for p in PACKAGE.glob("*.py")} - {"__init__"}
+    doc = (REPO / "docs" / "ARCHITECTURE.md").read_text()
+    table = doc.partition("| module | owns |")[2].partition("\n\n")[0]  # the module table
+    named = set(re.findall(r"^\| `([\w.]+)` \|", table, re.M))
+    modules = {m for m, p in _modules().items() if p.name != "__init__.py"}
     assert modules <= named, f"docs/ARCHITECTURE.md does not describe {sorted(modules - named)}"
+    assert named <= set(_modules()), f"docs/ARCHITECTURE.md names modules that do not exist: {sorted(named - set(_modules()))}"
 
 
 def test_no_profile_name_is_branched_on_outside_profiles():
     names = ("tiny", "smoke", "paper", "paper-reference", "paper-fixed")
     pattern = re.compile(r"(==|!=)\s*['\"](" + "|".join(map(re.escape, names)) + r")['\"]")
-    offenders = [f"{p.name}:{i}" for p in PACKAGE.glob("*.py") if p.name != "profiles.py"
+    offenders = [f"{name}:{i}" for name, p in _modules().items() if name != "config.profiles"
                  for i, line in enumerate(p.read_text().splitlines(), 1)
                  if pattern.search(line) and "results_source" not in line and "source" not in line]
     assert offenders == []

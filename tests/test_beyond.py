@@ -9,9 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from amuro_utils import beyond, stats
-from amuro_utils.profiles import PAPER_CKPTS, PAPER_REFERENCE, TINY, ckpt_step
-from amuro_utils.results import load_paper_results
+from amuro_utils import stats
+from amuro_utils.config.profiles import PAPER_CKPTS, PAPER_REFERENCE, TINY, ckpt_step
+from amuro_utils.store.results import load_paper_results
+from amuro_utils.verdicts import beyond
 
 PROFILE = dataclasses.replace(TINY, name="beyond-test", ckpts=PAPER_CKPTS, rungs=None, overtraining_pair=None,
                               tasks=(TINY.task("mnli"), TINY.task("socialiqa")), learned_in_ft=("mnli_matched", "socialiqa"))
@@ -130,7 +131,7 @@ def test_figures_of_the_open_questions_draw_from_the_study(tmp_path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from amuro_utils import plots
+    from amuro_utils.figures import plots
 
     s, df = study(early, late, probe_rise=0.3)
     fig = plots.fig_dynamics(s, PROFILE)

@@ -1,6 +1,6 @@
 """Beyond the paper, the data half (issue 21): records along fine-tuning, probes per rung, the zero-step loss and
 fine-tuning to convergence, made by the pipeline on the paper's code path (a tiny OLMo in an offline hub cache),
-stored under their identities and read back as the analysis (amuro_utils.beyond) expects them."""
+stored under their identities and read back as the analysis (amuro_utils.verdicts.beyond) expects them."""
 
 from __future__ import annotations
 
@@ -9,10 +9,14 @@ import json
 
 import numpy as np
 import pytest
-
-from amuro_utils import artifacts, identity, paths, pipeline, plan, runner, stats
-from amuro_utils.profiles import ConvergeSettings, DynamicsSettings, ProbeSettings
 from test_pipeline import _paper_like
+
+from amuro_utils import pipeline, stats
+from amuro_utils.config import paths
+from amuro_utils.config.profiles import ConvergeSettings, DynamicsSettings, ProbeSettings
+from amuro_utils.run import runner
+from amuro_utils.store import artifacts, identity
+from amuro_utils.study import jobs, plan
 
 CKPT = "step424000"
 
@@ -84,7 +88,7 @@ def test_a_changed_dynamics_setting_retrains_in_memory_and_keeps_the_stored_mode
     assert sorted(set(pipeline.dynamics_frame(fewer)["ft_fraction"])) == [0.0, 0.5, 1.0]
     stored = artifacts.read(plan.dynamics_path(fewer, CKPT, spec))[0]
     assert stored["identity"]["fractions"] == [0.5] and (paths.RESULTS_ROOT / prof.name / ".stale").exists()
-    monkeypatch.setattr(pipeline, "load_base", lambda *a, **k: pytest.fail("nothing is stale: nothing is loaded"))
+    monkeypatch.setattr(jobs, "load_base", lambda *a, **k: pytest.fail("nothing is stale: nothing is loaded"))
     assert pipeline.run_sft(fewer, CKPT, "mnli", progress=False)["status"].tolist() == ["recorded"]
 
 
@@ -110,7 +114,7 @@ def test_probe_rows_are_stored_under_their_identity_and_a_probe_setting_recomput
     after = runner.job_identity(changed, job)
     assert identity.changed_fields(before, after) == ["probes"]  # the job's records and sensitivity rows stay
     calls = []
-    from amuro_utils import probes as linear
+    from amuro_utils.models import probes as linear
 
     real = linear.probe_model
     monkeypatch.setattr(linear, "probe_model", lambda *a, **k: calls.append(1) or real(*a, **k))
@@ -149,7 +153,7 @@ def test_fine_tuning_to_convergence_has_its_own_store_schedule_and_validation_sp
     # its figure: the converged model's in-domain score beside the fixed schedule's, at the rung it ran
     import matplotlib.pyplot as plt
 
-    from amuro_utils import plots
+    from amuro_utils.figures import plots
 
     fixed, converged_study = pipeline.beyond_studies(prof, pipeline.claim_inputs(prof))
     fig = plots.fig_converge(fixed, converged_study, prof)

@@ -10,8 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from amuro_utils import calibration, claims, stats
-from amuro_utils.profiles import get_profile
+from amuro_utils import stats
+from amuro_utils.config.profiles import get_profile
+from amuro_utils.verdicts import calibration, claims
 
 REPS, N_BOOT = 150, 1000
 
@@ -55,7 +56,7 @@ def test_a_maximum_inside_each_resample_is_what_went_wrong(release):
 
 
 def test_the_table_and_its_summary(release, tmp_path, monkeypatch):
-    from amuro_utils import paths
+    from amuro_utils.config import paths
 
     monkeypatch.setattr(paths, "FIGURES_ROOT", tmp_path)
     table = calibration.calibrate(release, ["B4c"], reps=40, n_boot=400)

@@ -15,9 +15,15 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from amuro_utils import analysis, claims, paths, plots, stats, tasks  # noqa: E402
-from amuro_utils.profiles import PAPER, ckpt_step, get_profile  # noqa: E402
-from amuro_utils.results import Store, load_paper_results  # noqa: E402
+from amuro_utils import stats
+from amuro_utils.config import paths
+from amuro_utils.config.profiles import PAPER, ckpt_step, get_profile  # noqa: E402
+from amuro_utils.data import tasks  # noqa: E402
+from amuro_utils.figures import plots
+from amuro_utils.stats import analysis
+from amuro_utils.store.results import Store, load_paper_results  # noqa: E402
+from amuro_utils.study import stages
+from amuro_utils.verdicts import claims
 
 TINY = get_profile("tiny")
 # Two tasks (one classification, one generation), three checkpoints, one benchmark and one LLMBar split.
@@ -283,9 +289,10 @@ def test_constant_predictors_are_counted_per_claim(tmp_path):
 def test_evaluate_plan_records_references_and_the_constant_flag(tmp_path, monkeypatch):
     from conftest import tiny_olmo
 
-    from amuro_utils import identity, pipeline
-    from amuro_utils import plan as study
-    from amuro_utils.offline import olmo_tokenizer
+    from amuro_utils import pipeline
+    from amuro_utils.data.offline import olmo_tokenizer
+    from amuro_utils.store import identity
+    from amuro_utils.study import jobs, plan as study
 
     monkeypatch.setattr(paths, "RESULTS_ROOT", tmp_path)
     profile = dataclasses.replace(PAPER, name="claims-plan-test", data_source="offline", eval_limit=6,
@@ -293,8 +300,8 @@ def test_evaluate_plan_records_references_and_the_constant_flag(tmp_path, monkey
     job = study.Job("pretrain_probe", "step1000", "base", (("mnli_matched", "default"), ("arc_easy", "default")),
                     (), profile)
     requests = study.record_requests(job, identity.model_identity("allenai/OLMo-1B-hf", "c0ffee"))
-    done = pipeline.evaluate_requests(profile, tiny_olmo(hidden=16, layers=1), olmo_tokenizer(), requests, PROV,
-                                      progress=False)
+    done = jobs.evaluate_requests(profile, tiny_olmo(hidden=16, layers=1), olmo_tokenizer(), requests, PROV,
+                                  progress=False)
     assert done == 2
     st = pipeline.store(profile)
     for eval_set, kind in (("mnli_matched", "classification"), ("arc_easy", "multiple_choice")):
@@ -425,7 +432,7 @@ def test_s2_compares_the_overtraining_pair():
 
 
 def test_notebook_verdicts_cover_every_claim():
-    assert set().union(*claims.NOTEBOOK_CLAIMS.values()) == set(claims.CLAIMS)
+    assert set().union(*(s.claims for s in stages.STAGES)) == set(claims.CLAIMS)
     text = claims.notebook_verdicts("transfer", transfer_frame(), SMALL, n_boot=200)
     assert text.startswith("### Claims of this notebook (transfer) — profile `claims-test`")
     assert "| B6a |" in text and "| A3 |" in text and "| B1a |" not in text
@@ -533,7 +540,7 @@ def test_leave_one_out_names_the_unit_a_verdict_rests_on():
 
 
 def test_llmbar_exact_match_is_a_named_switch_flagged_where_it_decides():
-    from amuro_utils import evaluate
+    from amuro_utils.models import evaluate
 
     assert evaluate.accuracy([" 1", "2", " 2"], ["1", "2", "1"], ()).tolist() == [0.0, 1.0, 0.0]
     assert evaluate.accuracy([" 1", "2", " 2"], ["1", "2", "1"], (), exact_match=False).tolist() == [1.0, 1.0, 0.0]
@@ -546,7 +553,7 @@ def test_llmbar_exact_match_is_a_named_switch_flagged_where_it_decides():
     deviation = one(claims.evaluate_all(frame, dataclasses.replace(SMALL, llmbar_exact_match=False), ids=["B8"]),
                     "B8a")
     assert deviation["defect"] == ""  # scored without the space quirk, nothing to flag
-    from amuro_utils import identity
+    from amuro_utils.store import identity
 
     scoring = [identity.eval_identity(p, "llmbar_Natural", "default")["scoring"]
                for p in (SMALL, dataclasses.replace(SMALL, llmbar_exact_match=False))]
@@ -583,7 +590,8 @@ def test_figures_draw_the_scorecards_intervals():
 def test_the_scorecard_files_are_written_once_each_and_atomically(tmp_path, monkeypatch):
     """claims.md ends with the readings' summary and the questions beyond the paper: composed first, then written in
     one atomic write (it used to be written, then read back and appended to twice)."""
-    from amuro_utils import artifacts, pipeline
+    from amuro_utils import pipeline
+    from amuro_utils.store import artifacts
 
     monkeypatch.setattr(paths, "RESULTS_ROOT", tmp_path / "results")
     monkeypatch.setattr(paths, "FIGURES_ROOT", tmp_path / "figures")

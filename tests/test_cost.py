@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from amuro_utils import cost, plan, tasks
-from amuro_utils.profiles import PAPER, TINY, FineTune, TrainSettings
+from amuro_utils.config.profiles import PAPER, TINY, FineTune, TrainSettings
+from amuro_utils.data import tasks
+from amuro_utils.study import cost, plan
 
 
 @pytest.fixture(scope="module")
@@ -163,7 +164,7 @@ def test_preflight_refuses_unpinned_sources_before_the_download(monkeypatch):
     monkeypatch.setattr(tasks, "REGISTRY", tasks.with_pins(unpinned))
     with pytest.raises(tasks.UnpinnedSourceError, match=r"EdinburghNLP/xsum@refs/convert/parquet, "
                        r"csebuetnlp/xlsum@refs/convert/parquet, abisee/cnn_dailymail@main, nyu-mll/glue@main, .*"
-                       r"python -m amuro_utils\.hubcheck --pin.*--allow-unpinned"):
+                       r"python -m amuro_utils\.study\.hubcheck --pin.*--allow-unpinned"):
         cost.preflight(PAPER, sft, gpu_memory=80 * 10**9, free_disk=10**12)
     monkeypatch.setenv(tasks.ALLOW_UNPINNED_ENV, "1")  # run_all.sh --allow-unpinned
     assert cost.preflight(PAPER, sft, gpu_memory=80 * 10**9, free_disk=10**12)["disk_bytes"] > 0
@@ -278,7 +279,7 @@ def test_tiny_profile_fits_its_budget_by_the_committed_measurement():
     assert TINY.budget_s == 600 and frame["seconds"].sum() <= TINY.budget_s
     assert "within its budget of 600 s" in cost.budget_report(TINY)
     # the hour-long study's larger body is priced with the factors its own run measured, against its hour
-    from amuro_utils import overrides
+    from amuro_utils.study import overrides
 
     small = overrides.load(Path(__file__).resolve().parents[1] / "benchmarks" / "small_study.toml")
     assert cost.cpu_estimate(small)["seconds"].sum() <= small.budget_s == 3600
@@ -312,7 +313,8 @@ def test_a_larger_body_is_priced_with_its_measured_cost_per_kind_of_work(tmp_pat
 
 
 def test_a_profile_over_its_budget_is_refused_before_anything_runs(monkeypatch, tmp_path, capsys):
-    from amuro_utils import paths, runner
+    from amuro_utils.config import paths
+    from amuro_utils.run import runner
 
     monkeypatch.setattr(paths, "RESULTS_ROOT", tmp_path / "results")
     greedy = replace(TINY, name="greedy", ckpts=TINY.rung_labels(), budget_s=60)

@@ -15,13 +15,30 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import torch
-
-from amuro_utils import analysis, cost, ladder, paths, pipeline, plan, plots, stats
-from amuro_utils.ladder import CheckpointMismatchError, LadderError, load, resolve, write_hub_revision
-from amuro_utils.profiles import (OLMO2_1B, OLMO2_FINAL_STAGE1_STEP, OLMO2_STAGE1_STEPS, PAPER, PAPER_FRACTIONS,
-                                  PYTHIA_1B, PYTHIA_160M, PYTHIA_FINAL_STEP, PYTHIA_STEPS, SPRINGER_FRACTION,
-                                  ckpt_step, get_profile, steps_at_fractions)
 from conftest import OLMO2_REPO, dolma2_tokenizer, pythia_tokenizer, tiny_olmo2, tiny_pythia
+
+from amuro_utils import pipeline, stats
+from amuro_utils.config import paths
+from amuro_utils.config.profiles import (
+    OLMO2_1B,
+    OLMO2_FINAL_STAGE1_STEP,
+    OLMO2_STAGE1_STEPS,
+    PAPER,
+    PAPER_FRACTIONS,
+    PYTHIA_1B,
+    PYTHIA_160M,
+    PYTHIA_FINAL_STEP,
+    PYTHIA_STEPS,
+    SPRINGER_FRACTION,
+    ckpt_step,
+    get_profile,
+    steps_at_fractions,
+)
+from amuro_utils.figures import plots
+from amuro_utils.models import ladder
+from amuro_utils.models.ladder import CheckpointMismatchError, LadderError, load, resolve, write_hub_revision
+from amuro_utils.stats import analysis
+from amuro_utils.study import cost, plan
 
 NEW_PROFILES = (PYTHIA_1B, PYTHIA_160M, OLMO2_1B)
 

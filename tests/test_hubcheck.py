@@ -22,8 +22,10 @@ from pathlib import Path
 
 import pytest
 
-from amuro_utils import hubcheck, ladder, offline, tasks
-from amuro_utils.profiles import PAPER
+from amuro_utils.config.profiles import PAPER
+from amuro_utils.data import offline, tasks
+from amuro_utils.models import ladder
+from amuro_utils.study import hubcheck
 
 REPO = Path(__file__).resolve().parents[1]
 OLMO = "allenai/OLMo-1B-hf"
@@ -287,7 +289,7 @@ def test_a_dataset_the_hub_no_longer_serves(stub_hub):
     (finding,) = hubcheck.check_datasets(["qqp"])
     assert not finding.ok and finding.source == "SetFit/qqp@main test"
     assert "the Hub no longer serves SetFit/qqp (RepositoryNotFoundError" in finding.result
-    assert "change `HubSource` path of qqp in amuro_utils/tasks.py" in finding.fix
+    assert "change `HubSource` path of qqp in amuro_utils/data/tasks.py" in finding.fix
 
 
 def test_a_pin_to_a_commit_that_does_not_exist(stub_hub, monkeypatch):
@@ -296,7 +298,7 @@ def test_a_pin_to_a_commit_that_does_not_exist(stub_hub, monkeypatch):
     findings = hubcheck.check_datasets(["mnli_matched", "rte"])
     assert [f.ok for f in findings] == [False, False]
     assert f"the pinned commit {missing} of nyu-mll/glue@main does not exist on the Hub" in findings[0].result
-    assert "`python -m amuro_utils.hubcheck --pin nyu-mll/glue@main`" in findings[0].fix
+    assert "`python -m amuro_utils.study.hubcheck --pin nyu-mll/glue@main`" in findings[0].fix
     assert "records of mnli_matched, rte are recomputed" in findings[0].fix
 
 
@@ -310,7 +312,7 @@ def test_a_split_that_changed(stub_hub, monkeypatch):
     assert not finding.ok and finding.source == "nyu-mll/glue@main mnli/validation_mismatched"
     assert ("split 'validation_mismatched' is gone (Bad split: validation_mismatched. Available splits: "
             in finding.result)
-    assert "set `split` of mnli_mismatched in amuro_utils/tasks.py" in finding.fix
+    assert "set `split` of mnli_mismatched in amuro_utils/data/tasks.py" in finding.fix
 
 
 def test_a_field_that_was_renamed(stub_hub, monkeypatch):
@@ -320,7 +322,7 @@ def test_a_field_that_was_renamed(stub_hub, monkeypatch):
     (finding,) = hubcheck.check_datasets(["xlsum"])
     assert not finding.ok
     assert "xlsum: 'xlsum' row 0: row has no 'text'" in finding.result and "'article'" in finding.result
-    assert "update `fields` / `target` of xlsum in amuro_utils/tasks.py" in finding.fix
+    assert "update `fields` / `target` of xlsum in amuro_utils/data/tasks.py" in finding.fix
 
 
 def test_label_values_of_another_type_are_caught(stub_hub, monkeypatch):
@@ -338,7 +340,7 @@ def test_unpinned_sources_fail_unless_allowed(stub_hub, monkeypatch):
     (finding,) = hubcheck.check_datasets(["boolq"])
     head = stub_hub.branches["google/boolq"]["main"]
     assert not finding.ok and finding.result.startswith(f"not pinned: 3 rows read at main head {head[:12]}")
-    assert "`python -m amuro_utils.hubcheck --pin google/boolq@main`" in finding.fix
+    assert "`python -m amuro_utils.study.hubcheck --pin google/boolq@main`" in finding.fix
     (allowed,) = hubcheck.check_datasets(["boolq"], allow_unpinned=True)
     assert allowed.ok
 
@@ -359,7 +361,7 @@ def test_the_preflight_says_where_each_pin_came_from_and_which_sources_are_unpin
             in out)
     assert f"\n  {arc:<{width}}  {heads[arc][:12]}  from public code that pins it, 2024-07-08\n" in out
     assert ("\nNot pinned: refused unless run with --allow-unpinned; where the Hub is reachable, "
-            "`python -m amuro_utils.hubcheck --pin` pins them (commit the pin file)\n"
+            "`python -m amuro_utils.study.hubcheck --pin` pins them (commit the pin file)\n"
             f"  {xsum:<{width}}  xsum, xsum_train: row order unchecked\n"
             f"  {qqp:<{width}}  qqp: no pin recorded\n") in out
     assert out.index("Dataset pins") < out.index("status  source")  # before the table, whatever the Hub answers
@@ -527,7 +529,7 @@ def test_run_all_check_prints_one_table_and_exits_by_its_verdict(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "Preflight of profile 'smoke'" in proc.stdout and proc.stdout.strip().endswith("0 failing")
     assert "offline jsonl mnli/validation_matched.jsonl" in proc.stdout
-    failing = subprocess.run([sys.executable, "-m", "amuro_utils.runner", "--profile", "paper", "--check"], cwd=REPO,
+    failing = subprocess.run([sys.executable, "-m", "amuro_utils.run.runner", "--profile", "paper", "--check"], cwd=REPO,
                              capture_output=True, text=True, timeout=600,
                              env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
     assert failing.returncode == 1 and "the Hub could not be reached" in failing.stdout

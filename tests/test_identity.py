@@ -9,10 +9,15 @@ import json
 import logging
 
 import pytest
-
-from amuro_utils import artifacts, identity, ladder, paths, pipeline, plan, results, tasks
-from amuro_utils.profiles import PAPER, SMOKE, SensitivitySettings, fixed_paraphrase
 from checks import mixed_settings
+
+from amuro_utils import pipeline
+from amuro_utils.config import paths
+from amuro_utils.config.profiles import PAPER, SMOKE, SensitivitySettings, fixed_paraphrase
+from amuro_utils.data import tasks
+from amuro_utils.models import ladder
+from amuro_utils.store import artifacts, identity, results
+from amuro_utils.study import plan
 
 TINY = SMOKE  # the tiny profile at its smallest: two checkpoints, so every test writes ~200 records, not ~700
 
@@ -246,7 +251,7 @@ def test_the_prompt_version_restales_every_record_and_every_fine_tune(tmp_path, 
 
 
 def test_the_claims_version_restales_the_jobs_that_judge_claims_only(monkeypatch):
-    from amuro_utils import runner
+    from amuro_utils.run import runner
 
     _resolvable(monkeypatch)
     jobs = plan.notebook_jobs(TINY)
@@ -298,7 +303,7 @@ def test_corrupt_record_is_reported_with_its_path_and_replaced(tmp_path, caplog)
     path.write_text('{"schema": 2, "key": {"model"')
     status = store.status(key, wanted)
     assert status.state == "corrupt" and "not valid JSON" in status.changed[0] and status.path == path
-    with caplog.at_level(logging.WARNING, logger="amuro_utils.results"):
+    with caplog.at_level(logging.WARNING, logger="amuro_utils.store.results"):
         store.frame()
     assert str(path) in caplog.text
     store.write(key, METRICS, {}, identity=wanted)
@@ -343,7 +348,7 @@ def test_schema_1_records_are_migrated_and_count_as_stale(tmp_path, caplog):
     old.write_text(json.dumps({"schema": 1, "key": old_key, "metrics": METRICS, "provenance": {"seed": 42},
                                "scores": [1, 0], "predictions": ["a", "b"]}))
     store = results.Store(tmp_path)
-    with caplog.at_level(logging.WARNING, logger="amuro_utils.results"):
+    with caplog.at_level(logging.WARNING, logger="amuro_utils.store.results"):
         assert store.migrate() == 1
     assert "count as stale" in caplog.text and not old.exists()
     key = {**old_key, "method": "full", "seed": 42}

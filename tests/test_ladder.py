@@ -9,17 +9,32 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from conftest import OLMO_HF_REPO, tiny_olmo
 from safetensors.torch import load_file, save_file
 
-from amuro_utils import ladder
-from amuro_utils.ladder import (CheckpointMismatchError, CorruptCheckpointError, LadderError, check_safetensors, load,
-                                resolve, write_hub_revision)
-from amuro_utils.offline import olmo_tokenizer
-from amuro_utils import tasks
-from amuro_utils.profiles import PAPER, PROFILES, TINY, TinyLadderSettings, tiny_rungs
-from amuro_utils.tiny_ladder import (build_tiny_ladder, corpus_docs, label_word_problems, split_corpus, tiny_settings,
-                                     train_tokenizer, unigram_entropy)
-from conftest import OLMO_HF_REPO, tiny_olmo
+from amuro_utils.config.profiles import PAPER, PROFILES, TINY, TinyLadderSettings, tiny_rungs
+from amuro_utils.data import tasks
+from amuro_utils.data.offline import olmo_tokenizer
+from amuro_utils.models import ladder
+from amuro_utils.models.ladder import (
+    CheckpointMismatchError,
+    CorruptCheckpointError,
+    LadderError,
+    check_safetensors,
+    load,
+    resolve,
+    write_hub_revision,
+)
+from amuro_utils.models.tiny_ladder import (
+    build_tiny_ladder,
+    corpus_docs,
+    label_word_problems,
+    split_corpus,
+    tiny_settings,
+    train_tokenizer,
+    unigram_entropy,
+)
+from amuro_utils.study import jobs
 
 SMALL = TinyLadderSettings(vocab_size=512, hidden_size=16, num_layers=1, num_heads=1, intermediate_size=32, seq_len=32,
                            batch_size=4, total_steps=6, save_steps=(2, 4, 6), corpus=("drop",),
@@ -79,7 +94,7 @@ def test_offline_without_listing_or_cache_says_how_to_fill_it(offline_olmo_hub, 
     message = str(err.value)
     assert "no branches found" in message
     assert "`hf download allenai/OLMo-1B-hf --revision <branch>`" in message
-    with pytest.raises(LadderError, match=r"Build it with `python -m amuro_utils.tiny_ladder`"):
+    with pytest.raises(LadderError, match=r"Build it with `python -m amuro_utils.models.tiny_ladder`"):
         resolve("tiny-olmo", "main", cache_dir=tmp_path / "empty")
 
 
@@ -180,7 +195,7 @@ def test_truncated_safetensors_is_refused_with_its_path(offline_olmo_hub, tmp_pa
 def test_tokenizer_is_checked_and_padded(offline_olmo_hub, tmp_path):
     from transformers import PreTrainedTokenizerFast
 
-    from amuro_utils.offline import TOKENIZER_FILE, asset_path
+    from amuro_utils.data.offline import TOKENIZER_FILE, asset_path
 
     no_pad = PreTrainedTokenizerFast(tokenizer_file=str(asset_path(TOKENIZER_FILE)), eos_token="<|endoftext|>")
     assert no_pad.pad_token is None
@@ -336,7 +351,7 @@ def _tiny_olmo(seed):
 
 
 def test_prune_revision_deletes_one_cached_revision(tmp_path):
-    from amuro_utils.offline import olmo_tokenizer
+    from amuro_utils.data.offline import olmo_tokenizer
 
     repo = "allenai/OLMo-1B-hf"
     kept = ladder.write_hub_revision(tmp_path, repo, "step18000-tokens75B", _tiny_olmo(1), olmo_tokenizer())
@@ -353,7 +368,9 @@ def test_prune_revision_deletes_one_cached_revision(tmp_path):
 
 def test_checkpoint_errors_on_the_tiny_ladder_name_the_labels_a_user_types(tmp_path, monkeypatch):
     """The tiny ladder's branches (step10 … main) are its own business: errors answer in the profile's labels."""
-    from amuro_utils import paths, pipeline, plan
+    from amuro_utils import pipeline
+    from amuro_utils.config import paths
+    from amuro_utils.study import plan
 
     monkeypatch.setattr(paths, "RESULTS_ROOT", tmp_path)
     monkeypatch.setattr(ladder, "results_dir", lambda name: tmp_path / name)
@@ -367,7 +384,7 @@ def test_checkpoint_errors_on_the_tiny_ladder_name_the_labels_a_user_types(tmp_p
         plan.resolve(TINY, "step12345")
     assert str(err.value) == (f"no checkpoint 'step12345' in ladder tiny-olmo. Nearest available: step18000, "
                               f"step1000, step738000 (this profile's checkpoints: {labels}).")
-    monkeypatch.setattr(pipeline, "prepare_ladder", lambda profile: None)  # the ladder above stands in for it
+    monkeypatch.setattr(jobs, "prepare_ladder", lambda profile: None)  # the ladder above stands in for it
     with pytest.raises(LadderError, match=r"^no checkpoint '12345' in ladder tiny-olmo\. Nearest available: "
                                           r"step18000, step1000, step738000 \(this"):
         pipeline.checkpoints(TINY, "12345")
@@ -376,7 +393,7 @@ def test_checkpoint_errors_on_the_tiny_ladder_name_the_labels_a_user_types(tmp_p
     # A rung of the profile whose branch the built ladder lacks: the label, the reason, and how to build it.
     with pytest.raises(LadderError, match=rf"^no checkpoint 'step424000' in ladder tiny-olmo; its branch {TINY.rungs['step424000']} is "
                                           r"not in HF cache .*hub_cache\. Nearest available: step738000, step18000, "
-                                          r"step1000 \(this.*python -m amuro_utils\.tiny_ladder"):
+                                          r"step1000 \(this.*python -m amuro_utils\.models\.tiny_ladder"):
         plan.resolve(TINY, "step424000")
     assert plan.resolve(TINY, "step18000").branch == TINY.rungs["step18000"]
     assert [c.label for c in pipeline.checkpoints(TINY, TINY.rungs["step18000"])] == ["step18000"]  # a branch still finds its rung

@@ -12,9 +12,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from amuro_utils import claims, identity, lmeval, overrides, pipeline, plan, stats, tasks
-from amuro_utils.lmeval import LmEvalError
-from amuro_utils.profiles import PAPER, PYTHIA_1B, get_profile, pythia_evals
+from amuro_utils import pipeline, stats
+from amuro_utils.config.profiles import PAPER, PYTHIA_1B, get_profile, pythia_evals
+from amuro_utils.data import tasks
+from amuro_utils.models import lmeval
+from amuro_utils.models.lmeval import LmEvalError
+from amuro_utils.store import identity
+from amuro_utils.study import overrides, plan
+from amuro_utils.verdicts import claims
 
 DATA = Path(__file__).parent / "data" / "pythia_evals"
 P160 = DATA / "pythia-160m"

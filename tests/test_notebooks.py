@@ -15,9 +15,7 @@ from pathlib import Path
 import nbformat
 import papermill
 import pytest
-
 from checks import mixed_settings, paired_text
-
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ["pretrain_probe", "instruction_tuning", "sft", "format", "transfer", "ood", "beyond"]  # run_all's order
@@ -285,7 +283,11 @@ def test_a_changed_evaluation_setting_recomputes_exactly_its_records_and_the_run
     """The smoke study, then the same command with one evaluation setting changed (an override) and no --rerun: every
     job finishes, exactly the records the setting decides are recomputed (the old ones kept aside), no model is
     retrained, and every figure is drawn from records of one setting."""
-    from amuro_utils import overrides, paths, pipeline, plan, results, tasks
+    from amuro_utils import pipeline
+    from amuro_utils.config import paths
+    from amuro_utils.data import tasks
+    from amuro_utils.store import results
+    from amuro_utils.study import overrides, plan
 
     root, _, _ = smoke_run
     shutil.copytree(root / "results", tmp_path / "results")
@@ -330,7 +332,7 @@ def test_failed_notebook_stops_the_run_with_its_name_and_the_cell_error(tmp_path
     assert proc.returncode == 2 and "!! profile 'paper' needs a CUDA GPU and none is visible" in proc.stderr
     assert "papermill" not in proc.stdout and not (tmp_path / "results" / "paper" / "notebooks").exists()
     # one job run by itself (as a SLURM array task runs it) fails inside its notebook: named, with the cell's error
-    proc = subprocess.run([sys.executable, "-m", "amuro_utils.runner", "--profile", "paper", "--job",
+    proc = subprocess.run([sys.executable, "-m", "amuro_utils.run.runner", "--profile", "paper", "--job",
                            "01_pretrain_probe_step1000"], cwd=REPO, env=env, capture_output=True, text=True)
     assert proc.returncode == 1
     assert "notebook 'pretrain_probe' failed" in proc.stderr

@@ -11,9 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from amuro_utils import identity, overrides, plan, slurm
-from amuro_utils.overrides import OverrideError
-from amuro_utils.profiles import PAPER, SMOKE, TINY, tiny_rungs
+from amuro_utils.config.profiles import PAPER, SMOKE, TINY, tiny_rungs
+from amuro_utils.run import slurm
+from amuro_utils.store import identity
+from amuro_utils.study import overrides, plan
+from amuro_utils.study.overrides import OverrideError
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -104,7 +106,7 @@ def test_a_profile_file_makes_a_new_study_in_toml_or_json(tmp_path):
 def test_the_command_lines_take_the_same_options(tmp_path):
     study = tmp_path / "my_study.toml"
     study.write_text('profile = "smoke"\neval_limit = 4\n')
-    jobs = subprocess.run([sys.executable, "-m", "amuro_utils.runner", "--profile-file", str(study), "--set",
+    jobs = subprocess.run([sys.executable, "-m", "amuro_utils.run.runner", "--profile-file", str(study), "--set",
                            "seeds=1,2", "--jobs"], cwd=REPO, capture_output=True, text=True, check=True).stdout
     assert f"-p profile {study.resolve()} -p overrides seeds=1,2" in jobs.splitlines()[0]
     refused = subprocess.run(["./run_all.sh", "--profile", "smoke", "--set", "eval_limit=lots", "--dry-run"],

@@ -10,8 +10,10 @@ import pandas as pd
 import pytest
 import torch
 
-from amuro_utils import paths, pipeline, plan
-from amuro_utils.profiles import PAPER, SensitivitySettings, get_profile
+from amuro_utils import pipeline
+from amuro_utils.config import paths
+from amuro_utils.config.profiles import PAPER, SensitivitySettings, get_profile
+from amuro_utils.study import jobs, plan
 
 
 def _paper_like(tmp_path, monkeypatch):
@@ -60,7 +62,7 @@ def test_paper_code_path_through_the_offline_hub(offline_olmo_hub, tmp_path, mon
     assert list(sens["seed"]) == [0, 1] and set(sens["ckpt"]) == {"step424000"} and set(sens["step"]) == {424000}
     assert (sens["delta_loss"] > 0).all()  # noise of 3× the init spread raises the held-out loss
     assert sens["block_deltas"].iloc[0].shape == (8,)
-    monkeypatch.setattr(pipeline, "load_base", lambda *a, **k: pytest.fail("a cached checkpoint was reloaded"))
+    monkeypatch.setattr(jobs, "load_base", lambda *a, **k: pytest.fail("a cached checkpoint was reloaded"))
     cached = pipeline.sensitivity(prof, "step424000", progress=False)  # read back from its JSON
     pd.testing.assert_frame_equal(cached.drop(columns="block_deltas"), sens.drop(columns="block_deltas"))
 
@@ -116,7 +118,7 @@ def test_interrupted_evaluation_resumes_from_the_saved_fine_tuned_model(offline_
     def no_base_load(*args, **kwargs):
         raise AssertionError("the finished fine-tuned model must be reused, not retrained from the base")
 
-    monkeypatch.setattr(pipeline, "load_base", no_base_load)
+    monkeypatch.setattr(jobs, "load_base", no_base_load)
     again = pipeline.run_sft(prof, "step1000", "mnli", progress=False).iloc[0]
     assert again["status"] == "ran" and again["records"] == 1 and again["steps"] == first["steps"]
     after = store.read(**key)
@@ -124,3 +126,47 @@ def test_interrupted_evaluation_resumes_from_the_saved_fine_tuned_model(offline_
     assert after["metrics"]["performance"] == before["metrics"]["performance"]
     assert after["provenance"]["commit"] == before["provenance"]["commit"] == offline_olmo_hub.commits[
         "step1000-tokens4B"]
+
+
+def test_a_new_kind_of_model_job_is_one_registry_entry_and_one_runner(offline_olmo_hub, tmp_path, monkeypatch):
+    """A toy kind of model job — a second fine-tuning of the task under another name, scored on its primary set —
+    added as one entry of plan.KINDS and one stage, run by one runner function: the plan, the records' identities,
+    the cost model, the runner's job states, SLURM and the report all pick it up."""
+    from amuro_utils.figures import report
+    from amuro_utils.run import runner, slurm
+    from amuro_utils.study import cost, stages
+
+    prof = _paper_like(tmp_path, monkeypatch)
+    toy = plan.JobKind("toy", lambda p: ("mnli_toy",), lambda p, label: [("mnli_matched", "default")],
+                       lambda p, label: plan.fine_tunes(p, dataclasses.replace(p.task("mnli"), name=label)))
+    stage = stages.Stage("toy", runs="toy", writes=("toy", "training"), reads=("base", "toy"),
+                         title="A toy kind of model job", cost_unit="fine_tune")
+    monkeypatch.setattr(plan, "KINDS", {**plan.KINDS, "toy": toy})
+    monkeypatch.setattr(stages, "STAGES", (*stages.STAGES, stage))
+
+    def run_toy(profile, ckpt="all"):  # the runner function a notebook would call
+        return jobs.run_kind(profile, "toy", ckpt, progress=False)
+
+    # plan: one job per checkpoint, with its fine-tuning; its records are this profile's, with their identities
+    made = [j for j in plan.jobs(prof) if j.kind == "toy"]
+    assert [(j.notebook, j.ckpt, j.task) for j in made] == [("toy", c, "mnli_toy") for c in prof.ckpts]
+    assert [s.name for s in made[0].fine_tunes] == ["mnli_toy"] and plan.record_kind(prof, "mnli_toy") == "toy"
+    toy_jobs = [j for j in plan.notebook_jobs(prof) if j.notebook == "toy"]  # the paper's: a job per checkpoint
+    assert [j.id for j in toy_jobs] == [f"08_toy_{c}" for c in prof.ckpts] + ["08_toy_figures"]
+    assert [m for j in toy_jobs for m in j.model_jobs] == made
+    toy_job = toy_jobs[1]
+    # cost: priced like any fine-tuning (GPU hours) and counted in its stage's overhead units
+    throughput = cost.load_throughput()
+    assert cost.breakdown(made[0], throughput)["train"] > 0 and cost._units("toy", made) == len(prof.ckpts)
+    # runner: a job of its own, pending until its records exist; SLURM: an array of its own
+    assert runner.job_state(prof, toy_job).state != "done" and "08_toy_step424000" in runner.status(prof)
+    arrays = {s.name: s for s in slurm.stages(prof, toy_jobs)}
+    assert [j.id for j in arrays["toy"].jobs] == [j.id for j in toy_jobs[:-1]]
+    # the report: a section of its own
+    assert stage.title in report.sections()
+
+    (result,) = run_toy(prof, "step424000").to_dict("records")
+    assert result["status"] == "ran" and result["records"] == 1
+    frame = pipeline.load_frame(prof, kinds=("toy",))
+    assert set(frame["fine_tune"]) == {"mnli_toy"} and set(frame["eval_set"]) == {"mnli_matched"}
+    assert run_toy(prof, "step424000")["status"].tolist() == ["recorded"]  # current: not retrained

@@ -6,8 +6,9 @@ from dataclasses import replace
 
 import pytest
 
-from amuro_utils import identity, plan, stages
-from amuro_utils.profiles import PAPER, PAPER_REFERENCE, TINY
+from amuro_utils.config.profiles import PAPER, PAPER_REFERENCE, TINY
+from amuro_utils.store import identity
+from amuro_utils.study import plan, stages
 
 
 def test_jobs_cover_the_study():

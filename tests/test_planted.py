@@ -1,5 +1,5 @@
 """Planted effects at realistic noise: every performance claim part simulated with a real source's noise
-(amuro_utils.calibration) — the release's own standard errors, and the tiny profile's 50-item paired cells with
+(amuro_utils.verdicts.calibration) — the release's own standard errors, and the tiny profile's 50-item paired cells with
 label-biased (constant) predictors — at a truth where the claim clearly holds, at its boundary, and where it clearly
 fails (both sides for a flat claim), one replication each at a fixed seed; and Springer et al.'s held-out-loss claims
 on frames of seeds × blocks.
@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from amuro_utils import calibration, claims
-from amuro_utils.profiles import PAPER, ckpt_step
+from amuro_utils.config.profiles import PAPER, ckpt_step
+from amuro_utils.verdicts import calibration, claims
 
 N_BOOT, PILOT = 1000, 12
 TINY_CONSTANT = {"base": 0.25, "fine_tuned": 0.25}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-
 from dataclasses import replace
 
 import matplotlib
@@ -12,14 +11,15 @@ matplotlib.use("Agg")
 
 import matplotlib.colors as mcolors  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.container import BarContainer  # noqa: E402
-from matplotlib.patches import PathPatch  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
+from matplotlib.container import BarContainer  # noqa: E402
+from matplotlib.patches import PathPatch  # noqa: E402
 
-from amuro_utils import plots, stats  # noqa: E402
-from amuro_utils.profiles import ckpt_step, get_profile  # noqa: E402
+from amuro_utils import stats  # noqa: E402
+from amuro_utils.config.profiles import ckpt_step, get_profile  # noqa: E402
+from amuro_utils.figures import plots
 
 # The tiny profile's tasks and sets on a seven-rung ladder named by its own steps (no named rungs), so that every
 # panel has seven known points; the tiny profile's own rung labels are tested in test_rung_ticks_show_the_ladder_step.
@@ -118,7 +118,7 @@ def test_fig3_base_vs_fine_tuned_with_gap_and_footnote(frame):
 def _with_readings(frame: pd.DataFrame) -> pd.DataFrame:
     """The synthetic frame as records with per-item readings: each cell's 4 items average its performance (bits per
     byte 4 − performance, log-probability −1/performance, share = performance); metrics by the sets' kinds."""
-    from amuro_utils import tasks as registry
+    from amuro_utils.data import tasks as registry
 
     kinds = {"generation": "rougeL", "multiple_choice": "acc_uncond", "classification": "accuracy"}
     spread = np.array([-0.03, -0.01, 0.01, 0.03])
@@ -367,7 +367,7 @@ def test_save_and_write_table(tmp_path, monkeypatch, frame):
 
 
 def test_paper_reference_fig6_states_the_papers_mean_relative_changes():
-    from amuro_utils.results import load_paper_results
+    from amuro_utils.store.results import load_paper_results
 
     profile = get_profile("paper-reference")
     fig = plots.fig6_transfer(load_paper_results(), profile)

@@ -13,9 +13,9 @@ import pytest
 import torch
 from conftest import tiny_olmo
 
-from amuro_utils import evaluate as ev
-from amuro_utils import tasks
-from amuro_utils.offline import olmo_tokenizer
+from amuro_utils.data import tasks
+from amuro_utils.data.offline import olmo_tokenizer
+from amuro_utils.models import evaluate as ev
 
 SHOTS = 4
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from amuro_utils import probes
-from amuro_utils.profiles import ProbeSettings
+from amuro_utils.config.profiles import ProbeSettings
+from amuro_utils.models import probes
 
 SETTINGS = ProbeSettings(n_train=200, n_test=200, folds=5)
 
@@ -52,7 +52,8 @@ def test_a_label_too_rare_to_cross_validate_is_refused_with_the_fix():
 
 def test_hidden_features_read_every_layer_at_the_last_prompt_token():
     from conftest import tiny_olmo
-    from amuro_utils.offline import olmo_tokenizer
+
+    from amuro_utils.data.offline import olmo_tokenizer
 
     model, tokenizer = tiny_olmo(), olmo_tokenizer()
     prompts = ["### Premise: a cat\\n### Inference: ", "a much longer prompt that goes on " * 3]

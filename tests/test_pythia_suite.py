@@ -11,8 +11,11 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from amuro_utils import analysis, lmeval, paths, pythia_suite as suite  # noqa: E402
-from amuro_utils.profiles import PYTHIA_LADDERS, pythia_evals  # noqa: E402
+from amuro_utils.config import paths
+from amuro_utils.config.profiles import PYTHIA_LADDERS, pythia_evals  # noqa: E402
+from amuro_utils.models import lmeval
+from amuro_utils.stats import analysis
+from amuro_utils.verdicts import pythia_suite as suite  # noqa: E402
 
 RAW = pd.read_csv(lmeval.EXTRACT)
 PT = ("sciq", "arc_challenge", "arc_easy")  # the paper's Learned-in-PT list as Pythia evaluated it (lm-eval names)

@@ -13,10 +13,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from amuro_utils import claims
-from amuro_utils.paths import DATA_DIR
-from amuro_utils.profiles import PAPER_REFERENCE
-from amuro_utils.results import load_paper_results
+from amuro_utils.config.paths import DATA_DIR
+from amuro_utils.config.profiles import PAPER_REFERENCE
+from amuro_utils.store.results import load_paper_results
+from amuro_utils.verdicts import claims
 
 STEPS = {"1000": 1000, "18000": 18000, "342000": 342000, "424000": 424000, "505000": 505000, "592000": 592000,
          "738000": 738000, "main": 738020}

@@ -11,7 +11,8 @@ from urllib.parse import unquote, urlparse
 import nbformat
 import pytest
 
-from amuro_utils import paths, report
+from amuro_utils.config import paths
+from amuro_utils.figures import report
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"  # Debian's chromium: `apt-get install -y chromium` (.ci/run installs it)

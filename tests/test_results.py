@@ -11,9 +11,9 @@ from importlib import metadata
 
 import pytest
 
-from amuro_utils import artifacts, results
-from amuro_utils.identity import config_hash
-from amuro_utils.results import COLUMNS, Store, load_paper_results, parse_model_id
+from amuro_utils.store import artifacts, results
+from amuro_utils.store.identity import config_hash
+from amuro_utils.store.results import COLUMNS, Store, load_paper_results, parse_model_id
 
 KEY = dict(model="allenai/OLMo-1B-hf", ckpt="step1000", fine_tune="mnli", method="full", seed=42, eval_set="xsum",
            format="default", shots=4)
@@ -56,7 +56,7 @@ def test_write_path_and_round_trip(tmp_path):
 
 
 def test_continuous_readings_round_trip_into_the_item_frame(tmp_path):
-    from amuro_utils import evaluate
+    from amuro_utils.models import evaluate
 
     assert set(results.CONTINUOUS_COLUMNS) == {n for names in evaluate.CONTINUOUS.values() for n in names}
     store = Store(tmp_path)
@@ -97,7 +97,7 @@ def test_interrupted_write_is_never_read_back(tmp_path, caplog):
     truncated_key = {**KEY, "eval_set": "socialiqa"}
     full = json.dumps({"schema": 1, "key": truncated_key, "metrics": METRICS, "provenance": PROVENANCE})
     store.path(**truncated_key).write_text(full[: len(full) // 2])
-    with caplog.at_level(logging.WARNING, logger="amuro_utils.results"):
+    with caplog.at_level(logging.WARNING, logger="amuro_utils.store.results"):
         frame = store.frame()
     assert frame["eval_set"].tolist() == ["xsum"]
     assert "socialiqa__default__4shot.json" in caplog.text and "not valid JSON" in caplog.text
@@ -128,7 +128,7 @@ def test_record_in_the_wrong_place_or_without_performance_is_skipped(tmp_path, c
     no_perf = store.path(**{**KEY, "eval_set": "tweetqa"})
     no_perf.write_text(json.dumps({"schema": 2, "key": {**KEY, "eval_set": "tweetqa"}, "metrics": {"metric": "rougeL"},
                                    "provenance": {}}))
-    with caplog.at_level(logging.WARNING, logger="amuro_utils.results"):
+    with caplog.at_level(logging.WARNING, logger="amuro_utils.store.results"):
         assert store.frame()["eval_set"].tolist() == ["xsum"]
     assert "belongs at" in caplog.text and "lack a numeric performance" in caplog.text
     assert not store.has(**{**KEY, "eval_set": "cnn"})
@@ -257,7 +257,7 @@ def test_unparsed_rows_are_reported(tmp_path, caplog):
         "1,llama_7b_whatever,rte,0.6,0.01\n")
     (tmp_path / "official_eval_table.csv").write_text(
         ",model_id,eval dataset,Performance\n0,checkpoint-1000,boolq,0.6\n")
-    with caplog.at_level(logging.WARNING, logger="amuro_utils.results"):
+    with caplog.at_level(logging.WARNING, logger="amuro_utils.store.results"):
         frame = load_paper_results(tmp_path)
     assert len(frame) == 2
     assert frame.attrs["unparsed"] == ["all_perf_table.csv row 1: 'llama_7b_whatever'"]

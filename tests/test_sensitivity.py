@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from amuro_utils import sensitivity, stats
-from amuro_utils.profiles import PAPER, SMOKE, TINY, SensitivitySettings
+from amuro_utils import stats
+from amuro_utils.config.profiles import PAPER, SMOKE, TINY, SensitivitySettings
+from amuro_utils.models import sensitivity
 from tests.conftest import tiny_olmo
 
 
@@ -153,7 +154,7 @@ def test_block_losses_match_the_model_loss():
 
 
 def test_large_noise_raises_the_loss_of_a_random_tiny_olmo():
-    from amuro_utils.offline import olmo_tokenizer
+    from amuro_utils.data.offline import olmo_tokenizer
 
     blocks = sensitivity.heldout_token_blocks(olmo_tokenizer(), 64, 512)
     assert blocks.shape == (8, 64) and int(blocks.max()) < 50304
@@ -166,7 +167,7 @@ def test_large_noise_raises_the_loss_of_a_random_tiny_olmo():
 
 
 def test_heldout_text_is_limited_and_says_how_much_there_is():
-    from amuro_utils.offline import olmo_tokenizer
+    from amuro_utils.data.offline import olmo_tokenizer
 
     with pytest.raises(ValueError, match=r"hold 37,082 tokens = 72 blocks of 512.*at most 36,864"):
         sensitivity.heldout_token_blocks(olmo_tokenizer(), 512, 40_000)
@@ -175,10 +176,10 @@ def test_heldout_text_is_limited_and_says_how_much_there_is():
 def test_heldout_text_is_never_trained_on():
     """The probe's held-out passages are disjoint from the training passages of every profile's local ladder (the
     smoke ladder's, trained on a share of the corpus, included), and the paper profile's 32,768 tokens fit."""
-    from amuro_utils.ladder import get_ladder
-    from amuro_utils.offline import olmo_tokenizer
-    from amuro_utils.profiles import PROFILES
-    from amuro_utils.tiny_ladder import corpus_docs, split_corpus, tiny_settings
+    from amuro_utils.config.profiles import PROFILES
+    from amuro_utils.data.offline import olmo_tokenizer
+    from amuro_utils.models.ladder import get_ladder
+    from amuro_utils.models.tiny_ladder import corpus_docs, split_corpus, tiny_settings
 
     heldout = set(split_corpus(sensitivity.HELDOUT_TEXT, corpus_docs(sensitivity.HELDOUT_TEXT))[1])
     local = [p for p in PROFILES.values() if get_ladder(p.ladder).local]

@@ -7,8 +7,9 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
-from amuro_utils import show, stats, tasks
-from amuro_utils.profiles import SMOKE, TINY
+from amuro_utils import show, stats
+from amuro_utils.config.profiles import SMOKE, TINY
+from amuro_utils.data import tasks
 
 
 def test_the_recipe_is_read_from_the_profile_and_follows_an_override():
@@ -73,7 +74,7 @@ def test_a_multiple_choice_prediction_is_shown_with_its_choice_text():
 
 
 def test_a_profile_that_reads_its_results_shows_no_prompt_and_says_why():
-    from amuro_utils.profiles import get_profile
+    from amuro_utils.config.profiles import get_profile
 
     reference = get_profile("paper-reference")
     assert "reads its results (paper)" in show.eval_prompts(reference, "xsum")

@@ -10,8 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from amuro_utils import results, signal, stats
-from amuro_utils.profiles import get_profile
+from amuro_utils import stats
+from amuro_utils.config.profiles import get_profile
+from amuro_utils.stats import signal
+from amuro_utils.store import results
 
 TINY = get_profile("tiny")
 THREE = dataclasses.replace(TINY, ckpts=("step1000", "step342000", "main"))
@@ -163,7 +165,7 @@ def test_snr_of_the_release_takes_its_std_as_the_noise():
 def test_the_scorecard_flags_the_series_below_snr_1_among_a_verdicts_cells(ladder_frame):
     """B1a reads ARC-Easy's base scores over the ladder; its accuracy never moves (SNR 0): the cells column says so,
     in the CSV's low_snr column and the markdown table, while the paper's verdict itself is untouched."""
-    from amuro_utils import claims
+    from amuro_utils.verdicts import claims
 
     study = stats.Study(ladder_frame, THREE)
     table = claims.evaluate_all(ladder_frame, THREE, ids=["B1"], study=study, n_boot=200)
@@ -182,7 +184,7 @@ def test_claims_on_a_reading_are_judged_with_the_same_statistic_in_the_reading_t
     its gold bits per byte fall 3 → 2.5 → 2, so on the answer-text reading (bits per byte negated: higher = better)
     it rises and is supported; its discrimination share rises 0.01 a rung with no item noise, supported too. A flat
     claim (B1b, ±0.02 in the paper metric's units) is not judged on a reading, with why."""
-    from amuro_utils import claims
+    from amuro_utils.verdicts import claims
 
     view = signal.claim_view(ladder_frame, "answer text")
     arc = view[view["eval_set"] == "arc_easy"]
@@ -206,7 +208,7 @@ def test_claims_on_a_reading_are_judged_with_the_same_statistic_in_the_reading_t
 def test_a_reading_is_a_noise_model_for_calibrating_its_claims(ladder_frame):
     """calibration.reading_source: the run's cells on the reading (higher = better), levels the mean base reading,
     each cell's own SE; B1a at its boundary (no change over the ladder) is seldom decided on it."""
-    from amuro_utils import calibration
+    from amuro_utils.verdicts import calibration
 
     src = calibration.reading_source(ladder_frame, THREE, "answer text")
     cells = src.cells.set_index(["eval_set", "fine_tune", "ckpt"])

@@ -20,8 +20,10 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from amuro_utils import cost, paths, plan, runner, slurm
-from amuro_utils.profiles import PAPER, PAPER_REFERENCE, SMOKE
+from amuro_utils.config import paths
+from amuro_utils.config.profiles import PAPER, PAPER_REFERENCE, SMOKE
+from amuro_utils.run import runner, slurm
+from amuro_utils.study import cost, plan
 
 REPO = Path(__file__).resolve().parents[1]
 LOCAL_SLURM = REPO / ".." / "shared" / "slurm" / "local-slurm.sh"
@@ -237,7 +239,7 @@ def test_paper_reference_runs_no_model_so_one_cpu_array(results_root, tmp_path):
 
 
 def test_reads_covers_every_notebook():
-    assert set(slurm.READS) == set(plan.RUN_ORDER)
+    assert set(slurm.reads()) == set(slurm.run_order())
 
 
 def test_run_all_slurm_option_writes_the_scripts(tmp_path):
@@ -340,7 +342,7 @@ def _log_tails(out: Path) -> str:
 def _check_smoke_study(results: Path, figures: Path) -> None:
     """Every job marked finished, executed without an error cell, with the dry-run's parameters; every record,
     figure and table of the study present."""
-    from amuro_utils.results import Store
+    from amuro_utils.store.results import Store
 
     jobs = plan.notebook_jobs(SMOKE)
     assert sorted(p.stem for p in (results / "smoke" / "jobs").glob("*.done")) == sorted(j.id for j in jobs)
@@ -449,7 +451,7 @@ def test_smoke_study_through_real_slurm_arrays(local_slurm, smoke_store, tmp_pat
         subprocess.run(["scancel", *ids.values()], env=env, capture_output=True)
     assert seen[("analysis", 0)]["JobState"] == "COMPLETED"
     _check_smoke_study(results, figures)
-    done = subprocess.run([sys.executable, "-m", "amuro_utils.slurm", "--profile", "smoke", "--out", str(out)],
+    done = subprocess.run([sys.executable, "-m", "amuro_utils.run.slurm", "--profile", "smoke", "--out", str(out)],
                           env=env, capture_output=True, text=True, check=True)
     assert "has finished" in done.stdout and not list(out.glob("*.sbatch"))
 

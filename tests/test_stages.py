@@ -9,8 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from amuro_utils import claims, cost, identity, ladder, plan, report, runner, slurm, stages
-from amuro_utils.profiles import PAPER, SMOKE
+from amuro_utils.config.profiles import PAPER, SMOKE
+from amuro_utils.figures import report
+from amuro_utils.models import ladder
+from amuro_utils.run import runner, slurm
+from amuro_utils.store import identity
+from amuro_utils.study import cost, plan, stages
+from amuro_utils.verdicts import claims
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -33,13 +38,14 @@ def test_every_notebook_is_one_entry_and_every_name_in_it_resolves():
 
 
 def test_the_plan_runner_slurm_cost_and_claims_read_the_registry():
-    assert plan.RUN_ORDER == stages.RUN_ORDER
-    assert plan.MODEL_NOTEBOOKS == ("pretrain_probe", "instruction_tuning", "sft", "beyond")  # beyond: to convergence
-    assert plan.NOTEBOOK_READS == {s.notebook: s.reads for s in stages.STAGES}
-    assert claims.NOTEBOOK_CLAIMS == {s.notebook: s.claims for s in stages.STAGES}
-    assert slurm.READS["sft"] == ("pretrain_probe", "instruction_tuning", "sft")
-    assert slurm.READS["ood"] == ("pretrain_probe", "sft") and slurm.LADDER_BUILDER == "pretrain_probe"
-    assert slurm.READS["beyond"] == ("pretrain_probe", "instruction_tuning", "sft", "beyond")
+    assert stages.RUN_ORDER == slurm.run_order() == tuple(s.notebook for s in stages.STAGES)
+    assert [s.notebook for s in stages.STAGES if s.runs] == ["pretrain_probe", "instruction_tuning", "sft", "beyond"]
+    assert list(plan.KINDS) == ["base", "sft", "instruction", "converge"]  # beyond runs fine-tuning to convergence
+    assert {s.runs for s in stages.STAGES if s.runs} == set(plan.KINDS)
+    reads = slurm.reads()
+    assert reads["sft"] == ("pretrain_probe", "instruction_tuning", "sft")
+    assert reads["ood"] == ("pretrain_probe", "sft") and slurm.ladder_builder() == "pretrain_probe"
+    assert reads["beyond"] == ("pretrain_probe", "instruction_tuning", "sft", "beyond")
     assert [j.notebook for j in plan.jobs(SMOKE)][:1] == [stages.runner_of("base").notebook]
     jobs = plan.notebook_jobs(SMOKE)
     assert [j.reads for j in jobs] == [s.reads for s in stages.STAGES]

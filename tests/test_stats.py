@@ -10,10 +10,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from amuro_utils import analysis, claims, stats
-from amuro_utils.paths import DATA_DIR
-from amuro_utils.profiles import PAPER, TINY
-from amuro_utils.results import load_paper_results
+from amuro_utils import stats
+from amuro_utils.config.paths import DATA_DIR
+from amuro_utils.config.profiles import PAPER, TINY
+from amuro_utils.stats import analysis
+from amuro_utils.store.results import load_paper_results
+from amuro_utils.verdicts import claims
 
 CKPTS = ["1000", "18000", "342000", "424000", "505000", "592000", "738000", "main"]
 

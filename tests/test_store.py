@@ -16,8 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from amuro_utils import artifacts, identity, ladder, paths, pipeline, plan, runner
-from amuro_utils.profiles import PAPER, SensitivitySettings
+from amuro_utils import pipeline
+from amuro_utils.config import paths
+from amuro_utils.config.profiles import PAPER, SensitivitySettings
+from amuro_utils.models import ladder
+from amuro_utils.run import runner
+from amuro_utils.store import artifacts, identity
+from amuro_utils.study import plan
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -76,8 +81,13 @@ import dataclasses, sys
 from pathlib import Path
 import numpy as np
 import pandas as pd
-from amuro_utils import ladder, paths, pipeline, plan, results, runner, tiny_ladder
-from amuro_utils.profiles import SMOKE, TINY
+from amuro_utils.config import paths
+from amuro_utils.models import ladder, tiny_ladder
+from amuro_utils.run import runner
+from amuro_utils.store import results
+from amuro_utils.study import jobs, plan
+from amuro_utils.verdicts import scorecard
+from amuro_utils.config.profiles import SMOKE, TINY
 from tests.conftest import tiny_olmo
 
 root, start, kind = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
@@ -113,22 +123,22 @@ def write(v):
         results.Store(root / "results" / "kill" / "records").write(
             key, {"metric": "accuracy", "performance": float(v)}, {"version": v}, scores=big, identity=wanted)
     elif kind == "training record":
-        pipeline._write_training_record(profile, ckpt, spec[v], {"loss": big, "lr": [0.1], "n_examples": v,
-                                                                 "zero_step_loss": 1.0},
-                                        {"version": v})
+        jobs._write_training_record(profile, ckpt, spec[v], {"loss": big, "lr": [0.1], "n_examples": v,
+                                                             "zero_step_loss": 1.0},
+                                    {"version": v})
     elif kind == "forgetting rows":
-        pipeline._write_forgetting(profile, ckpt, spec[v], np.full(100_000, v), np.full(100_000, v), {"version": v})
+        jobs._write_forgetting(profile, ckpt, spec[v], np.full(100_000, v), np.full(100_000, v), {"version": v})
     elif kind == "sensitivity rows":
         rows = pd.DataFrame({"scaling": ["init"], "magnitude": [1.0], "seed": [0], "base_loss": [1.0], "loss": [1.0],
                              "delta_loss": [0.0], "block_deltas": [big], "n_tokens": [v]})
-        pipeline._write_sensitivity(profile, ckpt, rows, {"version": v})
+        jobs._write_sensitivity(profile, ckpt, rows, {"version": v})
     elif kind == "scorecard":
-        pipeline._write_scorecard(profile, {"version": v}, {"claims": [{"id": "S1", "value": float(v), "big": big}]})
+        scorecard._write_scorecard(profile, {"version": v}, {"claims": [{"id": "S1", "value": float(v), "big": big}]})
     elif kind == "job marker":
         runner.write_marker(profile, plan.notebook_jobs(profile)[0], float(v))
     elif kind == "weights":
-        pipeline._save_weights(profile, ckpt, spec[v], lambda folder: model.save_pretrained(folder),
-                               {"loss": [float(v)]}, {"version": v}, {"version": v})
+        jobs._save_weights(profile, ckpt, spec[v], lambda folder: model.save_pretrained(folder),
+                           {"loss": [float(v)]}, {"version": v}, {"version": v})
     else:
         tiny_ladder.build_tiny_ladder(dataclasses.replace(SMOKE.tiny_ladder, seed=v, save_steps=(20,), total_steps=20),
                                       force=True, out_dir=root / "ladder", progress=False)
@@ -241,7 +251,7 @@ def _study(prof) -> None:
 @pytest.mark.slow
 def test_a_changed_probe_token_count_recomputes_probe_forgetting_and_scorecard_from_kept_weights(
         offline_olmo_hub, tmp_path, monkeypatch):
-    from amuro_utils import train
+    from amuro_utils.models import train
 
     prof = _probe_profile(tmp_path, monkeypatch, keep_weights=True)
     _study(prof)
@@ -274,7 +284,7 @@ def test_a_changed_probe_token_count_recomputes_probe_forgetting_and_scorecard_f
 @pytest.mark.slow
 def test_stale_forgetting_without_kept_weights_is_reported_with_the_fix_never_retrained(
         offline_olmo_hub, tmp_path, monkeypatch):
-    from amuro_utils import train
+    from amuro_utils.models import train
 
     prof = _probe_profile(tmp_path, monkeypatch, keep_weights=False)
     _study(prof)

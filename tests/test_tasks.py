@@ -6,8 +6,10 @@ import datasets
 import numpy as np
 import pytest
 
-from amuro_utils import evaluate, offline, profiles, tasks
-from amuro_utils.paths import DATA_DIR
+from amuro_utils.config import profiles
+from amuro_utils.config.paths import DATA_DIR
+from amuro_utils.data import offline, tasks
+from amuro_utils.models import evaluate
 
 # First item of every offline set × format, rendered (PROTOCOL §2.4 strings), and its gold completion.
 EXPECTED = {
@@ -283,7 +285,7 @@ def test_bad_inputs_name_the_fix(tmp_path, monkeypatch):
     with pytest.raises(FileNotFoundError, match="mnli/validation_matched.jsonl is missing"):
         tasks.load_examples("mnli_matched")
     monkeypatch.setattr(offline, "ASSET_DIR", tmp_path)
-    with pytest.raises(offline.MissingAssetError, match="python -m amuro_utils.offline"):
+    with pytest.raises(offline.MissingAssetError, match="python -m amuro_utils.data.offline"):
         tasks.load_examples("arc_easy")
 
 

@@ -7,9 +7,9 @@ import dataclasses
 import pytest
 import torch
 
-from amuro_utils import train
-from amuro_utils.offline import olmo_tokenizer
-from amuro_utils.profiles import TrainSettings
+from amuro_utils.config.profiles import TrainSettings
+from amuro_utils.data.offline import olmo_tokenizer
+from amuro_utils.models import train
 
 NLI_PROMPT = "### Input_1: The cat sat on the mat.\n ### Input_2: A cat is sitting.\n ### Inference: "
 
@@ -233,7 +233,7 @@ def test_fine_tune_a_hub_revision_offline(offline_olmo_hub, tmp_path):
     """The paper's path: load allenai/OLMo-1B-hf@step424000 (tiny stand-in in an offline HF cache), fine-tune, save."""
     from transformers import AutoModelForCausalLM
 
-    from amuro_utils import ladder
+    from amuro_utils.models import ladder
 
     model, tokenizer, provenance = ladder.load("olmo-1b", "step424000", device="cpu", dtype="float32")
     assert provenance["revision"] == "step424000-tokens1778B"
@@ -255,7 +255,8 @@ def test_fine_tune_a_hub_revision_offline(offline_olmo_hub, tmp_path):
 def test_fine_tuning_fits_16_examples_and_reproduces_their_completions(tok):
     """The tiny profile's failure was training stopped far too early, not a loop that cannot learn: 16 real SocialIQa
     question-generation examples are fitted below 1 nat/token and reproduced by greedy decoding."""
-    from amuro_utils import evaluate, tasks
+    from amuro_utils.data import tasks
+    from amuro_utils.models import evaluate
 
     dataset = tasks.get("socialiqa_train")
     rows = tasks.sample_train("socialiqa_train", n=16)
@@ -273,7 +274,7 @@ def test_fine_tuning_fits_16_examples_and_reproduces_their_completions(tok):
 
 
 def test_lora_trains_only_the_adapter_saves_it_small_and_merges_for_identical_evaluation(tok, tmp_path):
-    from amuro_utils.profiles import LoraSettings
+    from amuro_utils.config.profiles import LoraSettings
 
     base_weight = tiny_model().model.layers[0].self_attn.q_proj.weight.detach().clone()
     peft_model = train.attach_lora(tiny_model(), LoraSettings(rank=4, alpha=8.0), seed=0)
@@ -297,7 +298,7 @@ def test_lora_trains_only_the_adapter_saves_it_small_and_merges_for_identical_ev
 
 
 def test_lora_refuses_targets_that_do_not_exist_and_names_those_that_do():
-    from amuro_utils.profiles import LoraSettings
+    from amuro_utils.config.profiles import LoraSettings
 
     with pytest.raises(ValueError, match=r"\['c_attn'\] are not in OlmoForCausalLM; its linear modules are "
                                          r"\['down_proj', 'gate_proj', 'k_proj', 'lm_head', 'o_proj'"):
@@ -369,7 +370,7 @@ def test_early_stopping_stops_where_a_planted_validation_curve_turns():
 def test_fine_tuning_to_convergence_stops_at_the_turn_and_keeps_the_best_weights(tok):
     """A planted validation curve (one value per evaluation) that turns at the 3rd evaluation: training stops two
     evaluations later and restores the weights of the 3rd."""
-    from amuro_utils.profiles import ConvergeSettings
+    from amuro_utils.config.profiles import ConvergeSettings
 
     curve = iter([3.0, 2.0, 1.0, 1.5, 1.8, 9.0, 9.0])
     weights = {}

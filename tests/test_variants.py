@@ -8,8 +8,10 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from amuro_utils import paths, pipeline
-from amuro_utils.profiles import SMOKE
+from amuro_utils import pipeline
+from amuro_utils.config import paths
+from amuro_utils.config.profiles import SMOKE
+from amuro_utils.figures import draw
 
 pytestmark = pytest.mark.slow
 
@@ -31,7 +33,8 @@ def test_seeds_and_lora_run_end_to_end_with_figures_and_scorecards(tmp_path, mon
     assert len(full) == 2 and full["train_loss"].iloc[0] != full["train_loss"].iloc[1]
 
     import matplotlib.pyplot as plt
-    from amuro_utils import plots
+
+    from amuro_utils.figures import plots
 
     drawn = pipeline.draw(prof, "sft")
     names = {p.name for p in drawn.files}
@@ -42,7 +45,7 @@ def test_seeds_and_lora_run_end_to_end_with_figures_and_scorecards(tmp_path, mon
     plt.close("all")
     # every method's table is that method's: LoRA's format gaps are not full fine-tuning's repeated. At this size both
     # methods may score the same (0 ROUGE), so a planted +0.25 on every LoRA fine-tuned score tells them apart
-    inputs = pipeline.figure_inputs
+    inputs = draw.figure_inputs
 
     def planted(*args, **kwargs):
         df, overlay = inputs(*args, **kwargs)
@@ -52,7 +55,7 @@ def test_seeds_and_lora_run_end_to_end_with_figures_and_scorecards(tmp_path, mon
             df.loc[lora, "scores"] = df.loc[lora, "scores"].map(lambda s: None if s is None else [x + 0.25 for x in s])
         return df, overlay
 
-    monkeypatch.setattr(pipeline, "figure_inputs", planted)
+    monkeypatch.setattr(draw, "figure_inputs", planted)
     formats = pipeline.draw(prof, "format").tables
     full_gap, lora_gap = (formats[k].set_index(["eval_set", "model"]) for k in ("format_gap", "format_gap_lora"))
     primary = prof.task("socialiqa").primary

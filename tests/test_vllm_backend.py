@@ -6,7 +6,7 @@ import importlib.util
 
 import pytest
 
-from amuro_utils import vllm_backend
+from amuro_utils.models import vllm_backend
 
 
 @pytest.mark.skipif(importlib.util.find_spec("vllm") is not None, reason="vLLM is installed here")

@@ -6,24 +6,26 @@ import time
 
 import pytest
 
-from amuro_utils import cost, nbtools, plan, runner
-from amuro_utils.profiles import get_profile
+from amuro_utils.config import reporter
+from amuro_utils.config.profiles import get_profile
+from amuro_utils.run import runner
+from amuro_utils.study import cost, jobs as model_jobs, plan
 
 
 def test_every_progress_event_is_logged_whole_with_its_time(tmp_path, monkeypatch):
     path = tmp_path / "job.progress.jsonl"
-    nbtools.progress("nothing asked")  # no runner: a no-op
+    reporter.progress("nothing asked")  # no runner: a no-op
     assert not path.exists()
-    monkeypatch.setenv(nbtools.PROGRESS_ENV, str(path))
-    nbtools.progress("fine-tuning mnli", ckpt="step424000", task="mnli", run=0, phase="train")
-    nbtools.progress("evaluating the mnli model", ckpt="step424000", task="mnli", run=0, phase="evaluate")
-    events = nbtools.read_progress(path)
+    monkeypatch.setenv(reporter.PROGRESS_ENV, str(path))
+    reporter.progress("fine-tuning mnli", ckpt="step424000", task="mnli", run=0, phase="train")
+    reporter.progress("evaluating the mnli model", ckpt="step424000", task="mnli", run=0, phase="evaluate")
+    events = reporter.read_progress(path)
     assert [(e["what"], e["ckpt"], e["phase"]) for e in events] == [
         ("fine-tuning mnli", "step424000", "train"), ("evaluating the mnli model", "step424000", "evaluate")]
     assert events[0]["t"] <= events[1]["t"] and [p.name for p in tmp_path.iterdir()] == [path.name]
     with open(path, "a") as log:  # a line cut short by a kill (or being written) is left out, the rest read
         log.write('{"what": "evaluat')
-    assert nbtools.read_progress(path) == events and nbtools.read_progress(tmp_path / "none") == []
+    assert reporter.read_progress(path) == events and reporter.read_progress(tmp_path / "none") == []
 
 
 def test_the_eta_follows_the_cost_models_timeline_and_the_observed_pace(monkeypatch):
@@ -62,9 +64,9 @@ def test_the_timeline_is_in_the_order_the_notebooks_run_their_work(monkeypatch):
     jobs = {nb.notebook: nb for nb in plan.notebook_jobs(profile)}
     # the order run_sft fine-tunes in: checkpoint by checkpoint, each checkpoint's tasks (the plan lists task by task)
     ran = []
-    monkeypatch.setattr(pipeline, "checkpoints", lambda prof, ckpt="all": [SimpleNamespace(label=c)
+    monkeypatch.setattr(model_jobs, "checkpoints", lambda prof, ckpt="all": [SimpleNamespace(label=c)
                                                                            for c in prof.ckpts])
-    monkeypatch.setattr(pipeline, "_fine_tune_and_evaluate",
+    monkeypatch.setattr(model_jobs, "_fine_tune_and_evaluate",
                         lambda prof, job, point, progress: ran.append((job.ckpt, job.task)) or [])
     pipeline.run_sft(profile, progress=False)
     timeline = cost.job_timeline(profile, jobs["sft"])
@@ -90,8 +92,9 @@ def test_a_gpu_profile_is_refused_before_any_job_starts_on_a_machine_without_a_g
                                                                                    tmp_path, capsys):
     import dataclasses
 
-    from amuro_utils import paths, pipeline
-    from amuro_utils.profiles import PAPER
+    from amuro_utils import pipeline
+    from amuro_utils.config import paths
+    from amuro_utils.config.profiles import PAPER
 
     paper = dataclasses.replace(PAPER, ckpts=("step1000", "main"))  # two rungs: the plan's states are quick to read
     monkeypatch.setattr(paths, "RESULTS_ROOT", tmp_path / "results")
