@@ -224,6 +224,28 @@ def release_table(stem: str) -> pd.DataFrame:
     return stages.resolve(maker)(stats.Study(frames.load_frame(reference, items=True), reference))
 
 
+def sensitivity_settings(profile: Profile) -> str:
+    """One line: the sensitivity probe's settings, from the profile."""
+    probe = profile.sensitivity
+    return (f"Noise `{probe.scaling}`, magnitudes {', '.join(map(str, probe.magnitudes))}, {probe.seeds} noise seeds, "
+            f"{probe.tokens} held-out tokens in blocks of {probe.block}; {CONFIDENCE:.0%} intervals.")
+
+
+def sensitivity(rows: pd.DataFrame, profile: Profile) -> pd.DataFrame:
+    """The mean held-out-loss rise per (checkpoint, scaling, magnitude) with its interval (stats.sensitivity_table)."""
+    from . import stats
+
+    return stats.sensitivity_table(rows, profile).round(4)
+
+
+def best_probes(rows: pd.DataFrame) -> pd.DataFrame:
+    """The best layer's probe per (checkpoint, task) (stats.best_probe_rows), with chance, majority and the budget."""
+    from . import stats
+
+    best = stats.best_probe_rows(rows)
+    return best[["ckpt", "task", "layer", "accuracy", "chance", "majority", "n_train", "n_test", "C"]].round(3)
+
+
 def scoring(profile: Profile) -> str:
     """Markdown: how every model of the profile is scored (the paper's rules, with the profile's numbers)."""
     shots = profile.shots
@@ -252,5 +274,5 @@ def verdict_guide() -> str:
         "cells (constant predictors on the side where they make the statistic measure something else) make a "
         "verdict *uninformative*; one that a named defect decides is counted apart. The bands on the line figures "
         f"above are each cell's {level} interval from the same resamples; the bar figures draw the interval of the "
-        "very statistic a verdict judges. Definitions: `amuro_utils/verdicts/claims.py`, `amuro_utils/stats/spine.py`; every claim, "
+        "very statistic a verdict judges. Definitions: `amuro_utils/verdicts/claims.py`, `amuro_utils/stats/`; every claim, "
         "and each rule's measured error rate at its boundary: `figures/<profile>/claims.md`, `calibration.md`.")

@@ -39,7 +39,7 @@ make_figures: bool = True  # False for per-checkpoint cluster jobs; a final job 
 import pandas as pd
 from IPython.display import Markdown, display
 
-from amuro_utils import pipeline, show, stats
+from amuro_utils import pipeline, show
 
 prof = pipeline.setup(profile, results_source, overrides)
 print(prof.description)
@@ -83,12 +83,9 @@ for plan_ in prof.tasks:  # the last checkpoint's outputs against gold on each t
 # grows along the ladder.
 
 # %%
-probe_settings = prof.sensitivity
-display(Markdown(f"Noise `{probe_settings.scaling}`, magnitudes {', '.join(map(str, probe_settings.magnitudes))}, "
-                 f"{probe_settings.seeds} noise seeds, {probe_settings.tokens} held-out tokens in blocks of "
-                 f"{probe_settings.block}; {stats.CONFIDENCE:.0%} intervals."))
+display(Markdown(show.sensitivity_settings(prof)))
 sens = pipeline.sensitivity(prof, ckpt=ckpt, enabled=sensitivity)
-stats.sensitivity_table(sens, prof).round(4)
+show.sensitivity(sens, prof)
 
 # %% [markdown]
 # ## What the base model already knows: linear probes (beyond the paper)
@@ -100,8 +97,7 @@ stats.sensitivity_table(sens, prof).round(4)
 # %%
 probe_rows = pipeline.probes(prof, ckpt=ckpt, enabled=probes)
 if len(probe_rows):
-    best = stats.best_probe_rows(probe_rows)
-    display(best[["ckpt", "task", "layer", "accuracy", "chance", "majority", "n_train", "n_test", "C"]].round(3))
+    display(show.best_probes(probe_rows))
 
 # %% [markdown]
 # ## Figure 2

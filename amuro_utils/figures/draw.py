@@ -114,7 +114,7 @@ def draw(profile: Profile, notebook: str, *, overlay_paper: bool = False, enable
     source = (source_words(profile) if not runs_models(profile) else
               f"{len(df)} records ({', '.join(stage.record_reads)}) made under today's settings")
     note = " ".join([f"Figures of {notebook} drawn from {source}."] + notes)
-    print(note)
+    reporter.say(note)
     return Drawn(files, tables, note, built[profile.method], inputs, built)
 
 

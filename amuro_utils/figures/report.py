@@ -15,6 +15,7 @@ import re
 from pathlib import Path
 
 from ..config.paths import figures_dir, results_dir
+from ..store import artifacts
 from ..study import stages
 
 # Which figure and table files belong to which notebook, by their stems' prefixes (one section per notebook).
@@ -58,7 +59,7 @@ def render_notebooks(profile_name: str, out: Path) -> list[Path]:
         body, _ = exporter.from_filename(str(path))
         target.mkdir(parents=True, exist_ok=True)
         written.append(target / f"{path.stem}.html")
-        written[-1].write_text(body, encoding="utf-8")
+        artifacts.atomic_write(written[-1], body)
     return written
 
 
@@ -88,7 +89,7 @@ def write_report(profile_name: str, *, notebooks: bool = True, scorecard: bool =
     claims_md = out / "claims.md"
     if claims_md.is_file():
         text = claims_md.read_text(encoding="utf-8")
-        (out / "claims.html").write_text(_page(f"Scorecard — {profile_name}", _markdown(text)), encoding="utf-8")
+        artifacts.atomic_write(out / "claims.html", _page(f"Scorecard — {profile_name}", _markdown(text)))
         headline = re.search(r"^Verdicts: .*$", text, flags=re.MULTILINE)
         parts.append("<h2>The scorecard</h2>")
         if headline:
@@ -98,8 +99,7 @@ def write_report(profile_name: str, *, notebooks: bool = True, scorecard: bool =
         calibration = out / "calibration.md"
         if calibration.is_file():
             text = calibration.read_text(encoding="utf-8")
-            (out / "calibration.html").write_text(_page(f"Calibration — {profile_name}", _markdown(text)),
-                                                  encoding="utf-8")
+            artifacts.atomic_write(out / "calibration.html", _page(f"Calibration — {profile_name}", _markdown(text)))
             verdict = re.search(r"^A rule is calibrated when .*$", text, flags=re.MULTILINE)
             parts.append('<p><a href="calibration.html">How often each verdict rule is wrong at its boundary</a> '
                          '(simulated with this source\'s noise; also <a href="calibration.csv">calibration.csv</a>)'
@@ -107,8 +107,8 @@ def write_report(profile_name: str, *, notebooks: bool = True, scorecard: bool =
         for stem, what in EXTRA_PAGES:
             page = out / f"{stem}.md"
             if page.is_file():
-                (out / f"{stem}.html").write_text(_page(f"{what} — {profile_name}",
-                                                        _markdown(page.read_text(encoding="utf-8"))), encoding="utf-8")
+                artifacts.atomic_write(out / f"{stem}.html", _page(f"{what} — {profile_name}",
+                                                                   _markdown(page.read_text(encoding="utf-8"))))
                 parts.append(f'<p><a href="{stem}.html">{html.escape(what)}</a> (also <a href="{stem}.csv">'
                              f'{stem}.csv</a>)</p>')
     elif scorecard:
@@ -139,7 +139,7 @@ def write_report(profile_name: str, *, notebooks: bool = True, scorecard: bool =
             f'<li><a href="notebooks/{html.escape(p.name)}">{html.escape(p.stem)}</a></li>' for p in rendered)
             + "</ul>")
     index = out / "index.html"
-    index.write_text(_page(f"Amuro & Char — {profile_name}", "\n".join(parts)), encoding="utf-8")
+    artifacts.atomic_write(index, _page(f"Amuro & Char — {profile_name}", "\n".join(parts)))
     return index
 
 

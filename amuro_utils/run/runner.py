@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..config import reporter
 from ..config.paths import REPO_ROOT, figures_dir, results_dir
 from ..config.profiles import Profile, runs_models
 from ..models import ladder
@@ -372,14 +373,6 @@ class _Watch:
         eta = self.eta(event, now)
         return text if eta is None else f"{text}, ETA {_duration(eta)}"
 
-
-def _log_event(progress, what: str) -> None:
-    """Start (a fresh log) or end a job's progress log (reporter.progress) with the runner's own event: the log of a
-    finished job is a recorded progress sequence, start to end."""
-    with open(progress, "w" if what == "job started" else "a") as handle:
-        handle.write(json.dumps({"what": what, "t": time.time()}) + "\n")
-
-
 def run_job(profile: Profile, job: plan.NotebookJob, state: JobState | None = None) -> bool:
     """Run one papermill job unless it is done; mark it finished on success. False (after printing the failing
     cell's error) when its notebook fails. run_all.sh and every SLURM array task run jobs through this.
@@ -390,19 +383,19 @@ def run_job(profile: Profile, job: plan.NotebookJob, state: JobState | None = No
 
     state = state or job_state(profile, job)
     if state.state == "done":
-        print(f"== {job.id}: done earlier, skipped", flush=True)
+        reporter.say(f"== {job.id}: done earlier, skipped")
         return True
     if state.state == "stale":
-        print(f"== {job.id}: stale ({'; '.join(state.why)}), running again", flush=True)
+        reporter.say(f"== {job.id}: stale ({'; '.join(state.why)}), running again")
     out_dir = results_dir(profile.name) / "notebooks"
     out_dir.mkdir(parents=True, exist_ok=True)
     output, log, progress = (out_dir / f"{job.id}{ext}" for ext in (".ipynb", ".log", ".progress.jsonl"))
-    _log_event(progress, "job started")
+    reporter.log_event(progress, "job started")
     args = [sys.executable, "-m", "papermill", f"notebooks/{job.notebook}.ipynb", str(output)]
     for name, value in job.params:
         args += ["-p", name, value]
     args += ["--log-level", "WARNING", "--no-progress-bar", "--stderr-file", str(out_dir / f"{job.id}.stderr.log")]
-    print(f"== {job.id}: papermill notebooks/{job.notebook}.ipynb {output} {job.papermill_args()}", flush=True)
+    reporter.say(f"== {job.id}: papermill notebooks/{job.notebook}.ipynb {output} {job.papermill_args()}")
     t0, watch = time.perf_counter(), _Watch(profile, job)
     with open(log, "w") as sink:
         proc = subprocess.Popen(args, cwd=REPO_ROOT, stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT,
@@ -414,18 +407,18 @@ def run_job(profile: Profile, job: plan.NotebookJob, state: JobState | None = No
             for event in events[seen:]:
                 line = watch.line(event)
                 if line:
-                    print(line, flush=True)
+                    reporter.say(line)
             seen = max(seen, len(events))
     if proc.returncode != 0:
-        print(f"!! notebook '{job.notebook}' failed (job {job.id}). The partial executed notebook is {output}; "
-              f"papermill's output: {log};\n"
-              f"!! the failing cell's error:\n{cell_error(output) if output.exists() else 'no notebook written'}",
-              file=sys.stderr, flush=True)
+        reporter.say(f"!! notebook '{job.notebook}' failed (job {job.id}). The partial executed notebook is {output}; "
+                     f"papermill's output: {log};\n"
+                     f"!! the failing cell's error:\n{cell_error(output) if output.exists() else 'no notebook written'}",
+                     error=True)
         return False
     seconds = time.perf_counter() - t0
-    _log_event(progress, "job finished")
+    reporter.log_event(progress, "job finished")
     write_marker(profile, job, seconds)
-    print(f"== {job.id}: finished in {_duration(seconds)}", flush=True)
+    reporter.say(f"== {job.id}: finished in {_duration(seconds)}")
     return True
 
 
@@ -445,23 +438,22 @@ def run(profile: Profile, *, over_budget: bool = False) -> int:
         line = cost.check_budget(profile)
     except cost.BudgetError as err:
         if not over_budget:
-            print(f"!! {err}", file=sys.stderr, flush=True)
+            reporter.say(f"!! {err}", error=True)
             return 2
         line = f"{err.args[0]} Running anyway (--over-budget)."
     if line:
-        print(f"== {line}", flush=True)
+        reporter.say(f"== {line}")
     # every notebook's set-up would refuse a GPU profile on a machine without one: refuse the plan before any job
     refusal = None if cost.force_cpu() else cost.gpu_refusal(profile)
     if refusal and unfinished_jobs(profile):
-        print(f"!! {refusal}", file=sys.stderr, flush=True)
+        reporter.say(f"!! {refusal}", error=True)
         return 2
     start_all = time.perf_counter()
     for job in plan.notebook_jobs(profile):
         if not run_job(profile, job):
             return 1
-    print(f"== all jobs of profile '{profile.name}' finished in {_duration(time.perf_counter() - start_all)}",
-          flush=True)
-    print(summary(profile), flush=True)
+    reporter.say(f"== all jobs of profile '{profile.name}' finished in {_duration(time.perf_counter() - start_all)}")
+    reporter.say(summary(profile))
     return 0
 
 

@@ -51,8 +51,7 @@ from ..config import paths
 from ..config.paths import results_dir
 from ..config.profiles import Profile
 from ..models.ladder import get_ladder
-from ..study import cost, overrides, plan
-from ..study import stages as registry
+from ..study import cost, overrides, plan, stages as registry
 from . import runner
 
 FIGURES, ANALYSIS = "figures", "analysis"

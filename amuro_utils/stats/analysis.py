@@ -128,3 +128,16 @@ def chance_level(dataset, examples=None) -> float | None:
     if dataset.kind == "multiple_choice" and examples:
         return float(np.mean([1.0 / len(ex["choices"]) for ex in examples]))
     return None
+
+
+def cross_task_groups(profile: Profile) -> dict[str, list]:
+    """Fig. 6's two directions: {'Class→Gen': pairs, 'Gen→Class': pairs}."""
+    return {"Class→Gen": class_to_gen_pairs(profile), "Gen→Class": gen_to_class_pairs(profile)}
+
+
+def forgetting_groups(profile: Profile) -> dict[str, list]:
+    """Claim A3's groups, every group of pairs where a model is scored off its own task or domain: Class→Gen,
+    Gen→Class (Fig. 6) and each OOD group of Fig. 7 ("OOD NLI", …)."""
+    groups = cross_task_groups(profile)
+    groups.update({f"OOD {k}": v for k, v in ood_groups(profile).items()})
+    return groups

@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 
 from ..store.results import metric_kind
-from . import spine as stats
+from .. import stats
 
 CELL_KEY = ("eval_set", "fine_tune", "ckpt", "format")
 

@@ -169,7 +169,8 @@ def current_artifacts(profile: Profile, kind: str, kinds: tuple[str, ...] = stag
     return found, notes
 
 
-def _sensitivity_frame(stored: dict) -> pd.DataFrame:
+def sensitivity_rows_of(stored: dict) -> pd.DataFrame:
+    """A checkpoint's stored sensitivity rows (study.jobs.sensitivity's artifact) as a frame, with its step."""
     frame = pd.DataFrame(stored["rows"], columns=list(probe.FRAME_COLUMNS))
     frame["block_deltas"] = [np.asarray(d, dtype=float) for d in frame["block_deltas"]]
     frame.insert(0, "step", stored["step"])
@@ -188,7 +189,7 @@ def sensitivity_rows(profile: Profile) -> pd.DataFrame:
     """The current sensitivity rows of the study's checkpoints (nothing is computed; empty if none); attrs: the
     identity hashes read and what was left out (stale rows)."""
     found, notes = current_artifacts(profile, "sensitivity", ("base",))
-    return _frames([_sensitivity_frame(stored) for _, stored in found], ["ckpt", "step", *probe.FRAME_COLUMNS],
+    return _frames([sensitivity_rows_of(stored) for _, stored in found], ["ckpt", "step", *probe.FRAME_COLUMNS],
                    [digest for digest, _ in found], notes)
 
 
@@ -238,7 +239,8 @@ def forgetting_frame(profile: Profile) -> pd.DataFrame:
 # beyond the paper: linear probes per rung, records along fine-tuning
 
 
-def _probe_frame(stored: dict) -> pd.DataFrame:
+def probe_rows_of(stored: dict) -> pd.DataFrame:
+    """A checkpoint's stored probe rows (study.jobs.probes' artifact) as a frame, with its step."""
     frame = pd.DataFrame(stored["rows"], columns=list(probes_module.PROBE_COLUMNS))
     frame["scores"] = [np.asarray(v, dtype=float) for v in frame["scores"]]
     frame["C"] = pd.to_numeric(frame["C"], errors="coerce")
@@ -255,7 +257,7 @@ def probe_frame(profile: Profile) -> pd.DataFrame:
     probes.PROBE_COLUMNS (scores: per held-out item, np.ndarray); attrs: the identity hashes read, what was left
     out."""
     found, notes = current_artifacts(profile, "probes", ("base",))
-    return _frames([_probe_frame(stored) for _, stored in found], PROBE_FRAME_COLUMNS,
+    return _frames([probe_rows_of(stored) for _, stored in found], PROBE_FRAME_COLUMNS,
                    [digest for digest, _ in found], notes)
 
 

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from ..config import reporter
 from ..config.profiles import Profile, get_profile
 from ..data import tasks
 from ..models import ladder
@@ -429,14 +430,14 @@ def run_check(profile: Profile, *, rows: int = ROWS, allow_unpinned: bool | None
     """Print the dataset pins and the preflight table of a profile; 0 when everything is ok, 1 otherwise
     (run_all.sh --check)."""
     if not plan.jobs(profile):
-        print(f"profile {profile.name!r} runs no model and reads no dataset: nothing to check")
+        reporter.say(f"profile {profile.name!r} runs no model and reads no dataset: nothing to check")
         return 0
-    print(f"Preflight of profile {profile.name!r}: every checkpoint and dataset split it reads ({rows} rows per "
-          f"split; dataset pins: {tasks.PINS_FILE})", flush=True)
+    reporter.say(f"Preflight of profile {profile.name!r}: every checkpoint and dataset split it reads ({rows} rows per "
+                 f"split; dataset pins: {tasks.PINS_FILE})")
     if profile.data_source == "hub":
-        print(pin_report(profile_sets(profile), allow_unpinned=_allowed(allow_unpinned)), flush=True)
+        reporter.say(pin_report(profile_sets(profile), allow_unpinned=_allowed(allow_unpinned)))
     findings = check(profile, rows=rows, allow_unpinned=allow_unpinned)
-    print(table(findings))
+    reporter.say(table(findings))
     return 0 if all(f.ok for f in findings) else 1
 
 

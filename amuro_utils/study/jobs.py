@@ -33,10 +33,10 @@ from ..store import artifacts, identity, results
 from . import plan, stages
 from .frames import (
     PROBE_FRAME_COLUMNS,
-    _probe_frame,
-    _sensitivity_frame,
     model_identity,
+    probe_rows_of,
     runs_models,
+    sensitivity_rows_of,
     source_words,
     store,
 )
@@ -342,7 +342,7 @@ def _save_weights(profile: Profile, ckpt: ladder.Checkpoint, spec: FineTune, sav
     out = plan.weights_dir(profile, ckpt.label, spec)
     with artifacts.atomic_folder(out) as folder:
         save(folder)
-        (folder / "train_log.json").write_text(json.dumps(train_log))
+        artifacts.atomic_write(folder / "train_log.json", json.dumps(train_log))
         artifacts.write(folder, folder / artifacts.DONE, plan.weights_identity(profile, ckpt, spec),
                         {"summary": summary, "provenance": provenance})
     return out
@@ -640,7 +640,7 @@ def sensitivity(profile: Profile, ckpt="all", *, enabled: bool = True, progress:
             _write_sensitivity(profile, point, rows, _provenance(profile, loaded, None))
             _release(loaded)
             stored = artifacts.read(path)[0]  # as stored: the same frame whether computed now or read back
-        frames.append(_sensitivity_frame(stored))
+        frames.append(sensitivity_rows_of(stored))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
 
 
@@ -671,5 +671,5 @@ def probes(profile: Profile, ckpt="all", *, enabled: bool = True) -> pd.DataFram
                                            "rows": rows.assign(scores=[s.tolist() for s in rows["scores"]]).to_dict("records")})
             _release(loaded)
             stored = artifacts.read(path)[0]  # as stored: the same frame whether computed now or read back
-        frames.append(_probe_frame(stored))
+        frames.append(probe_rows_of(stored))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(PROBE_FRAME_COLUMNS))

@@ -166,11 +166,9 @@ def measure(study: Study, g, name: str, task, ckpt: str) -> np.ndarray | None:
 
 
 def _target(g, task, ckpt: str, target: str):
-    tuned = g("perf", task.primary, task.name, ckpt, "default")
-    if target == "fine_tuned" or tuned is None:
-        return tuned
-    base = g("perf", task.primary, "base", ckpt, "default")
-    return None if base is None else tuned - base
+    if target == "fine_tuned":
+        return g("perf", task.primary, task.name, ckpt, "default")
+    return stats.gain(lambda *key: g("perf", *key), task.primary, task.name, ckpt)
 
 
 def _predictor(study: Study, name: str, target: str, within_task: bool = False):

@@ -38,6 +38,7 @@ import pandas as pd
 from .. import stats
 from ..config.profiles import Profile, ckpt_step, get_profile
 from ..stats import analysis
+from ..store import artifacts
 from ..study import plan
 from . import claims
 
@@ -715,7 +716,7 @@ def write_calibration(table: pd.DataFrame, profile: Profile, command: str = "",
                   "| part | units resampled | supported | contradicted | inconclusive |", "|---|---|---|---|---|"]
         lines += [f"| {r.id} | {r.units} | {_pct(r.supported)} | {_pct(r.contradicted)} | {_pct(r.inconclusive)} |"
                   for r in random_units.itertuples(index=False)]
-    paths[1].write_text("\n".join(lines) + "\n", encoding="utf-8")
+    artifacts.atomic_write(paths[1], "\n".join(lines) + "\n")
     return paths
 
 

@@ -394,13 +394,10 @@ def _ckpt_units(study: Study, pairs, relative: bool = False):
 
 
 def _ratio_of_means(pairs, ckpts):
-    """(mean fine-tuned − mean base) / mean base over the (pair, checkpoint) rows, in %: the MRC's other reading."""
+    """The MRC's other reading over the (pair, checkpoint) rows (stats.ratio_of_means)."""
     def compute(g, w):
         rows = stats.gain_rows(g, w, pairs, ckpts)
-        gain = wmean([(r[2], r[4]) for r in rows], "(pair, checkpoint) with both rows")
-        base = wmean([(r[3], r[4]) for r in rows], "(pair, checkpoint) with both rows")
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return 100 * gain / base, [f"{len(rows)} rows"]
+        return stats.ratio_of_means(rows), [f"{len(rows)} rows"]
     return compute
 
 
@@ -647,15 +644,10 @@ def claim_b4(study: Study) -> list[Part]:
             return change, [f"checkpoints {', '.join(by_ckpt)}"]
         return compute
 
-    def window_mean(g, w, ckpts, relative):
-        by_ckpt = stats.gain_by_ckpt(g, w, pairs, ckpts, relative=relative)
-        return wmean([(v, w("ckpt", c, ckpts)) for c, v in by_ckpt.items()], f"gain at checkpoints {ckpts}",
-                     nan_ok=True)
-
     def early_minus_late(relative=False):
         def compute(g, w):
             _require_window(study, early, "before", PLATEAU_FRACTION)
-            e, lt = window_mean(g, w, early, relative), window_mean(g, w, late, relative)
+            e, lt = (stats.window_gain(g, w, pairs, window, relative) for window in (early, late))
             return e - lt, [f"early {', '.join(early)}: {_fmt(e[0])}; late: {_fmt(lt[0])}"]
         return compute
 
@@ -860,15 +852,8 @@ def claim_s1(study: Study) -> list[Part]:
         magnitudes = sorted(frame.loc[frame["scaling"] == scaling, "magnitude"].unique())
 
         def compute(g, w, scaling=scaling, magnitudes=magnitudes, last_minus_first=False):
-            changes = []
-            for m in magnitudes:
-                at = lambda c, m=m: g(scaling, m, c)  # noqa: E731
-                change = (stats.end_to_end(study, w, at, study.ladder) if last_minus_first
-                          else stats.trend(study, g, w, at, study.ladder))
-                if change is not None:
-                    changes.append((f"{m:g}", change))
-            return wmean([(v, 1.0) for _, v in changes], "magnitude with 2 checkpoints"), \
-                [f"per magnitude: {_labelled(changes)}"]
+            mean, changes = stats.sensitivity_change(study, g, w, scaling, magnitudes, last_minus_first)
+            return mean, [f"per magnitude: {_labelled(changes)}"]
 
         parts.append(Part(
             "S1" if len(frame["scaling"].unique()) == 1 else f"S1-{scaling}",
@@ -904,9 +889,7 @@ def claim_s2(study: Study) -> list[Part]:
     absent = [b for b in SPRINGER_BENCHMARKS if b not in have]
 
     def diffs(g, w):
-        cells = {b: (g(b, it, early, "default"), g(b, it, late, "default")) for b in sets}
-        return [(b, after - before, w("set", b, sets)) for b, (before, after) in cells.items()
-                if before is not None and after is not None]
+        return stats.change_between(g, w, sets, it, early, late)
 
     def compute(g, w):
         found = diffs(g, w)
@@ -1594,7 +1577,7 @@ def _definitions(table: pd.DataFrame | None = None) -> str:
              f"{stats.MIN_VALID_SHARE:.0%} valid resamples no interval (inconclusive, said in the note); where a "
              f"tail would hold fewer than {stats.MIN_TAIL} resamples (a Bonferroni level), the normal interval "
              "point ± z × resample sd. The figures and tables draw the first interval of the same statistic "
-             "(amuro_utils/stats/spine.py).",
+             "(amuro_utils/stats/).",
              "",
              f"Power: `mde` is how far inside the claim's side a true value must lie to be supported {POWER:.0%} of "
              "the time under this design's noise (normal approximation from the resampled standard error; for an "

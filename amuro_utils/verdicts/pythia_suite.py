@@ -43,6 +43,7 @@ from ..data import tasks
 from ..figures import plots, report
 from ..models import lmeval
 from ..stats import Unmeasurable, analysis, wmean
+from ..store import artifacts
 from . import claims
 
 NAME = "pythia-ladders"  # its folder: figures/pythia_ladders/
@@ -450,12 +451,12 @@ def write(out_name: str = NAME, n_boot: int = stats.N_BOOT) -> dict:
     snr = snr_table()
     out = figures_dir(out_name)
     out.mkdir(parents=True, exist_ok=True)
-    b1.to_csv(out / "ladders_b1_long.csv", index=False)  # every column; the report shows the wide table
+    artifacts.atomic_write(out / "ladders_b1_long.csv", b1.to_csv(index=False))  # every column; the report shows the wide table
     plots.write_table(b1_wide(b1), out_name, "ladders_b1")
     plots.write_table(per_ladder, out_name, "ladders_L1_per_ladder")
-    table.to_csv(out / "ladders_questions.csv", index=False)
-    (out / "ladders_questions.md").write_text(questions_markdown(table), encoding="utf-8")
-    snr.to_csv(out / "ladders_snr_long.csv", index=False)
+    artifacts.atomic_write(out / "ladders_questions.csv", table.to_csv(index=False))
+    artifacts.atomic_write(out / "ladders_questions.md", questions_markdown(table))
+    artifacts.atomic_write(out / "ladders_snr_long.csv", snr.to_csv(index=False))
     for column, what in (("snr", "step256–step143000"), ("late_snr", "from 46 % of pre-training on")):
         wide = snr_wide(snr, column)
         wide.attrs["caption"] = (f"Signal-to-noise per benchmark and ladder, {what}: the spread (max − min) of "

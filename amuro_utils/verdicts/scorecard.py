@@ -208,7 +208,7 @@ class BeyondRun:
                    "figB_converge": (self.converged, "no fine-tune-to-convergence records (./run_all.sh --set "
                                                      "converge=true)")}.get(stem)
         if lacking is not None and lacking[0] is None:
-            print(f"{stem} not drawn: {lacking[1]}.")
+            reporter.say(f"{stem} not drawn: {lacking[1]}.")
             return []
         what = {"study": (self.study,), "studies": (self.study, self.converged)}.get(source, (self.table,))
         return plots.save(stages.resolve(maker)(*what, self.profile), self.profile, stem)
@@ -254,5 +254,5 @@ def beyond_run(profile: Profile, inputs: dict | None = None, built: dict | None 
     source = (source_words(profile) if not runs_models(profile) else
               f"{len(inputs['dynamics'])} rows along fine-tuning, {len(inputs['probes'])} probe rows and {len(df)} "
               f"records ({', '.join(sorted(set(df['schedule'])))} schedule) made under today's settings")
-    print(" ".join([f"Figures of beyond drawn from {source}."] + notes))
+    reporter.say(" ".join([f"Figures of beyond drawn from {source}."] + notes))
     return BeyondRun(profile, study, stored_beyond_table(profile, inputs, built), notes, converged, inputs, built)
