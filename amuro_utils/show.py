@@ -11,9 +11,9 @@ import textwrap
 
 import pandas as pd
 
+from . import stats
 from .config.profiles import FineTune, Profile, runs_models
 from .data import tasks
-from .stats import CONFIDENCE
 from .study import plan
 
 SNIPPET = 600  # characters of a long text shown before "…"
@@ -213,7 +213,6 @@ def sets(profile: Profile) -> pd.DataFrame:
 def release_table(stem: str) -> pd.DataFrame:
     """A notebook's table (by its stem in the stage registry, e.g. 'mrc_cross_task') computed from the authors'
     released numbers, for a notebook to state the paper's values beside its own."""
-    from . import stats
     from .config.profiles import get_profile
     from .study import frames, stages
 
@@ -228,20 +227,16 @@ def sensitivity_settings(profile: Profile) -> str:
     """One line: the sensitivity probe's settings, from the profile."""
     probe = profile.sensitivity
     return (f"Noise `{probe.scaling}`, magnitudes {', '.join(map(str, probe.magnitudes))}, {probe.seeds} noise seeds, "
-            f"{probe.tokens} held-out tokens in blocks of {probe.block}; {CONFIDENCE:.0%} intervals.")
+            f"{probe.tokens} held-out tokens in blocks of {probe.block}; {stats.CONFIDENCE:.0%} intervals.")
 
 
 def sensitivity(rows: pd.DataFrame, profile: Profile) -> pd.DataFrame:
     """The mean held-out-loss rise per (checkpoint, scaling, magnitude) with its interval (stats.sensitivity_table)."""
-    from . import stats
-
     return stats.sensitivity_table(rows, profile).round(4)
 
 
 def best_probes(rows: pd.DataFrame) -> pd.DataFrame:
     """The best layer's probe per (checkpoint, task) (stats.best_probe_rows), with chance, majority and the budget."""
-    from . import stats
-
     best = stats.best_probe_rows(rows)
     return best[["ckpt", "task", "layer", "accuracy", "chance", "majority", "n_train", "n_test", "C"]].round(3)
 
@@ -262,7 +257,7 @@ def verdict_guide() -> str:
     """Markdown: how to read the verdict tables every notebook ends with (numbers from claims and stats)."""
     from .verdicts.claims import POWER
 
-    level, power = (f"{x:.0%}".replace("%", " %") for x in (CONFIDENCE, POWER))
+    level, power = (f"{x:.0%}".replace("%", " %") for x in (stats.CONFIDENCE, POWER))
     return (
         "The claims of both papers that these figures bear on, judged on this run's own records. A verdict on one "
         f"statistic rests on its {level} interval, resampling the units the claim ranges over (task pairs, sets, "

@@ -248,30 +248,41 @@ class CellsUnion:
         return bank.sources(rest)
 
 
+def _evaluate(cells: Cells, compute, resample, exclude, leave, accept):
+    """`compute(g, w)` with unit weights 1, its result checked by `accept(result, notes)` (which raises Unmeasurable,
+    given the missing cells), then again with the `resample` dimensions bootstrapped where one of them has more than
+    one unit (else None): (view, weights, accepted, result with the units resampled or None, notes)."""
+    n_cols = cells.n_boot + 1
+    view, w = View(cells, exclude), Weights(n_cols, (), cells.seed, leave)
+    try:
+        result, notes = compute(view, w)
+        accepted = accept(result, notes)
+    except Unmeasurable as err:
+        err.missing = list(view.missing)
+        raise
+    again = None
+    if any(d in resample and len(labels) > 1 for d, labels in w.seen.items()):
+        again, _ = compute(View(cells, exclude), Weights(n_cols, resample, cells.seed, leave, w.seen))
+    return view, w, accepted, again, notes
+
+
 def estimate_units(cells: Cells, compute, resample=(), *, exclude=frozenset(), leave: tuple | None = None,
                    measurement: bool = True) -> UnitsEstimate:
     """Evaluate `compute(g, w) -> ([(label, vector, weight)], notes)`, one vector per unit of a quantified claim, as
     `estimate` does (weights 1, then the `resample` dimensions bootstrapped within each unit). A unit whose weight
     at the point is 0 (left out) or whose point is not finite is dropped. Raises Unmeasurable with no unit left."""
-    n_cols = cells.n_boot + 1
-    view, w = View(cells, exclude), Weights(n_cols, (), cells.seed, leave)
-
     def kept(terms):
         return {label: np.asarray(vec, dtype=float) for label, vec, weight in terms
                 if vec is not None and np.asarray(weight).flat[0] > 0 and np.isfinite(np.asarray(vec)[0])}
 
-    try:
-        terms, notes = compute(view, w)
+    def accept(terms, notes):
         points = kept(terms)
         if not points:
             raise Unmeasurable("; ".join(notes) or "no unit")
-    except Unmeasurable as err:
-        err.missing = list(view.missing)
-        raise
-    resampled = points
-    if any(d in resample and len(labels) > 1 for d, labels in w.seen.items()):
-        again, _ = compute(View(cells, exclude), Weights(n_cols, resample, cells.seed, leave, w.seen))
-        resampled = kept(again)
+        return points
+
+    view, w, points, again, notes = _evaluate(cells, compute, resample, exclude, leave, accept)
+    resampled = points if again is None else kept(again)
     used = list(view.used)
     per_unit = [UnitEstimate(str(label), float(vec[0]), resampled[label][1:],
                              vec[1:] if measurement else np.full(cells.n_boot, np.nan))
@@ -285,18 +296,13 @@ def estimate(cells: Cells, compute, resample=(), *, exclude=frozenset(), leave: 
     """Evaluate `compute(g, w) -> (vector, notes)` with unit weights 1 (point and measurement resamples) and with
     the `resample` dimensions bootstrapped (the default interval). `leave` drops one unit from both; `exclude`
     hides cells. Raises Unmeasurable when the cells it needs are missing."""
-    n_cols = cells.n_boot + 1
-    view, w = View(cells, exclude), Weights(n_cols, (), cells.seed, leave)
-    try:
-        vec, notes = compute(view, w)
+    def accept(vec, notes):
         if vec is None or not np.isfinite(vec[0]):
             raise Unmeasurable("; ".join(notes) or "no value")
-    except Unmeasurable as err:
-        err.missing = list(view.missing)
-        raise
-    units_vec = vec
-    if any(d in resample and len(labels) > 1 for d, labels in w.seen.items()):
-        units_vec, _ = compute(View(cells, exclude), Weights(n_cols, resample, cells.seed, leave, w.seen))
+        return vec
+
+    view, w, vec, again, notes = _evaluate(cells, compute, resample, exclude, leave, accept)
+    units_vec = vec if again is None else again
     used = list(view.used)
     return Estimate(float(vec[0]), np.asarray(units_vec[1:], dtype=float),
                     np.asarray(vec[1:], dtype=float) if measurement else np.full(cells.n_boot, np.nan),

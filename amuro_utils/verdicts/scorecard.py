@@ -57,11 +57,12 @@ def verdicts(profile: Profile, notebook: str, drawn=None) -> str:
              for method in profile.methods if stage.claims]
     if "scorecard" in stage.writes:
         complete = set(SCORECARD_READS) <= set(stage.reads)  # else the scorecard loads what it reads itself
-        paths = scorecard(profile, inputs if complete else None, built if complete else None)
+        tables = judged(profile, inputs if complete else None, built if complete else None)
+        paths = _write_files(profile, tables)
         if _judges_beyond(inputs):
             from . import beyond
 
-            parts.append(beyond.section_markdown(stored_beyond_table(profile, inputs, built)))
+            parts.append(beyond.section_markdown(tables[BEYOND_STEM]))
         parts.append(f"The whole scorecard: `{next(p for p in paths if p.name == 'claims.md')}`")
     return "\n\n".join(parts)
 
@@ -96,13 +97,7 @@ def beyond_studies(profile: Profile, inputs: dict, built: dict | None = None) ->
 def stored_beyond_table(profile: Profile, inputs: dict | None = None, built: dict | None = None) -> pd.DataFrame:
     """The questions beyond the paper judged on this run (beyond.evaluate), as the scorecard stores them (judged
     first if the stored scorecard is not current)."""
-    from . import claims
-
-    scorecard(profile, inputs, built)
-    stored = artifacts.read(plan.scorecard_path(profile))[0]["tables"][BEYOND_STEM]
-    table = pd.DataFrame(stored["rows"], columns=[*claims.SCORECARD_COLUMNS, "hypothesis"])
-    table.attrs.update(stored["attrs"])
-    return table
+    return judged(profile, inputs, built)[BEYOND_STEM]
 
 
 def _left_out_lines(inputs: dict) -> dict[str, list[str]]:
@@ -128,6 +123,13 @@ def scorecard(profile: Profile, inputs: dict | None = None, built: dict | None =
     claims.csv (other methods: claims_<method>.*) from it, claims.md ending with the "Beyond the paper" section, and
     beyond.md / beyond.csv. Rows left out (stale sensitivity or forgetting rows) are named in the notes of the claims
     that read them. `built`: the studies of `inputs` (frames.studies), where built already."""
+    return _write_files(profile, judged(profile, inputs, built))
+
+
+def judged(profile: Profile, inputs: dict | None = None, built: dict | None = None) -> dict[str, pd.DataFrame]:
+    """The scorecard's tables (the claims per method, the readings, the questions beyond the paper) as stored under
+    the identity of what they were judged from: judged now (and stored) where the stored scorecard is not current,
+    read back otherwise. Nothing is written to figures/ (`scorecard` writes its files)."""
     from . import beyond, claims
 
     inputs = inputs or claim_inputs(profile)
@@ -163,6 +165,15 @@ def scorecard(profile: Profile, inputs: dict | None = None, built: dict | None =
                    list(claims.READING_COLUMNS) if stem == READINGS_STEM else list(claims.SCORECARD_COLUMNS))
         tables[stem] = pd.DataFrame(stored_table["rows"], columns=columns)
         tables[stem].attrs.update(stored_table["attrs"])
+    return tables
+
+
+def _write_files(profile: Profile, tables: dict[str, pd.DataFrame]) -> list[Path]:
+    """figures/<profile>/claims.md and .csv (other methods: claims_<method>.*), claims_readings.*, beyond.*, each
+    written once from the judged tables; claims.md ends with the readings' summary and the beyond section."""
+    from . import beyond, claims
+
+    tables = dict(tables)
     written, sections = [], []  # claims.md ends with the readings' summary and the questions beyond the paper
     readings_table, beyond_table = tables.pop(READINGS_STEM, None), tables.pop(BEYOND_STEM, None)
     if readings_table is not None and len(readings_table):  # beside the paper's metric: its own files
