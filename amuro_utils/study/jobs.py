@@ -605,10 +605,8 @@ def run_kind(profile: Profile, kind: str, ckpt="all", task: str = "all", *, prog
         return pd.DataFrame()
     rungs = spec.ckpts(profile)
     chosen = list(rungs) if str(ckpt) == "all" and rungs != tuple(profile.ckpts) else ckpt
-    names = None if task == "all" else {task}
-    rows = [outcome for point in checkpoints(profile, chosen)
-            for job in plan.jobs(profile) if job.kind == kind and job.ckpt == point.label
-            and (names is None or job.task in names)
+    made = [job for job in plan.jobs(profile) if job.kind == kind and task in ("all", job.task)]  # planned once
+    rows = [outcome for point in checkpoints(profile, chosen) for job in made if job.ckpt == point.label
             for outcome in _fine_tune_and_evaluate(profile, job, point, progress=progress)]
     return pd.DataFrame(rows)
 
